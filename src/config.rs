@@ -1,0 +1,403 @@
+//! `config.toml` (SPEC §4). Every key is optional; unknown keys are errors, so a typo is caught
+//! instead of silently doing nothing. Errors name the file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::frame::DEFAULT_MAX_FRAME_BYTES;
+
+pub const DEFAULT_AGENT: &str = "main";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub default_agent: Option<String>,
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+    #[serde(default)]
+    pub lanes: LanesConfig,
+    #[serde(default)]
+    pub socket: SocketConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Echo,
+    Exec,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Echo => "echo",
+            BackendKind::Exec => "exec",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecFormat {
+    /// stdout is the reply text.
+    #[default]
+    Text,
+    /// stdout is one JSON object per line (structured events).
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub backend: BackendKind,
+    /// `exec`: the program and its arguments, run once per turn.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub format: ExecFormat,
+    /// `exec`: extra environment for the command.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanesConfig {
+    pub main: u32,
+    pub subagent: u32,
+    pub cron: u32,
+}
+
+impl Default for LanesConfig {
+    fn default() -> Self {
+        LanesConfig {
+            main: 8,
+            subagent: 8,
+            cron: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocketConfig {
+    /// Octal file mode of the socket, e.g. "0600" (the default) or "0660".
+    pub mode: Option<String>,
+    /// Group to give the socket when opening it to other local users.
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest frame the daemon reads, in bytes.
+    pub max_frame_bytes: usize,
+    /// Runs waiting for a lane, per lane, before `busy`.
+    pub max_queued_runs: usize,
+    /// Runs queued behind one session's active run before `busy`.
+    pub max_queued_per_session: usize,
+    /// Grace between SIGTERM and SIGKILL when stopping an `exec` run.
+    pub kill_grace_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_queued_runs: 100_000,
+            max_queued_per_session: 1_000,
+            kill_grace_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the file; a missing file is the default config.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.validate(text, path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(text, &key),
+            key,
+            message,
+        };
+        for (id, agent) in &self.agents {
+            if id.is_empty() || id.contains(':') || id.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    format!("agents.{id}"),
+                    "an agent id must be non-empty, without ':' or spaces".into(),
+                ));
+            }
+            match agent.backend {
+                BackendKind::Exec => match &agent.command {
+                    Some(cmd) if !cmd.is_empty() && !cmd[0].is_empty() => {}
+                    _ => {
+                        return Err(invalid(
+                            format!("agents.{id}.command"),
+                            "the exec backend needs a command, e.g. command = [\"sh\", \"-c\", \"my-agent\"]".into(),
+                        ));
+                    }
+                },
+                BackendKind::Echo => {
+                    if agent.command.is_some() {
+                        return Err(invalid(
+                            format!("agents.{id}.command"),
+                            "the echo backend takes no command; set backend = \"exec\" to run one"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(default) = &self.default_agent
+            && default != DEFAULT_AGENT
+            && !self.agents.contains_key(default)
+        {
+            return Err(invalid(
+                "default_agent".into(),
+                format!("no agent \"{default}\" is configured; add an [agents.{default}] table"),
+            ));
+        }
+        for (name, cap) in [
+            ("main", self.lanes.main),
+            ("subagent", self.lanes.subagent),
+            ("cron", self.lanes.cron),
+        ] {
+            if cap == 0 {
+                return Err(invalid(
+                    format!("lanes.{name}"),
+                    "a lane needs a cap of at least 1".into(),
+                ));
+            }
+        }
+        if let Some(mode) = &self.socket.mode
+            && parse_mode(mode).is_none()
+        {
+            return Err(invalid(
+                "socket.mode".into(),
+                format!("\"{mode}\" is not an octal file mode like \"0600\" or \"0660\""),
+            ));
+        }
+        if self.limits.max_frame_bytes < 1024 {
+            return Err(invalid(
+                "limits.max_frame_bytes".into(),
+                "must be at least 1024 bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The agent new sessions use when none is named.
+    pub fn default_agent_id(&self) -> &str {
+        self.default_agent.as_deref().unwrap_or(DEFAULT_AGENT)
+    }
+
+    /// The configuration of an agent; the default agent exists even when not configured
+    /// (it is then the built-in `echo`).
+    pub fn agent(&self, id: &str) -> Option<AgentConfig> {
+        match self.agents.get(id) {
+            Some(a) => Some(a.clone()),
+            None if id == self.default_agent_id() => Some(AgentConfig::echo()),
+            None => None,
+        }
+    }
+
+    /// Every agent, the implicit default included, sorted by id.
+    pub fn all_agents(&self) -> Vec<(String, AgentConfig)> {
+        let mut all: Vec<(String, AgentConfig)> = self
+            .agents
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let default = self.default_agent_id();
+        if !self.agents.contains_key(default) {
+            all.push((default.to_string(), AgentConfig::echo()));
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        all
+    }
+
+    /// Socket file mode, default 0600.
+    pub fn socket_mode(&self) -> u32 {
+        self.socket
+            .mode
+            .as_deref()
+            .and_then(parse_mode)
+            .unwrap_or(0o600)
+    }
+}
+
+impl AgentConfig {
+    pub fn echo() -> AgentConfig {
+        AgentConfig {
+            backend: BackendKind::Echo,
+            command: None,
+            format: ExecFormat::Text,
+            env: BTreeMap::new(),
+            model: None,
+        }
+    }
+}
+
+fn parse_mode(s: &str) -> Option<u32> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    if digits.is_empty() || digits.len() > 4 {
+        return None;
+    }
+    let mode = u32::from_str_radix(digits, 8).ok()?;
+    (mode <= 0o777).then_some(mode)
+}
+
+/// The 1-based line where a dotted key is defined: its table header or its `key =` line.
+fn line_of(text: &str, dotted: &str) -> usize {
+    let (table, leaf) = match dotted.rsplit_once('.') {
+        Some((t, l)) => (Some(t), l),
+        None => (None, dotted),
+    };
+    let mut in_table = table.is_none();
+    let mut table_line = 0;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let header = header.trim();
+            in_table = Some(header) == table;
+            if in_table {
+                table_line = i + 1;
+            }
+            if Some(header) == Some(dotted) || header == format!("agents.{dotted}") {
+                return i + 1;
+            }
+            continue;
+        }
+        if in_table
+            && let Some((k, _)) = line.split_once('=')
+            && k.trim() == leaf
+        {
+            return i + 1;
+        }
+    }
+    table_line.max(1)
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/x/config.toml"))
+    }
+
+    #[test]
+    fn empty_config_has_an_echo_main_agent() {
+        let c = parse("").unwrap();
+        assert_eq!(c.default_agent_id(), "main");
+        assert_eq!(c.agent("main").unwrap().backend, BackendKind::Echo);
+        assert!(c.agent("worker").is_none());
+        assert_eq!(c.lanes.main, 8);
+        assert_eq!(c.socket_mode(), 0o600);
+    }
+
+    #[test]
+    fn exec_agent_parses() {
+        let c = parse(
+            "default_agent = \"worker\"\n[agents.worker]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"cat\"]\nformat = \"jsonl\"\n",
+        )
+        .unwrap();
+        let w = c.agent("worker").unwrap();
+        assert_eq!(w.backend, BackendKind::Exec);
+        assert_eq!(w.format, ExecFormat::Jsonl);
+        assert_eq!(c.all_agents().len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("[agents.main]\nbackend = \"echo\"\nbakend = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/etc/x/config.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("bakend"), "{err}");
+    }
+
+    #[test]
+    fn exec_without_command_names_the_key_and_line() {
+        let err = parse("\n[agents.w]\nbackend = \"exec\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/etc/x/config.toml:2: agents.w.command:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_socket_mode_is_refused() {
+        let err = parse("[socket]\nmode = \"rw\"\n").unwrap_err().to_string();
+        assert!(err.contains(":2: socket.mode"), "{err}");
+        assert_eq!(
+            parse("[socket]\nmode = \"0660\"\n").unwrap().socket_mode(),
+            0o660
+        );
+    }
+
+    #[test]
+    fn default_agent_must_exist() {
+        let err = parse("default_agent = \"nope\"\n").unwrap_err().to_string();
+        assert!(err.contains(":1: default_agent"), "{err}");
+    }
+}

@@ -1,0 +1,19 @@
+//! openclaw: run AI agent sessions on one host and drive them over a local Unix socket.
+//!
+//! This library is the wire protocol (method names, params and results, error kinds), the
+//! NDJSON framing with its length cap, an async client, and path and config resolution. The
+//! `openclaw` CLI and the `openclawd` daemon are both built on it, and other Rust programs can
+//! use it as an SDK.
+
+pub mod client;
+pub mod config;
+pub mod frame;
+pub mod paths;
+pub mod protocol;
+pub mod timefmt;
+
+pub use client::{Client, ClientError};
+pub use protocol::{ErrorKind, RpcError};
+
+/// Version of this package, reported by `hello` and `daemon.status`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

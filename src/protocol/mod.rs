@@ -1,0 +1,14 @@
+//! The wire protocol: JSON-RPC 2.0 over NDJSON, the method names, their params and results,
+//! and the application error kinds.
+
+mod errors;
+mod jsonrpc;
+pub mod methods;
+mod types;
+
+pub use errors::{ErrorKind, RpcError, codes};
+pub use jsonrpc::{Id, Notification, Request, Response};
+pub use types::*;
+
+/// Bumped when a change to the wire format would break an existing client.
+pub const PROTOCOL_VERSION: u32 = 1;
