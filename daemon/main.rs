@@ -1,1 +1,107 @@
-fn main() {}
+//! `openclawd`: the daemon that owns every session, transcript and run, and serves the
+//! `openclaw` CLI (and any other client) over a Unix socket.
+
+mod auth;
+mod backends;
+mod connection;
+mod engine;
+mod rpc;
+mod server;
+mod store;
+
+use std::fs::File;
+use std::os::fd::FromRawFd;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{ArgAction, CommandFactory, Parser};
+use openclaw::config::Config;
+use openclaw::paths::Paths;
+
+/// The openclaw daemon: owns sessions, transcripts and runs, and serves the openclaw CLI over a
+/// Unix socket. The CLI starts it on demand; run it yourself to watch its log.
+#[derive(Parser, Debug)]
+#[command(name = "openclawd", version, about, long_about = None)]
+#[command(after_help = "ENVIRONMENT:\n  OPENCLAW_HOME    put config.toml, data/ and openclaw.sock under one directory\n  OPENCLAW_SOCKET  socket path (overrides the default)\n  RUST_LOG         log filter (overrides -v)")]
+struct Args {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    /// Write "ready" to this file descriptor once listening, then close it.
+    #[arg(long, value_name = "FD")]
+    ready_fd: Option<i32>,
+    /// Print the man page (roff) and exit.
+    #[arg(long, hide = true)]
+    print_man: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.print_man {
+        let mut out = Vec::new();
+        if clap_mangen::Man::new(Args::command()).section("8").render(&mut out).is_err() {
+            return ExitCode::FAILURE;
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&out);
+        return ExitCode::SUCCESS;
+    }
+    init_logging(args.verbose);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openclawd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let ready = match args.ready_fd {
+        Some(fd) => Some(take_fd(fd)?),
+        None => None,
+    };
+    let paths = Paths::from_env()?;
+    let config = Config::load(&paths.config_file)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(server::run(paths, config, ready))?;
+    // Don't wait for idle blocking threads: everything that matters has been stored.
+    runtime.shutdown_background();
+    Ok(())
+}
+
+/// Takes ownership of an inherited descriptor after checking that it is open.
+fn take_fd(fd: i32) -> anyhow::Result<File> {
+    // SAFETY: F_GETFD only inspects the descriptor table.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        anyhow::bail!("--ready-fd {fd} is not an open file descriptor (3 or above) of this process");
+    }
+    // SAFETY: the descriptor is open and nothing else in this process owns it.
+    let file = unsafe { File::from_raw_fd(fd) };
+    // SAFETY: setting FD_CLOEXEC on our own descriptor, so agents never inherit it.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(file)
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,61 @@
+//! Backends execute one turn: a message in, a reply out. The engine owns everything around a
+//! turn (queueing, lanes, timeouts, storage); a backend only runs it and stops when told.
+
+mod echo;
+mod exec;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openclaw::config::{AgentConfig, BackendKind};
+use tokio_util::sync::CancellationToken;
+
+pub use exec::ExecBackend;
+
+#[derive(Debug, Clone)]
+pub struct TurnInput {
+    pub session_key: String,
+    pub session_id: String,
+    pub run_id: String,
+    pub message: String,
+    pub workspace: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TurnOutput {
+    pub reply: String,
+    pub tokens: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnError {
+    /// The turn ran and failed; the text says why (for `exec`, the exit status and stderr tail).
+    Failed(String),
+    /// The turn was stopped through its token (kill, timeout or shutdown).
+    Stopped,
+}
+
+pub enum Backend {
+    Echo,
+    Exec(ExecBackend),
+}
+
+impl Backend {
+    pub fn from_config(agent: &AgentConfig, socket: &Path, kill_grace: Duration) -> Backend {
+        match agent.backend {
+            BackendKind::Echo => Backend::Echo,
+            BackendKind::Exec => Backend::Exec(ExecBackend::new(agent, socket, kill_grace)),
+        }
+    }
+
+    pub async fn run_turn(
+        &self,
+        input: TurnInput,
+        stop: CancellationToken,
+    ) -> Result<TurnOutput, TurnError> {
+        match self {
+            Backend::Echo => echo::run_turn(input, stop).await,
+            Backend::Exec(exec) => exec.run_turn(input, stop).await,
+        }
+    }
+}

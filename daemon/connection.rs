@@ -1,0 +1,207 @@
+//! One client connection: read frames, dispatch each request on its own task (so a long wait
+//! never blocks the next request, and pipelined calls are served concurrently), and write
+//! replies through one writer task.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::Stream;
+use openclaw::frame::{Frame, FrameReader, write_frame};
+use openclaw::protocol::{ErrorKind, Id, Response, RpcError};
+use serde_json::Value;
+use tokio::io::{AsyncRead, BufReader, ReadBuf};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::rpc::{Ctx, dispatch};
+
+/// Replies waiting for the writer; a peer that stops reading stalls its own handlers only.
+const OUTBOUND_QUEUE: usize = 256;
+/// How long in-flight calls may take to answer once the daemon is stopping.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
+
+struct SharedRead(Arc<Stream>);
+
+impl AsyncRead for SharedRead {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut s: &Stream = &self.0;
+        Pin::new(&mut s).poll_read(cx, buf)
+    }
+}
+
+pub async fn serve(stream: Stream, ctx: Arc<Ctx>, shutdown: CancellationToken, max_frame: usize) {
+    let stream = Arc::new(stream);
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
+    let write_half = stream.clone();
+    let writer = tokio::spawn(async move {
+        let mut w: &Stream = &write_half;
+        while let Some(bytes) = out_rx.recv().await {
+            if write_frame(&mut w, &bytes).await.is_err() {
+                break; // the peer is gone; its remaining replies have nowhere to go
+            }
+        }
+    });
+
+    let inflight = TaskTracker::new();
+    let mut frames = FrameReader::new(BufReader::new(SharedRead(stream.clone())), max_frame);
+    loop {
+        let frame = tokio::select! {
+            f = frames.next_frame() => f,
+            _ = shutdown.cancelled() => break,
+        };
+        match frame {
+            Ok(Some(Frame::Line(bytes))) => {
+                let ctx = ctx.clone();
+                let out = out_tx.clone();
+                inflight.spawn(async move {
+                    if let Some(reply) = handle_frame(&ctx, &bytes).await {
+                        let _ = out.send(reply).await;
+                    }
+                });
+            }
+            Ok(Some(Frame::TooLarge { limit })) => {
+                let err = RpcError::app(
+                    ErrorKind::FrameTooLarge,
+                    format!(
+                        "a request larger than the limit of {limit} bytes was skipped; send less per request or raise [limits] max_frame_bytes in config.toml"
+                    ),
+                )
+                .with_data("limit", limit.into());
+                let _ = out_tx.send(encode(&Response::err(Id::Null, err))).await;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!("connection ended: {e}");
+                break;
+            }
+        }
+    }
+    inflight.close();
+    if shutdown.is_cancelled() {
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, inflight.wait()).await;
+    } else {
+        inflight.wait().await;
+    }
+    drop(out_tx);
+    if shutdown.is_cancelled() {
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, writer).await;
+    } else {
+        let _ = writer.await;
+    }
+}
+
+fn encode(r: &Response) -> Vec<u8> {
+    serde_json::to_vec(r).unwrap_or_else(|_| {
+        br#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"could not encode the reply"},"id":null}"#.to_vec()
+    })
+}
+
+/// One frame: a request, a notification or a batch. `None` when nothing is to be sent back.
+async fn handle_frame(ctx: &Arc<Ctx>, bytes: &[u8]) -> Option<Vec<u8>> {
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = RpcError::parse_error(format!(
+                "parse error: {e}; each line must be one JSON-RPC 2.0 request"
+            ));
+            return Some(encode(&Response::err(Id::Null, err)));
+        }
+    };
+    match value {
+        Value::Array(items) if items.is_empty() => Some(encode(&Response::err(
+            Id::Null,
+            RpcError::invalid_request("an empty batch is not a valid request"),
+        ))),
+        Value::Array(items) => {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, item) in items.into_iter().enumerate() {
+                let ctx = ctx.clone();
+                set.spawn(async move { (i, handle_request(&ctx, item).await) });
+            }
+            let mut replies: Vec<(usize, Response)> = Vec::new();
+            while let Some(done) = set.join_next().await {
+                if let Ok((i, Some(r))) = done {
+                    replies.push((i, r));
+                }
+            }
+            if replies.is_empty() {
+                return None;
+            }
+            replies.sort_by_key(|(i, _)| *i);
+            let replies: Vec<Response> = replies.into_iter().map(|(_, r)| r).collect();
+            Some(serde_json::to_vec(&replies).unwrap_or_default())
+        }
+        other => handle_request(ctx, other).await.map(|r| encode(&r)),
+    }
+}
+
+/// Validates the envelope, checks trust, dispatches. `None` for notifications.
+async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
+    let Value::Object(mut obj) = value else {
+        return Some(Response::err(
+            Id::Null,
+            RpcError::invalid_request("a request must be a JSON object"),
+        ));
+    };
+    let id = match obj.remove("id") {
+        None => None,
+        Some(Value::Null) => Some(Id::Null),
+        Some(Value::String(s)) => Some(Id::Str(s)),
+        Some(Value::Number(n)) if n.is_i64() => Some(Id::Num(n.as_i64().unwrap_or_default())),
+        Some(_) => {
+            return Some(Response::err(
+                Id::Null,
+                RpcError::invalid_request("id must be a string, an integer or null"),
+            ));
+        }
+    };
+    let reply_id = id.clone().unwrap_or(Id::Null);
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Some(Response::err(
+            reply_id,
+            RpcError::invalid_request("\"jsonrpc\" must be exactly \"2.0\""),
+        ));
+    }
+    let method = match obj.remove("method") {
+        Some(Value::String(m)) => m,
+        _ => {
+            return Some(Response::err(
+                reply_id,
+                RpcError::invalid_request("\"method\" must be a string"),
+            ));
+        }
+    };
+    let params = obj.remove("params");
+    if let Some(p) = &params
+        && !(p.is_object() || p.is_array())
+    {
+        return Some(Response::err(
+            reply_id,
+            RpcError::invalid_request("\"params\" must be an object or an array when present"),
+        ));
+    }
+    let result = if ctx.peer.trust.is_trusted() {
+        // On its own task, so that a bug in one handler answers -32603 instead of hanging.
+        let task_ctx = ctx.clone();
+        match tokio::spawn(async move { dispatch(&task_ctx, &method, params).await }).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("handler failed: {e}");
+                Err(RpcError::internal("the daemon failed while handling this request; see its log"))
+            }
+        }
+    } else {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        Err(RpcError::app(ErrorKind::PairingRequired, ctx.peer.pairing_message(euid)))
+    };
+    let id = id?; // a notification gets no reply, whatever happened
+    Some(match result {
+        Ok(v) => Response::ok(id, v),
+        Err(e) => Response::err(id, e),
+    })
+}

@@ -1,0 +1,662 @@
+//! The session engine: submits turns (durably, before answering), runs one turn at a time per
+//! session in FIFO order, caps concurrency with global lanes, stops runs on kill, timeout or
+//! shutdown, and wakes waiters when a run ends (an event, never a poll).
+
+mod keys;
+mod lanes;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use openclaw::config::Config;
+use openclaw::protocol::{
+    ErrorKind, KillResult, ProvenanceKind, Role, RpcError, RunResult, RunStatus, WaitStatus,
+};
+use openclaw::timefmt::now_ms;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backends::{Backend, TurnError, TurnInput};
+use crate::store::{
+    FinishedRun, NewMessage, NewRun, NewSession, PendingRun, SessionRecord, Store, StoreError,
+    Submit, SubmitOutcome, Target,
+};
+pub use keys::{agent_of_main, kind_of, normalize, subagent_key};
+pub use lanes::Lanes;
+
+/// How a run ended, as waiters see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub reply: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Why a run's stop token was cancelled.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    None = 0,
+    Kill = 1,
+    Timeout = 2,
+    Shutdown = 3,
+}
+
+impl StopReason {
+    fn from_u8(v: u8) -> StopReason {
+        match v {
+            1 => StopReason::Kill,
+            2 => StopReason::Timeout,
+            3 => StopReason::Shutdown,
+            _ => StopReason::None,
+        }
+    }
+}
+
+/// A turn waiting to run or running.
+#[derive(Clone)]
+struct Turn {
+    run_id: String,
+    sid: i64,
+    session_key: String,
+    session_id: String,
+    agent_id: String,
+    lane: &'static str,
+    input: String,
+    timeout: Option<Duration>,
+    delete_after: bool,
+}
+
+struct LiveRun {
+    session_key: String,
+    running: bool,
+    stop: CancellationToken,
+    reason: Arc<AtomicU8>,
+    done: watch::Sender<Option<RunOutcome>>,
+}
+
+#[derive(Default)]
+struct SessionQueue {
+    active: Option<String>,
+    waiting: VecDeque<Turn>,
+}
+
+#[derive(Default)]
+struct State {
+    runs: HashMap<String, LiveRun>,
+    sessions: HashMap<i64, SessionQueue>,
+}
+
+/// What a caller asks for when submitting a turn.
+pub struct SubmitRequest {
+    pub target: SubmitTarget,
+    pub message: NewMessage,
+    pub run_timeout: Option<Duration>,
+    pub delete_after: bool,
+    /// (key, method, result to return on a retry: built from the run id and session)
+    pub idempotency_key: Option<String>,
+    pub method: &'static str,
+    pub make_result: Box<dyn FnOnce(&str, &str, &str) -> Value + Send>,
+}
+
+pub enum SubmitTarget {
+    Existing(SessionRecord),
+    New(NewSession),
+}
+
+pub enum Submitted {
+    /// A new run was committed and queued; `result` is what the caller answers.
+    New(Value),
+    /// The idempotency key was used before: the first call's result.
+    Existing(Value),
+}
+
+pub struct Engine {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub lanes: Lanes,
+    backends: HashMap<String, Arc<Backend>>,
+    workspaces: PathBuf,
+    state: Mutex<State>,
+    tasks: TaskTracker,
+    shutting_down: AtomicBool,
+}
+
+impl Engine {
+    pub fn new(store: Store, config: Arc<Config>, data_dir: PathBuf, socket: PathBuf) -> Arc<Engine> {
+        let grace = Duration::from_millis(config.limits.kill_grace_ms);
+        let backends = config
+            .all_agents()
+            .into_iter()
+            .map(|(id, agent)| (id, Arc::new(Backend::from_config(&agent, &socket, grace))))
+            .collect();
+        Arc::new(Engine {
+            store,
+            lanes: Lanes::new(&config.lanes),
+            config,
+            backends,
+            workspaces: data_dir.join("workspaces"),
+            state: Mutex::new(State::default()),
+            tasks: TaskTracker::new(),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn default_agent(&self) -> &str {
+        self.config.default_agent_id()
+    }
+
+    pub fn has_agent(&self, id: &str) -> bool {
+        self.backends.contains_key(id)
+    }
+
+    pub fn workspace(&self, session_id: &str) -> PathBuf {
+        self.workspaces.join(session_id)
+    }
+
+    /// Queues again the runs a previous daemon acknowledged but never started.
+    pub async fn requeue(self: &Arc<Self>, pending: Vec<PendingRun>) -> Result<(), StoreError> {
+        for p in pending {
+            let Some(session) = self.store.session_by_sid(p.sid).await? else { continue };
+            let turn = Turn {
+                run_id: p.run_id,
+                sid: p.sid,
+                session_key: session.key.clone(),
+                session_id: session.id.clone(),
+                agent_id: session.agent_id.clone(),
+                lane: self.lanes.by_name(&p.lane).name,
+                input: p.input,
+                timeout: None,
+                delete_after: session.cleanup == "delete",
+            };
+            self.enqueue(turn);
+        }
+        Ok(())
+    }
+
+    /// Finds a session by key (normalized) or by id.
+    pub async fn find_session(&self, key_or_id: &str) -> Result<Option<SessionRecord>, RpcError> {
+        if uuid::Uuid::parse_str(key_or_id).is_ok()
+            && let Some(s) = self.store.session_by_id(key_or_id.to_string()).await.map_err(internal)?
+        {
+            return Ok(Some(s));
+        }
+        let key = normalize(key_or_id, self.default_agent());
+        self.store.session_by_key(key).await.map_err(internal)
+    }
+
+    /// Like `find_session`, but a missing session is `not_found` with a sentence that helps.
+    pub async fn session(&self, key_or_id: &str) -> Result<SessionRecord, RpcError> {
+        self.find_session(key_or_id).await?.ok_or_else(|| {
+            RpcError::not_found(format!(
+                "no session \"{key_or_id}\"; `openclaw sessions list` shows the sessions there are"
+            ))
+        })
+    }
+
+    fn refuse_if_shutting_down(&self) -> Result<(), RpcError> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Err(RpcError::app(
+                ErrorKind::ShuttingDown,
+                "the daemon is shutting down; retry once it is back (`openclaw daemon start`)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Durably records a message and its run, then queues the run. Returns once committed.
+    pub async fn submit(self: &Arc<Self>, req: SubmitRequest) -> Result<Submitted, RpcError> {
+        self.refuse_if_shutting_down()?;
+        let (kind, agent_id, session_key, session_id, target, delete_after) = match req.target {
+            SubmitTarget::Existing(s) => {
+                let delete = s.cleanup == "delete";
+                (s.kind.clone(), s.agent_id.clone(), s.key.clone(), s.id.clone(), Target::Existing(s.sid), delete)
+            }
+            SubmitTarget::New(n) => (
+                n.kind.clone(),
+                n.agent_id.clone(),
+                n.key.clone(),
+                n.id.clone(),
+                Target::New(n),
+                req.delete_after,
+            ),
+        };
+        let backend_known = self.backends.contains_key(&agent_id);
+        if !backend_known {
+            return Err(RpcError::not_found(format!(
+                "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are"
+            )));
+        }
+        let lane = self.lanes.for_kind(&kind);
+        let max_lane = self.config.limits.max_queued_runs;
+        if lane.queued() as usize >= max_lane {
+            return Err(RpcError::busy(
+                format!("the {} lane has {max_lane} runs waiting; retry later", lane.name),
+                1000,
+            ));
+        }
+        if let Target::Existing(sid) = &target {
+            let waiting = self.state().sessions.get(sid).map_or(0, |q| q.waiting.len());
+            let max = self.config.limits.max_queued_per_session;
+            if waiting >= max {
+                return Err(RpcError::busy(
+                    format!("session {session_key} already has {max} messages queued; retry when its runs have caught up"),
+                    500,
+                ));
+            }
+        }
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let result = (req.make_result)(&run_id, &session_key, &session_id);
+        let input = match &req.message.content {
+            Value::String(s) => s.clone(),
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            other => other.to_string(),
+        };
+        let mut message = req.message;
+        message.run_id = Some(run_id.clone());
+        let submit = Submit {
+            target,
+            message,
+            run: NewRun { id: run_id.clone(), lane: lane.name.to_string() },
+            idempotency: req
+                .idempotency_key
+                .map(|k| (format!("{}:{k}", req.method), req.method.to_string(), result.clone())),
+        };
+        match self.store.submit(submit).await.map_err(internal)? {
+            SubmitOutcome::Existing(v) => Ok(Submitted::Existing(v)),
+            SubmitOutcome::Created { sid } => {
+                self.enqueue(Turn {
+                    run_id: run_id.clone(),
+                    sid,
+                    session_key: session_key.clone(),
+                    session_id: session_id.clone(),
+                    agent_id,
+                    lane: lane.name,
+                    input,
+                    timeout: req.run_timeout,
+                    delete_after,
+                });
+                Ok(Submitted::New(result))
+            }
+        }
+    }
+
+    /// Registers a committed turn and starts it if its session is idle.
+    fn enqueue(self: &Arc<Self>, turn: Turn) {
+        self.lanes.by_name(turn.lane).add_queued();
+        let mut st = self.state();
+        st.runs.insert(
+            turn.run_id.clone(),
+            LiveRun {
+                session_key: turn.session_key.clone(),
+                running: false,
+                stop: CancellationToken::new(),
+                reason: Arc::new(AtomicU8::new(StopReason::None as u8)),
+                done: watch::channel(None).0,
+            },
+        );
+        let queue = st.sessions.entry(turn.sid).or_default();
+        if queue.active.is_none() {
+            queue.active = Some(turn.run_id.clone());
+            drop(st);
+            self.start(turn);
+        } else {
+            queue.waiting.push_back(turn);
+        }
+    }
+
+    fn start(self: &Arc<Self>, turn: Turn) {
+        let engine = self.clone();
+        self.tasks.spawn(async move { engine.drive(turn).await });
+    }
+
+    /// One run, from lane admission to its stored end.
+    async fn drive(self: Arc<Self>, turn: Turn) {
+        let (stop, reason) = {
+            let st = self.state();
+            match st.runs.get(&turn.run_id) {
+                Some(r) => (r.stop.clone(), r.reason.clone()),
+                None => return,
+            }
+        };
+        let lane = self.lanes.by_name(turn.lane);
+        let permit = tokio::select! {
+            p = lane.permits().acquire_owned() => p.ok(),
+            _ = stop.cancelled() => None,
+        };
+        let Some(_permit) = permit else {
+            lane.remove_queued();
+            let why = StopReason::from_u8(reason.load(Ordering::Relaxed));
+            if why == StopReason::Shutdown {
+                return; // still `queued` in the store: the next daemon runs it
+            }
+            let outcome = stopped_outcome(why, turn.timeout);
+            self.finish(&turn, outcome, None, None).await;
+            return;
+        };
+        lane.started();
+        let started_ms = now_ms();
+        let started = Instant::now();
+        if let Some(r) = self.state().runs.get_mut(&turn.run_id) {
+            r.running = true;
+        }
+        self.store.run_started(&turn.run_id, turn.sid, started_ms);
+
+        let backend = self.backends.get(&turn.agent_id).cloned();
+        let result = match backend {
+            None => Err(TurnError::Failed(format!(
+                "agent \"{}\" is no longer configured; add it back to config.toml",
+                turn.agent_id
+            ))),
+            Some(backend) => {
+                let input = TurnInput {
+                    session_key: turn.session_key.clone(),
+                    session_id: turn.session_id.clone(),
+                    run_id: turn.run_id.clone(),
+                    message: turn.input.clone(),
+                    workspace: self.workspace(&turn.session_id),
+                };
+                let run = backend.run_turn(input, stop.clone());
+                tokio::pin!(run);
+                match turn.timeout {
+                    Some(limit) => tokio::select! {
+                        r = &mut run => r,
+                        _ = tokio::time::sleep(limit) => {
+                            let _ = reason.compare_exchange(0, StopReason::Timeout as u8, Ordering::Relaxed, Ordering::Relaxed);
+                            stop.cancel();
+                            run.await
+                        }
+                    },
+                    None => run.await,
+                }
+            }
+        };
+        let runtime_ms = started.elapsed().as_millis() as i64;
+        lane.ended();
+        let (outcome, tokens) = match result {
+            Ok(out) => (
+                RunOutcome { status: RunStatus::Ok, reply: Some(out.reply), error: None },
+                out.tokens,
+            ),
+            Err(TurnError::Failed(e)) => {
+                (RunOutcome { status: RunStatus::Error, reply: None, error: Some(e) }, None)
+            }
+            Err(TurnError::Stopped) => (
+                stopped_outcome(StopReason::from_u8(reason.load(Ordering::Relaxed)), turn.timeout),
+                None,
+            ),
+        };
+        self.finish(&turn, outcome, Some(runtime_ms), tokens).await;
+    }
+
+    /// Stores a run's end, wakes its waiters, and starts the session's next turn.
+    async fn finish(
+        self: &Arc<Self>,
+        turn: &Turn,
+        outcome: RunOutcome,
+        runtime_ms: Option<i64>,
+        tokens: Option<i64>,
+    ) {
+        let ts = now_ms();
+        let message = match (&outcome.status, &outcome.reply, &outcome.error) {
+            (RunStatus::Ok, Some(reply), _) => Some(NewMessage {
+                ts,
+                role: Role::Assistant,
+                content: Value::String(reply.clone()),
+                run_id: Some(turn.run_id.clone()),
+                provenance: ProvenanceKind::Agent,
+                from: None,
+                usage: tokens.map(|t| serde_json::json!({ "totalTokens": t })),
+            }),
+            (status, _, error) => Some(NewMessage {
+                ts,
+                role: Role::System,
+                content: Value::String(format!(
+                    "run {} ended {}{}",
+                    turn.run_id,
+                    status.as_str(),
+                    error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                )),
+                run_id: Some(turn.run_id.clone()),
+                provenance: ProvenanceKind::Agent,
+                from: None,
+                usage: None,
+            }),
+        };
+        let finished = FinishedRun {
+            run_id: turn.run_id.clone(),
+            sid: turn.sid,
+            status: outcome.status,
+            reply: message,
+            reply_text: outcome.reply.clone(),
+            error: outcome.error.clone(),
+            ended_at: ts,
+            runtime_ms,
+            tokens,
+        };
+        if let Err(e) = self.store.run_finished(finished).await {
+            tracing::error!(run_id = %turn.run_id, "storing the end of a run failed: {e}");
+        }
+        let next = {
+            let mut st = self.state();
+            if let Some(live) = st.runs.remove(&turn.run_id) {
+                live.done.send_replace(Some(outcome));
+            }
+            let queue = st.sessions.get_mut(&turn.sid);
+            let next = queue.and_then(|q| {
+                q.active = None;
+                let next = q.waiting.pop_front();
+                if let Some(n) = &next {
+                    q.active = Some(n.run_id.clone());
+                }
+                next
+            });
+            if next.is_none() {
+                st.sessions.remove(&turn.sid);
+            }
+            next
+        };
+        match next {
+            Some(n) => self.start(n),
+            None if turn.delete_after => {
+                if let Err(e) = self.store.delete_session(turn.sid).await {
+                    tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Waits for a run to end, up to `timeout`. Zero means: report where it is now.
+    pub async fn wait(&self, run_id: &str, timeout: Duration) -> Result<RunResult, RpcError> {
+        let live = {
+            let st = self.state();
+            st.runs.get(run_id).map(|r| (r.done.subscribe(), r.session_key.clone(), r.running))
+        };
+        let Some((mut rx, session_key, running)) = live else {
+            return self.stored_result(run_id).await;
+        };
+        let ended = tokio::time::timeout(timeout, async {
+            rx.wait_for(Option::is_some).await.map(|o| o.clone())
+        })
+        .await;
+        match ended {
+            Ok(Ok(Some(outcome))) => Ok(result_of(run_id, &session_key, outcome)),
+            // The run's sender went away without an outcome: the daemon is stopping.
+            Ok(_) => self.stored_result(run_id).await,
+            Err(_) => {
+                let running = self.state().runs.get(run_id).map_or(running, |r| r.running);
+                Ok(RunResult {
+                    run_id: run_id.to_string(),
+                    session_key,
+                    status: WaitStatus::Timeout,
+                    run_status: if running { RunStatus::Running } else { RunStatus::Queued },
+                    reply: None,
+                    error: None,
+                })
+            }
+        }
+    }
+
+    async fn stored_result(&self, run_id: &str) -> Result<RunResult, RpcError> {
+        let rec = self.store.run(run_id.to_string()).await.map_err(internal)?.ok_or_else(|| {
+            RpcError::not_found(format!(
+                "no run \"{run_id}\" (it may belong to a session that was deleted)"
+            ))
+        })?;
+        let outcome = RunOutcome { status: rec.status, reply: rec.reply, error: rec.error };
+        Ok(result_of(run_id, &rec.session_key, outcome))
+    }
+
+    /// Aborts the session's active run (and its queued ones with `clear_queued`); returns once
+    /// the active run has really ended.
+    pub async fn kill(
+        self: &Arc<Self>,
+        session: &SessionRecord,
+        clear_queued: bool,
+    ) -> Result<KillResult, RpcError> {
+        let (active, cleared) = {
+            let mut st = self.state();
+            let (active, cleared) = match st.sessions.get_mut(&session.sid) {
+                Some(q) => {
+                    let cleared: Vec<Turn> =
+                        if clear_queued { q.waiting.drain(..).collect() } else { Vec::new() };
+                    (q.active.clone(), cleared)
+                }
+                None => (None, Vec::new()),
+            };
+            let active = active.and_then(|id| {
+                st.runs.get(&id).map(|r| {
+                    let _ = r.reason.compare_exchange(0, StopReason::Kill as u8, Ordering::Relaxed, Ordering::Relaxed);
+                    r.stop.cancel();
+                    (id.clone(), r.done.subscribe())
+                })
+            });
+            (active, cleared)
+        };
+        let mut cleared_ids = Vec::new();
+        for turn in cleared {
+            self.lanes.by_name(turn.lane).remove_queued();
+            cleared_ids.push(turn.run_id.clone());
+            let outcome = RunOutcome {
+                status: RunStatus::Aborted,
+                reply: None,
+                error: Some("cleared from the queue by `sessions kill --clear-queued`".into()),
+            };
+            self.store_unstarted_end(&turn, outcome).await;
+        }
+        let aborted = match active {
+            Some((id, mut rx)) => {
+                let _ = rx.wait_for(Option::is_some).await;
+                Some(id)
+            }
+            None => None,
+        };
+        Ok(KillResult {
+            session_key: session.key.clone(),
+            status: if aborted.is_some() || !cleared_ids.is_empty() { "aborted" } else { "idle" }
+                .to_string(),
+            aborted_run_id: aborted,
+            cleared_run_ids: cleared_ids,
+        })
+    }
+
+    /// Ends a run that never started (it was cleared from its session's queue).
+    async fn store_unstarted_end(&self, turn: &Turn, outcome: RunOutcome) {
+        let finished = FinishedRun {
+            run_id: turn.run_id.clone(),
+            sid: turn.sid,
+            status: outcome.status,
+            reply: None,
+            reply_text: None,
+            error: outcome.error.clone(),
+            ended_at: now_ms(),
+            runtime_ms: None,
+            tokens: None,
+        };
+        if let Err(e) = self.store.run_finished(finished).await {
+            tracing::error!(run_id = %turn.run_id, "storing a cleared run failed: {e}");
+        }
+        if let Some(live) = self.state().runs.remove(&turn.run_id) {
+            live.done.send_replace(Some(outcome));
+        }
+    }
+
+    /// True while the session has a run active or queued.
+    pub fn is_busy(&self, sid: i64) -> bool {
+        self.state().sessions.contains_key(&sid)
+    }
+
+    /// Stops every run (recorded as `interrupted`; queued ones stay queued for the next start)
+    /// and waits for them, then closes the store.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        {
+            let st = self.state();
+            for run in st.runs.values() {
+                let _ = run.reason.compare_exchange(0, StopReason::Shutdown as u8, Ordering::Relaxed, Ordering::Relaxed);
+                run.stop.cancel();
+            }
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.store.close().await;
+    }
+}
+
+fn stopped_outcome(reason: StopReason, timeout: Option<Duration>) -> RunOutcome {
+    match reason {
+        StopReason::Timeout => RunOutcome {
+            status: RunStatus::Timeout,
+            reply: None,
+            error: Some(format!(
+                "the run exceeded its timeout of {} s",
+                timeout.map(|t| t.as_secs_f64()).unwrap_or_default()
+            )),
+        },
+        StopReason::Shutdown => RunOutcome {
+            status: RunStatus::Interrupted,
+            reply: None,
+            error: Some("the daemon shut down during this run".into()),
+        },
+        StopReason::Kill | StopReason::None => RunOutcome {
+            status: RunStatus::Aborted,
+            reply: None,
+            error: Some("killed by `sessions kill`".into()),
+        },
+    }
+}
+
+fn result_of(run_id: &str, session_key: &str, outcome: RunOutcome) -> RunResult {
+    let status = match outcome.status {
+        RunStatus::Ok => WaitStatus::Ok,
+        RunStatus::Queued | RunStatus::Running => WaitStatus::Timeout,
+        _ => WaitStatus::Error,
+    };
+    RunResult {
+        run_id: run_id.to_string(),
+        session_key: session_key.to_string(),
+        status,
+        run_status: outcome.status,
+        reply: outcome.reply,
+        error: outcome.error,
+    }
+}
+
+pub fn internal(e: StoreError) -> RpcError {
+    tracing::error!("store: {e}");
+    RpcError::internal(format!("the daemon's store failed: {e}"))
+}

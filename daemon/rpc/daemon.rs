@@ -1,0 +1,48 @@
+use openclaw::protocol::{
+    DaemonStatus, HelloParams, HelloResult, NoParams, PROTOCOL_VERSION, PeerInfo, RpcError,
+    ShutdownResult,
+};
+use openclaw::timefmt::rfc3339_ms;
+use serde_json::Value;
+
+use super::{Ctx, to_value};
+
+/// `hello`: versions, and what the daemon knows about the caller.
+pub fn hello(ctx: &Ctx, _: HelloParams) -> Result<Value, RpcError> {
+    to_value(&HelloResult {
+        daemon_version: openclaw::VERSION.to_string(),
+        protocol_version: PROTOCOL_VERSION,
+        daemon_id: ctx.daemon.daemon_id.clone(),
+        peer: PeerInfo {
+            uid: ctx.peer.uid,
+            pid: ctx.peer.pid,
+            trusted: ctx.peer.trust.is_trusted(),
+            scopes: ctx.peer.trust.scopes().iter().map(|s| s.to_string()).collect(),
+        },
+    })
+}
+
+/// `daemon.status`: where things live and how busy the daemon is.
+pub fn status(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
+    let d = &ctx.daemon;
+    to_value(&DaemonStatus {
+        pid: std::process::id(),
+        version: openclaw::VERSION.to_string(),
+        protocol_version: PROTOCOL_VERSION,
+        daemon_id: d.daemon_id.clone(),
+        started_at: rfc3339_ms(d.started_at_ms),
+        uptime_ms: d.started.elapsed().as_millis() as u64,
+        socket: d.paths.socket.display().to_string(),
+        data_dir: d.paths.data_dir.display().to_string(),
+        config_file: d.paths.config_file.display().to_string(),
+        connections: d.connections.load(std::sync::atomic::Ordering::Relaxed),
+        lanes: ctx.engine.lanes.status(),
+        interrupted_at_startup: d.interrupted_at_startup,
+    })
+}
+
+/// `daemon.shutdown`: answers, then the daemon stops (runs are stopped and recorded).
+pub fn shutdown(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
+    ctx.daemon.shutdown.cancel();
+    to_value(&ShutdownResult { stopping: true })
+}

@@ -1,0 +1,117 @@
+//! JSON-RPC dispatch: one handler per method, grouped by the method's namespace.
+
+mod agents;
+mod daemon;
+mod runs;
+mod sessions;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use openclaw::paths::Paths;
+use openclaw::protocol::{RpcError, methods};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Peer;
+use crate::engine::Engine;
+
+/// What the daemon knows about itself, for `hello` and `daemon.status`.
+pub struct DaemonInfo {
+    pub daemon_id: String,
+    pub started_at_ms: i64,
+    pub started: Instant,
+    pub paths: Paths,
+    pub connections: AtomicU32,
+    pub interrupted_at_startup: u64,
+    /// Cancelled to stop the daemon (`daemon.shutdown`, SIGTERM).
+    pub shutdown: CancellationToken,
+}
+
+/// Everything a handler may use: the engine, the daemon, and who is calling.
+pub struct Ctx {
+    pub engine: Arc<Engine>,
+    pub daemon: Arc<DaemonInfo>,
+    pub peer: Peer,
+}
+
+pub async fn dispatch(ctx: &Ctx, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+    match method {
+        methods::HELLO => daemon::hello(ctx, parse(params)?),
+        methods::SESSIONS_SPAWN => sessions::spawn(ctx, parse(params)?).await,
+        methods::SESSIONS_SEND => sessions::send(ctx, parse(params)?).await,
+        methods::SESSIONS_HISTORY => sessions::history(ctx, parse(params)?).await,
+        methods::SESSIONS_LIST => sessions::list(ctx, parse(params)?).await,
+        methods::SESSIONS_KILL => sessions::kill(ctx, parse(params)?).await,
+        methods::SESSIONS_PATCH => sessions::patch(ctx, parse(params)?).await,
+        methods::SESSIONS_DELETE => sessions::delete(ctx, parse(params)?).await,
+        methods::RUNS_WAIT => runs::wait(ctx, parse(params)?).await,
+        methods::AGENTS_LIST => agents::list(ctx, parse(params)?),
+        methods::DAEMON_STATUS => daemon::status(ctx, parse(params)?),
+        methods::DAEMON_SHUTDOWN => daemon::shutdown(ctx, parse(params)?),
+        _ => Err(RpcError::method_not_found(method)),
+    }
+}
+
+/// Params by name only; absent params are `{}`, so a missing required field is named too.
+fn parse<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
+    let params = match params {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(Value::Array(_)) => {
+            return Err(RpcError::invalid_params(
+                "params must be an object of named fields, not an array",
+            ));
+        }
+        Some(v) => v,
+    };
+    serde_json::from_value(params).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(|e| RpcError::internal(format!("encoding the result: {e}")))
+}
+
+/// A wait given in seconds by a caller, checked and capped (a day) so it can't overflow.
+fn wait_duration(seconds: Option<f64>, default: f64) -> Result<std::time::Duration, RpcError> {
+    let s = seconds.unwrap_or(default);
+    if !s.is_finite() || s < 0.0 {
+        return Err(RpcError::invalid_params("timeoutSeconds must be a number of seconds, 0 or more"));
+    }
+    Ok(std::time::Duration::from_secs_f64(s.min(86_400.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openclaw::protocol::{SendParams, codes};
+
+    #[test]
+    fn absent_params_name_the_missing_field() {
+        let err = parse::<SendParams>(None).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_PARAMS);
+        assert!(err.message.contains("sessionKey"), "{}", err.message);
+    }
+
+    #[test]
+    fn positional_params_are_refused() {
+        let err = parse::<SendParams>(Some(serde_json::json!(["k", "m"]))).unwrap_err();
+        assert!(err.message.contains("named"), "{}", err.message);
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = parse::<SendParams>(Some(serde_json::json!({"sessionKey": 1, "message": "m"})))
+            .unwrap_err();
+        assert!(err.message.contains("invalid type"), "{}", err.message);
+    }
+
+    #[test]
+    fn waits_are_checked() {
+        assert!(wait_duration(Some(-1.0), 30.0).is_err());
+        assert!(wait_duration(Some(f64::NAN), 30.0).is_err());
+        assert_eq!(wait_duration(None, 30.0).unwrap().as_secs(), 30);
+        assert_eq!(wait_duration(Some(1e300), 30.0).unwrap().as_secs(), 86_400);
+    }
+}

@@ -1,0 +1,383 @@
+//! Handlers of the `sessions.*` methods.
+
+use std::time::Duration;
+
+use openclaw::protocol::{
+    DEFAULT_WAIT_SECONDS, DeleteParams, DeleteResult, ErrorKind, HistoryParams, HistoryResult,
+    KillParams, ListParams, ListResult, PatchParams, ProvenanceKind, Role, RpcError, RunResult,
+    RunStatus, Runtime, SendParams, SpawnParams, SpawnResult, WaitStatus, methods,
+};
+use openclaw::timefmt::now_ms;
+use serde_json::{Value, json};
+
+use super::{Ctx, to_value, wait_duration};
+use crate::engine::{SubmitRequest, SubmitTarget, Submitted, internal, kind_of, normalize, subagent_key};
+use crate::store::{ListFilter, NewMessage, NewSession};
+
+const DEFAULT_HISTORY_LIMIT: u32 = 50;
+const MAX_PAGE: u32 = 1000;
+const MAX_LIST_MESSAGES: u32 = 100;
+
+/// `sessions.spawn`: a new session and its first run. Answers once both are durable; never
+/// waits for the run.
+pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
+    let engine = &ctx.engine;
+    if p.task.trim().is_empty() {
+        return Err(RpcError::invalid_params("task must not be empty"));
+    }
+    if p.runtime == Some(Runtime::Acp) {
+        return Err(RpcError::invalid_params(
+            "runtime \"acp\" is not available in this openclawd yet; omit runtime to use the agent's own backend",
+        ));
+    }
+    // ACP-only fields must never break a spawn for another runtime: drop and report them.
+    let mut ignored = Vec::new();
+    if p.stream_to.is_some() {
+        ignored.push("streamTo".to_string());
+    }
+    if p.resume_session_id.is_some() {
+        ignored.push("resumeSessionId".to_string());
+    }
+    let agent_id = p.agent_id.clone().unwrap_or_else(|| engine.default_agent().to_string());
+    if !engine.has_agent(&agent_id) {
+        return Err(RpcError::not_found(format!(
+            "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are"
+        )));
+    }
+    let run_timeout = match p.run_timeout_seconds {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s.min(7.0 * 86_400.0))),
+        Some(_) => return Err(RpcError::invalid_params("runTimeoutSeconds must be a number of seconds above 0")),
+    };
+    let (parent_key, spawn_depth) = match &p.parent_key {
+        Some(k) => {
+            let parent = engine.session(k).await?;
+            (Some(parent.key), parent.spawn_depth + 1)
+        }
+        None => (None, 0),
+    };
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let session = NewSession {
+        id: uuid::Uuid::new_v4().to_string(),
+        key: subagent_key(&agent_id, &uuid),
+        agent_id,
+        kind: "subagent".into(),
+        label: p.label.clone().filter(|l| !l.is_empty()),
+        parent_key,
+        model: p.model.clone(),
+        cleanup: if p.cleanup == Some(openclaw::protocol::Cleanup::Delete) { "delete" } else { "keep" }.into(),
+        spawn_depth,
+    };
+    let workspace = engine.workspace(&session.id);
+    let content = if p.attachments.is_empty() {
+        Value::String(p.task.clone())
+    } else {
+        write_attachments(&workspace, &p.attachments).await?;
+        let mut blocks = vec![json!({ "type": "text", "text": p.task })];
+        for a in &p.attachments {
+            blocks.push(json!({ "type": "attachment", "name": a.name }));
+        }
+        Value::Array(blocks)
+    };
+    let delete_after = session.cleanup == "delete";
+    let request = SubmitRequest {
+        target: SubmitTarget::New(session),
+        message: NewMessage {
+            ts: now_ms(),
+            role: Role::User,
+            content,
+            run_id: None,
+            provenance: ProvenanceKind::SpawnTask,
+            from: None,
+            usage: None,
+        },
+        run_timeout,
+        delete_after,
+        idempotency_key: p.idempotency_key.clone(),
+        method: methods::SESSIONS_SPAWN,
+        make_result: Box::new(move |run_id, key, id| {
+            serde_json::to_value(SpawnResult {
+                status: "accepted".into(),
+                session_key: key.to_string(),
+                session_id: id.to_string(),
+                run_id: run_id.to_string(),
+                ignored_fields: ignored,
+            })
+            .unwrap_or(Value::Null)
+        }),
+    };
+    match engine.submit(request).await {
+        Ok(Submitted::New(result)) => Ok(result),
+        Ok(Submitted::Existing(first)) => {
+            let _ = tokio::fs::remove_dir_all(&workspace).await;
+            Ok(first)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&workspace).await;
+            Err(e)
+        }
+    }
+}
+
+async fn write_attachments(
+    workspace: &std::path::Path,
+    attachments: &[openclaw::protocol::Attachment],
+) -> Result<(), RpcError> {
+    tokio::fs::create_dir_all(workspace)
+        .await
+        .map_err(|e| RpcError::internal(format!("cannot create the session workspace: {e}")))?;
+    for a in attachments {
+        let name = &a.name;
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
+            return Err(RpcError::invalid_params(format!(
+                "attachment name \"{name}\" must be a plain file name (no '/', not '.' or '..')"
+            )));
+        }
+        let bytes = match a.encoding.as_deref() {
+            None | Some("utf8") => a.content.clone().into_bytes(),
+            Some("base64") => decode_base64(&a.content).ok_or_else(|| {
+                RpcError::invalid_params(format!("attachment \"{name}\" is not valid base64"))
+            })?,
+            Some(other) => {
+                return Err(RpcError::invalid_params(format!(
+                    "attachment encoding \"{other}\" is unknown; use \"utf8\" or \"base64\""
+                )));
+            }
+        };
+        tokio::fs::write(workspace.join(name), bytes)
+            .await
+            .map_err(|e| RpcError::internal(format!("cannot write attachment \"{name}\": {e}")))?;
+    }
+    Ok(())
+}
+
+/// Standard base64 (with or without padding).
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// `sessions.send`: a message into a session; waits for the reply up to `timeoutSeconds`
+/// (on the run's end event), or returns at once with 0. The main session of an agent is
+/// created on first use.
+pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
+    let engine = &ctx.engine;
+    let wait = wait_duration(p.timeout_seconds, DEFAULT_WAIT_SECONDS)?;
+    if p.stream_progress == Some(true) {
+        return Err(RpcError::invalid_params(
+            "streamProgress is not available in this openclawd yet; wait for the result instead",
+        ));
+    }
+    let target = match engine.find_session(&p.session_key).await? {
+        Some(s) => SubmitTarget::Existing(s),
+        None => {
+            let key = normalize(&p.session_key, engine.default_agent());
+            let agent = crate::engine::agent_of_main(&key).filter(|a| engine.has_agent(a));
+            match agent {
+                Some(agent_id) => SubmitTarget::New(NewSession {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    kind: kind_of(&key).to_string(),
+                    agent_id: agent_id.to_string(),
+                    key,
+                    label: None,
+                    parent_key: None,
+                    model: None,
+                    cleanup: "keep".into(),
+                    spawn_depth: 0,
+                }),
+                None => return Err(RpcError::not_found(format!(
+                    "no session \"{}\"; `openclaw sessions list` shows the sessions there are",
+                    p.session_key
+                ))),
+            }
+        }
+    };
+    let request = SubmitRequest {
+        target,
+        message: NewMessage {
+            ts: now_ms(),
+            role: Role::User,
+            content: Value::String(p.message),
+            run_id: None,
+            provenance: ProvenanceKind::Operator,
+            from: None,
+            usage: None,
+        },
+        run_timeout: None,
+        delete_after: false,
+        idempotency_key: p.idempotency_key,
+        method: methods::SESSIONS_SEND,
+        make_result: Box::new(|run_id, key, _| json!({ "runId": run_id, "sessionKey": key })),
+    };
+    let result = match engine.submit(request).await? {
+        Submitted::New(result) | Submitted::Existing(result) => result,
+    };
+    let run_id = result.get("runId").and_then(Value::as_str).unwrap_or_default().to_string();
+    let session_key = result.get("sessionKey").and_then(Value::as_str).unwrap_or_default().to_string();
+    if wait.is_zero() {
+        return to_value(&RunResult {
+            run_id,
+            session_key,
+            status: WaitStatus::Accepted,
+            run_status: RunStatus::Queued,
+            reply: None,
+            error: None,
+        });
+    }
+    to_value(&engine.wait(&run_id, wait).await?)
+}
+
+/// `sessions.history`: the newest messages, oldest first, with a cursor to older pages.
+pub async fn history(ctx: &Ctx, p: HistoryParams) -> Result<Value, RpcError> {
+    let session = ctx.engine.session(&p.session_key).await?;
+    let limit = p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).clamp(1, MAX_PAGE);
+    let before = match p.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<u64>().map_err(|_| {
+            RpcError::invalid_params(format!("cursor \"{c}\" is not one this daemon gave out (expected a nextCursor value)"))
+        })?),
+    };
+    let page = ctx
+        .engine
+        .store
+        .history(session.sid, limit, before, p.include_tools.unwrap_or(false))
+        .await
+        .map_err(internal)?;
+    let next_cursor = if page.has_more { page.messages.first().map(|m| m.seq.to_string()) } else { None };
+    to_value(&HistoryResult {
+        session_key: session.key,
+        session_id: session.id,
+        messages: page.messages,
+        next_cursor,
+        has_more: page.has_more,
+    })
+}
+
+/// `sessions.list`: most recently updated first, paged by cursor.
+pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Value, RpcError> {
+    let after = match p.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(parse_list_cursor(c).ok_or_else(|| {
+            RpcError::invalid_params(format!("cursor \"{c}\" is not one this daemon gave out (expected a nextCursor value)"))
+        })?),
+    };
+    let parent_key = match p.parent_key {
+        Some(k) => Some(normalize(&k, ctx.engine.default_agent())),
+        None => None,
+    };
+    let filter = ListFilter {
+        kinds: p.kinds.unwrap_or_default(),
+        limit: p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).clamp(1, MAX_PAGE),
+        after,
+        active_minutes: p.active_minutes,
+        parent_key,
+        include_archived: p.include_archived.unwrap_or(false),
+        message_limit: p.message_limit.unwrap_or(0).min(MAX_LIST_MESSAGES),
+    };
+    let page = ctx.engine.store.list(filter).await.map_err(internal)?;
+    let sessions = page
+        .sessions
+        .into_iter()
+        .map(|(rec, messages)| {
+            let mut row = rec.to_row();
+            row.messages = messages;
+            row
+        })
+        .collect();
+    to_value(&ListResult {
+        sessions,
+        next_cursor: page.next.map(|(updated, sid)| format!("{updated}.{sid}")),
+    })
+}
+
+fn parse_list_cursor(c: &str) -> Option<(i64, i64)> {
+    let (updated, sid) = c.split_once('.')?;
+    Some((updated.parse().ok()?, sid.parse().ok()?))
+}
+
+/// `sessions.kill`: aborts the active run (and queued ones with `clearQueued`).
+pub async fn kill(ctx: &Ctx, p: KillParams) -> Result<Value, RpcError> {
+    let session = ctx.engine.session(&p.session_key).await?;
+    to_value(&ctx.engine.kill(&session, p.clear_queued.unwrap_or(false)).await?)
+}
+
+/// `sessions.patch`: label, send policy, archived.
+pub async fn patch(ctx: &Ctx, p: PatchParams) -> Result<Value, RpcError> {
+    let session = ctx.engine.session(&p.session_key).await?;
+    let send_policy = match p.send_policy.as_deref() {
+        None => None,
+        Some("allow") | Some("deny") => p.send_policy.clone().map(Some),
+        Some("inherit") => Some(None),
+        Some(other) => {
+            return Err(RpcError::invalid_params(format!(
+                "sendPolicy \"{other}\" is unknown; use allow, deny or inherit"
+            )));
+        }
+    };
+    let label = p.label.map(|l| if l.is_empty() { None } else { Some(l) });
+    ctx.engine
+        .store
+        .patch_session(session.sid, label, p.archived, send_policy)
+        .await
+        .map_err(internal)?;
+    let updated = ctx.engine.session(&session.id).await?;
+    to_value(&json!({ "session": updated.to_row() }))
+}
+
+/// `sessions.delete`: removes a session, its transcript and workspace. A session with a run
+/// active or queued is refused, so no run loses its record.
+pub async fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value, RpcError> {
+    let session = ctx.engine.session(&p.session_key).await?;
+    if ctx.engine.is_busy(session.sid) {
+        return Err(RpcError::app(
+            ErrorKind::Conflict,
+            format!(
+                "session {} has a run active or queued; stop it first with `openclaw sessions kill {} --clear-queued`",
+                session.key, session.key
+            ),
+        ));
+    }
+    ctx.engine.store.delete_session(session.sid).await.map_err(internal)?;
+    let _ = tokio::fs::remove_dir_all(ctx.engine.workspace(&session.id)).await;
+    to_value(&DeleteResult { session_key: session.key, session_id: session.id, deleted: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes_with_and_without_padding() {
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(decode_base64("AAEC/w==").unwrap(), vec![0, 1, 2, 255]);
+        assert!(decode_base64("a*b").is_none());
+    }
+
+    #[test]
+    fn list_cursor_round_trips() {
+        assert_eq!(parse_list_cursor("1700.42"), Some((1700, 42)));
+        assert_eq!(parse_list_cursor("x.1"), None);
+        assert_eq!(parse_list_cursor("17"), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! Start-up, the listener and shutdown: checks the socket directory, makes sure this is the
+//! only daemon for the socket and the data dir, opens the store, listens, accepts with peer
+//! credentials, and stops cleanly on SIGTERM/SIGINT or `daemon.shutdown`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use interprocess::local_socket::traits::tokio::Listener as _;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use openclaw::config::Config;
+use openclaw::paths::Paths;
+use openclaw::timefmt::now_ms;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Peer, trust};
+use crate::engine::Engine;
+use crate::rpc::{Ctx, DaemonInfo};
+use crate::store::Store;
+
+/// Runs the daemon until it is asked to stop. `ready` is told once the socket listens.
+pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let socket_dir = paths.socket_dir().to_path_buf();
+    ensure_private_dir(&socket_dir, euid)?;
+    ensure_private_dir(&paths.data_dir, euid)?;
+    let _socket_lock = InstanceLock::acquire(&lock_path_for(&paths.socket), &paths.socket)?;
+    let _data_lock = InstanceLock::acquire(&paths.data_dir.join("daemon.lock"), &paths.socket)?;
+
+    let (store, recovery) = Store::open(&paths.data_dir)
+        .with_context(|| format!("opening the store in {}", paths.data_dir.display()))?;
+    if recovery.interrupted > 0 {
+        tracing::warn!(runs = recovery.interrupted, "runs active when the daemon last stopped are now marked interrupted");
+    }
+    let config = Arc::new(config);
+    if config.agents.is_empty() {
+        tracing::info!(
+            "agent \"{}\" uses the built-in echo backend; configure a real one in {} ([agents.{}] backend = \"exec\", command = [...])",
+            config.default_agent_id(),
+            paths.config_file.display(),
+            config.default_agent_id()
+        );
+    }
+    let engine = Engine::new(store, config.clone(), paths.data_dir.clone(), paths.socket.clone());
+    engine.requeue(recovery.requeue).await.context("queueing runs left from the last start")?;
+
+    let mode = config.socket_mode();
+    let name = paths.socket.as_path().to_fs_name::<GenericFilePath>()?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .mode(mode)
+        .try_overwrite(true) // safe: we hold the instance lock, so any file there is stale
+        .create_tokio()
+        .with_context(|| format!("listening on {}", paths.socket.display()))?;
+    // The umask narrows wider modes at bind time: set the mode the config asked for.
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", paths.socket.display()))?;
+    if let Some(group) = &config.socket.group {
+        set_group(&paths.socket, group)?;
+    }
+
+    let shutdown = CancellationToken::new();
+    let daemon = Arc::new(DaemonInfo {
+        daemon_id: uuid::Uuid::new_v4().to_string(),
+        started_at_ms: now_ms(),
+        started: Instant::now(),
+        paths: paths.clone(),
+        connections: Default::default(),
+        interrupted_at_startup: recovery.interrupted,
+        shutdown: shutdown.clone(),
+    });
+    spawn_signal_handler(shutdown.clone())?;
+    if let Some(mut ready) = ready {
+        // The reader only needs to see the line; a parent that went away is no error.
+        let _ = ready.write_all(b"ready\n");
+    }
+    tracing::info!(socket = %paths.socket.display(), "listening");
+
+    let connections = TaskTracker::new();
+    let max_frame = config.limits.max_frame_bytes;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        let peer = peer_of(&stream, euid);
+        let ctx = Arc::new(Ctx { engine: engine.clone(), daemon: daemon.clone(), peer });
+        let daemon = daemon.clone();
+        let stop = shutdown.clone();
+        daemon.connections.fetch_add(1, Ordering::Relaxed);
+        connections.spawn(async move {
+            crate::connection::serve(stream, ctx, stop, max_frame).await;
+            daemon.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    tracing::info!("stopping");
+    drop(listener); // removes the socket file: new clients see "not running" at once
+    engine.shutdown().await;
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+fn peer_of(stream: &interprocess::local_socket::tokio::Stream, daemon_euid: u32) -> Peer {
+    use interprocess::local_socket::traits::StreamCommon;
+    match stream.peer_creds() {
+        Ok(creds) => {
+            let uid = creds.euid();
+            Peer { uid, pid: creds.pid().map(|p| p as u32), trust: trust(uid, daemon_euid) }
+        }
+        Err(e) => {
+            tracing::warn!("cannot read peer credentials: {e}");
+            Peer { uid: None, pid: None, trust: trust(None, daemon_euid) }
+        }
+    }
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
+/// Creates `dir` 0700 if missing; refuses a directory someone else owns or others can write.
+fn ensure_private_dir(dir: &Path, euid: u32) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    check_dir_policy(dir, meta.uid(), meta.mode(), euid)
+}
+
+/// The directory policy as a pure function, so it is tested without other users.
+pub fn check_dir_policy(dir: &Path, owner: u32, mode: u32, euid: u32) -> anyhow::Result<()> {
+    if owner != euid {
+        bail!(
+            "{} belongs to uid {owner}, not to this user (uid {euid}); refusing to use it — choose another directory with OPENCLAW_HOME or OPENCLAW_SOCKET",
+            dir.display()
+        );
+    }
+    if mode & 0o022 != 0 {
+        bail!(
+            "{} can be written by other users (mode {:04o}); refusing to put the socket or data there — run `chmod 700 {}`",
+            dir.display(),
+            mode & 0o7777,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn lock_path_for(socket: &Path) -> PathBuf {
+    let mut name = socket.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".lock");
+    socket.with_file_name(name)
+}
+
+/// An exclusive `flock` held for the daemon's lifetime; the file records the holder's pid.
+struct InstanceLock {
+    _file: File,
+}
+
+impl InstanceLock {
+    fn acquire(path: &Path, socket: &Path) -> anyhow::Result<InstanceLock> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on an fd we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let pid = holder.trim();
+            let who = if pid.is_empty() { String::from("another openclawd") } else { format!("another openclawd (pid {pid})") };
+            bail!(
+                "{who} is already running for {} (lock {}); stop it with `openclaw daemon stop` or use it as it is",
+                socket.display(),
+                path.display()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(InstanceLock { _file: file })
+    }
+}
+
+fn set_group(path: &Path, group: &str) -> anyhow::Result<()> {
+    let c_group = std::ffi::CString::new(group).context("socket.group contains a NUL byte")?;
+    // SAFETY: getgrnam with a valid C string; the result is read at once.
+    let gr = unsafe { libc::getgrnam(c_group.as_ptr()) };
+    if gr.is_null() {
+        bail!("socket.group \"{group}\" is not a group on this system");
+    }
+    // SAFETY: gr is non-null and points to a valid group record.
+    let gid = unsafe { (*gr).gr_gid };
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: chown with a valid path; uid -1 leaves the owner as it is.
+    if unsafe { libc::chown(c_path.as_ptr(), u32::MAX, gid) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("giving {} to group {group}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dir_of_the_owner_is_accepted() {
+        assert!(check_dir_policy(Path::new("/d"), 1000, 0o40700, 1000).is_ok());
+        assert!(check_dir_policy(Path::new("/d"), 1000, 0o40755, 1000).is_ok());
+    }
+
+    #[test]
+    fn writable_by_others_is_refused_with_the_fix() {
+        let err = check_dir_policy(Path::new("/d"), 1000, 0o40777, 1000).unwrap_err().to_string();
+        assert!(err.contains("chmod 700 /d"), "{err}");
+        assert!(check_dir_policy(Path::new("/d"), 1000, 0o40770, 1000).is_err());
+    }
+
+    #[test]
+    fn someone_elses_dir_is_refused() {
+        let err = check_dir_policy(Path::new("/d"), 0, 0o40700, 1000).unwrap_err().to_string();
+        assert!(err.contains("belongs to uid 0"), "{err}");
+    }
+
+    #[test]
+    fn lock_sits_beside_the_socket() {
+        assert_eq!(lock_path_for(Path::new("/r/openclaw.sock")), PathBuf::from("/r/openclaw.sock.lock"));
+    }
+}

@@ -1,0 +1,187 @@
+//! Read queries. They run on read-only connections and see the last committed state.
+
+use openclaw::protocol::{Message, RunStatus};
+use openclaw::timefmt::now_ms;
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value as Sql};
+
+use super::{RunRecord, SessionRecord, StoreError, message_from_parts};
+
+const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth";
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        sid: r.get(0)?,
+        id: r.get(1)?,
+        key: r.get(2)?,
+        agent_id: r.get(3)?,
+        kind: r.get(4)?,
+        label: r.get(5)?,
+        parent_key: r.get(6)?,
+        model: r.get(7)?,
+        status: r.get(8)?,
+        active_run_id: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+        started_at: r.get(12)?,
+        ended_at: r.get(13)?,
+        runtime_ms: r.get(14)?,
+        tokens: r.get(15)?,
+        message_count: r.get(16)?,
+        last_preview: r.get(17)?,
+        archived: r.get(18)?,
+        send_policy: r.get(19)?,
+        cleanup: r.get(20)?,
+        spawn_depth: r.get(21)?,
+    })
+}
+
+/// `column` is one of our own column names, never input.
+pub fn session_where(
+    c: &Connection,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<SessionRecord>, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {column} = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([value], session_from_row).optional()?)
+}
+
+pub fn session_by_sid(c: &Connection, sid: i64) -> Result<Option<SessionRecord>, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([sid], session_from_row).optional()?)
+}
+
+pub fn run(c: &Connection, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT s.key, r.status, r.reply, r.error FROM runs r JOIN sessions s ON s.sid = r.sid WHERE r.id = ?1",
+        )?
+        .query_row([run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((session_key, status, reply, error)) = row else {
+        return Ok(None);
+    };
+    let status = RunStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("run status {status}")))?;
+    Ok(Some(RunRecord { session_key, status, reply, error }))
+}
+
+#[derive(Debug)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+}
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Message, StoreError>> {
+    Ok(message_from_parts(
+        r.get(0)?,
+        r.get(1)?,
+        &r.get::<_, String>(2)?,
+        &r.get::<_, String>(3)?,
+        r.get(4)?,
+        &r.get::<_, String>(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+/// The newest `limit` messages before `before_seq` (all when `None`), returned oldest first.
+pub fn history(
+    c: &Connection,
+    sid: i64,
+    limit: u32,
+    before_seq: Option<u64>,
+    include_tools: bool,
+) -> Result<HistoryPage, StoreError> {
+    let before = before_seq.map(|s| s as i64).unwrap_or(i64::MAX);
+    let sql = if include_tools {
+        "SELECT seq, ts, role, content, run_id, provenance, prov_from, usage FROM messages WHERE sid = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+    } else {
+        "SELECT seq, ts, role, content, run_id, provenance, prov_from, usage FROM messages WHERE sid = ?1 AND seq < ?2 AND role NOT IN ('tool_call', 'tool_result') ORDER BY seq DESC LIMIT ?3"
+    };
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(rusqlite::params![sid, before, limit as i64 + 1], message_from_row)?;
+    let mut messages = Vec::with_capacity(limit as usize + 1);
+    for row in rows {
+        messages.push(row??);
+    }
+    let has_more = messages.len() > limit as usize;
+    messages.truncate(limit as usize);
+    messages.reverse();
+    Ok(HistoryPage { messages, has_more })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub kinds: Vec<String>,
+    pub limit: u32,
+    /// (updated_at, sid) of the last row of the previous page.
+    pub after: Option<(i64, i64)>,
+    pub active_minutes: Option<u64>,
+    pub parent_key: Option<String>,
+    pub include_archived: bool,
+    pub message_limit: u32,
+}
+
+#[derive(Debug)]
+pub struct ListPage {
+    pub sessions: Vec<(SessionRecord, Option<Vec<Message>>)>,
+    /// (updated_at, sid) to continue after, when there are more.
+    pub next: Option<(i64, i64)>,
+}
+
+/// Sessions, most recently updated first, one page at a time (keyset pagination on an index,
+/// so a page costs the same at any depth and any store size).
+pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
+    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1=1");
+    let mut args: Vec<Sql> = Vec::new();
+    if !f.include_archived {
+        sql.push_str(" AND archived = 0");
+    }
+    if !f.kinds.is_empty() {
+        sql.push_str(" AND kind IN (");
+        for (i, k) in f.kinds.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            args.push(Sql::Text(k.clone()));
+        }
+        sql.push(')');
+    }
+    if let Some(m) = f.active_minutes {
+        sql.push_str(" AND updated_at >= ?");
+        args.push(Sql::Integer(now_ms() - (m.min(1 << 40) as i64) * 60_000));
+    }
+    if let Some(p) = &f.parent_key {
+        sql.push_str(" AND parent_key = ?");
+        args.push(Sql::Text(p.clone()));
+    }
+    if let Some((updated, sid)) = f.after {
+        sql.push_str(" AND (updated_at, sid) < (?, ?)");
+        args.push(Sql::Integer(updated));
+        args.push(Sql::Integer(sid));
+    }
+    sql.push_str(" ORDER BY updated_at DESC, sid DESC LIMIT ?");
+    args.push(Sql::Integer(f.limit as i64 + 1));
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows: Vec<SessionRecord> =
+        stmt.query_map(params_from_iter(args), session_from_row)?.collect::<Result<_, _>>()?;
+    let more = rows.len() > f.limit as usize;
+    rows.truncate(f.limit as usize);
+    let next = if more { rows.last().map(|r| (r.updated_at, r.sid)) } else { None };
+    let mut sessions = Vec::with_capacity(rows.len());
+    for rec in rows {
+        let messages = if f.message_limit > 0 {
+            Some(history(c, rec.sid, f.message_limit, None, false)?.messages)
+        } else {
+            None
+        };
+        sessions.push((rec, messages));
+    }
+    Ok(ListPage { sessions, next })
+}

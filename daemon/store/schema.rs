@@ -1,0 +1,121 @@
+//! The schema and its migrations. `PRAGMA user_version` records how many have been applied;
+//! each migration runs in its own transaction, so a crash mid-upgrade leaves the old version.
+
+use rusqlite::Connection;
+
+/// Each entry upgrades the schema by one version. Never edit a shipped entry; append.
+const MIGRATIONS: &[&str] = &[
+    // 1: sessions, transcripts, runs, idempotency keys.
+    r#"
+    CREATE TABLE sessions (
+        sid            INTEGER PRIMARY KEY,
+        id             TEXT NOT NULL UNIQUE,
+        key            TEXT NOT NULL UNIQUE,
+        agent_id       TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        label          TEXT,
+        parent_key     TEXT,
+        model          TEXT,
+        status         TEXT NOT NULL,
+        active_run_id  TEXT,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        started_at     INTEGER,
+        ended_at       INTEGER,
+        runtime_ms     INTEGER,
+        tokens         INTEGER,
+        message_count  INTEGER NOT NULL DEFAULT 0,
+        last_seq       INTEGER NOT NULL DEFAULT 0,
+        last_preview   TEXT,
+        archived       INTEGER NOT NULL DEFAULT 0,
+        send_policy    TEXT,
+        cleanup        TEXT NOT NULL DEFAULT 'keep',
+        spawn_depth    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sessions_by_update ON sessions(updated_at DESC, sid DESC);
+    CREATE INDEX sessions_by_parent ON sessions(parent_key);
+
+    CREATE TABLE messages (
+        sid         INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        ts          INTEGER NOT NULL,
+        role        TEXT NOT NULL,
+        content     TEXT NOT NULL,
+        run_id      TEXT,
+        provenance  TEXT NOT NULL,
+        prov_from   TEXT,
+        usage       TEXT,
+        PRIMARY KEY (sid, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,
+        sid         INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        lane        TEXT NOT NULL,
+        input_seq   INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        started_at  INTEGER,
+        ended_at    INTEGER,
+        reply       TEXT,
+        error       TEXT
+    );
+    CREATE INDEX runs_by_session ON runs(sid);
+    CREATE INDEX runs_unfinished ON runs(status) WHERE status IN ('queued', 'running');
+
+    CREATE TABLE idempotency (
+        key         TEXT PRIMARY KEY,
+        method      TEXT NOT NULL,
+        result      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    "#,
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "the store was written by a newer openclaw (schema version {found}, this build knows {known}); upgrade openclaw or point OPENCLAW_HOME elsewhere"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(MigrationError::TooNew { found, known: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_fresh_database_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("newer openclaw"), "{err}");
+    }
+}

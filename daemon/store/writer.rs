@@ -1,0 +1,453 @@
+//! The single writer: applies changes in arrival order and commits them in groups. Whatever is
+//! waiting when a commit starts joins it, so N concurrent callers cost one sync, not N.
+
+use std::sync::mpsc;
+
+use openclaw::protocol::{ProvenanceKind, Role, RunStatus};
+use openclaw::timefmt::now_ms;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{PendingRun, Recovery, StoreError};
+
+/// Most changes applied in one transaction; bounds the latency of the first caller in a group.
+const MAX_GROUP: usize = 4096;
+/// Characters of a message kept as the session's preview.
+const PREVIEW_CHARS: usize = 120;
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub key: String,
+    pub agent_id: String,
+    pub kind: String,
+    pub label: Option<String>,
+    pub parent_key: Option<String>,
+    pub model: Option<String>,
+    pub cleanup: String,
+    pub spawn_depth: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub ts: i64,
+    pub role: Role,
+    pub content: Value,
+    pub run_id: Option<String>,
+    pub provenance: ProvenanceKind,
+    pub from: Option<String>,
+    pub usage: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub lane: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Existing(i64),
+    /// Created unless a session with this key exists, which is then used.
+    New(NewSession),
+}
+
+/// A message that starts a run: the first of a spawn, or a send.
+#[derive(Debug, Clone)]
+pub struct Submit {
+    pub target: Target,
+    pub message: NewMessage,
+    pub run: NewRun,
+    /// (key, method, result to return on a retry)
+    pub idempotency: Option<(String, String, Value)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SubmitOutcome {
+    /// Committed, in the session with this row id.
+    Created { sid: i64 },
+    /// The idempotency key was used before: the first call's result.
+    Existing(Value),
+}
+
+#[derive(Debug, Clone)]
+pub struct FinishedRun {
+    pub run_id: String,
+    pub sid: i64,
+    pub status: RunStatus,
+    pub reply: Option<NewMessage>,
+    pub reply_text: Option<String>,
+    pub error: Option<String>,
+    pub ended_at: i64,
+    pub runtime_ms: Option<i64>,
+    pub tokens: Option<i64>,
+}
+
+enum Op {
+    Submit(Submit, oneshot::Sender<Result<SubmitOutcome, StoreError>>),
+    RunStarted { run_id: String, sid: i64, at: i64 },
+    RunFinished(FinishedRun, oneshot::Sender<Result<Option<u64>, StoreError>>),
+    Patch {
+        sid: i64,
+        label: Option<Option<String>>,
+        archived: Option<bool>,
+        send_policy: Option<Option<String>>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Delete(i64, oneshot::Sender<Result<(), StoreError>>),
+    Close(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Op>,
+}
+
+pub fn spawn(conn: Connection) -> WriterHandle {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(conn, rx))
+        .expect("spawn the store writer thread");
+    WriterHandle { tx }
+}
+
+impl WriterHandle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub async fn submit(&self, s: Submit) -> Result<SubmitOutcome, StoreError> {
+        self.call(|tx| Op::Submit(s, tx)).await
+    }
+
+    pub fn run_started(&self, run_id: &str, sid: i64, at: i64) {
+        let _ = self.tx.send(Op::RunStarted { run_id: run_id.to_string(), sid, at });
+    }
+
+    pub async fn run_finished(&self, f: FinishedRun) -> Result<Option<u64>, StoreError> {
+        self.call(|tx| Op::RunFinished(f, tx)).await
+    }
+
+    pub async fn patch(
+        &self,
+        sid: i64,
+        label: Option<Option<String>>,
+        archived: Option<bool>,
+        send_policy: Option<Option<String>>,
+    ) -> Result<(), StoreError> {
+        self.call(|done| Op::Patch { sid, label, archived, send_policy, done }).await
+    }
+
+    pub async fn delete(&self, sid: i64) -> Result<(), StoreError> {
+        self.call(|tx| Op::Delete(sid, tx)).await
+    }
+
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// A reply to send once the group is committed (or failed).
+enum Reply {
+    Submit(oneshot::Sender<Result<SubmitOutcome, StoreError>>, Result<SubmitOutcome, String>),
+    Finished(oneshot::Sender<Result<Option<u64>, StoreError>>, Result<Option<u64>, String>),
+    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), String>),
+    Close(oneshot::Sender<()>),
+    /// A change nobody waits on.
+    Nothing,
+}
+
+fn run(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+    let mut group: Vec<Op> = Vec::with_capacity(64);
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        let closing = group.iter().any(|op| matches!(op, Op::Close(_)));
+        let replies = apply_group(&mut conn, group.drain(..));
+        for reply in replies {
+            match reply {
+                Reply::Submit(tx, r) => {
+                    let _ = tx.send(r.map_err(StoreError::Corrupt));
+                }
+                Reply::Finished(tx, r) => {
+                    let _ = tx.send(r.map_err(StoreError::Corrupt));
+                }
+                Reply::Unit(tx, r) => {
+                    let _ = tx.send(r.map_err(StoreError::Corrupt));
+                }
+                Reply::Close(tx) => {
+                    let _ = tx.send(());
+                }
+                Reply::Nothing => {}
+            }
+        }
+        if closing {
+            break;
+        }
+    }
+    // Checkpoint so the next start opens a small WAL; failure here loses nothing.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+fn apply_group(conn: &mut Connection, ops: impl Iterator<Item = Op>) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let msg = e.to_string();
+            for op in ops {
+                replies.push(fail(op, &msg));
+            }
+            return replies;
+        }
+    };
+    let mut tx = tx;
+    for op in ops {
+        replies.push(apply_one(&mut tx, op));
+    }
+    if let Err(e) = tx.commit() {
+        let msg = format!("commit failed: {e}");
+        replies = replies.into_iter().map(|r| fail_reply(r, &msg)).collect();
+    }
+    replies
+}
+
+/// Applies one change inside its own savepoint, so a failing change does not undo the others
+/// in its group.
+fn apply_one(tx: &mut Transaction<'_>, op: Op) -> Reply {
+    fn in_savepoint<T>(
+        tx: &mut Transaction<'_>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, String> {
+        let sp = tx.savepoint().map_err(|e| e.to_string())?;
+        match f(&sp) {
+            Ok(v) => {
+                sp.commit().map_err(|e| e.to_string())?;
+                Ok(v)
+            }
+            Err(e) => Err(e.to_string()), // dropping the savepoint rolls it back
+        }
+    }
+    match op {
+        Op::Submit(s, reply) => Reply::Submit(reply, in_savepoint(tx, |c| submit(c, &s))),
+        Op::RunStarted { run_id, sid, at } => {
+            if let Err(e) = in_savepoint(tx, |c| run_started(c, &run_id, sid, at)) {
+                tracing::warn!(run_id, "recording run start failed: {e}");
+            }
+            Reply::Nothing
+        }
+        Op::RunFinished(f, reply) => Reply::Finished(reply, in_savepoint(tx, |c| run_finished(c, &f))),
+        Op::Patch { sid, label, archived, send_policy, done } => Reply::Unit(
+            done,
+            in_savepoint(tx, |c| patch(c, sid, &label, archived, &send_policy)),
+        ),
+        Op::Delete(sid, reply) => Reply::Unit(reply, in_savepoint(tx, |c| delete(c, sid))),
+        Op::Close(reply) => Reply::Close(reply),
+    }
+}
+
+fn fail(op: Op, msg: &str) -> Reply {
+    match op {
+        Op::Submit(_, tx) => Reply::Submit(tx, Err(msg.to_string())),
+        Op::RunFinished(_, tx) => Reply::Finished(tx, Err(msg.to_string())),
+        Op::Patch { done, .. } => Reply::Unit(done, Err(msg.to_string())),
+        Op::Delete(_, tx) => Reply::Unit(tx, Err(msg.to_string())),
+        Op::Close(tx) => Reply::Close(tx),
+        Op::RunStarted { .. } => Reply::Nothing,
+    }
+}
+
+fn fail_reply(r: Reply, msg: &str) -> Reply {
+    match r {
+        Reply::Submit(tx, _) => Reply::Submit(tx, Err(msg.to_string())),
+        Reply::Finished(tx, _) => Reply::Finished(tx, Err(msg.to_string())),
+        Reply::Unit(tx, _) => Reply::Unit(tx, Err(msg.to_string())),
+        other => other,
+    }
+}
+
+fn preview(content: &Value) -> String {
+    let text = match content {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.chars().take(PREVIEW_CHARS).collect()
+}
+
+/// Appends a message at the session's next seq and updates its counters; returns the seq.
+fn append_message(c: &Connection, sid: i64, m: &NewMessage) -> rusqlite::Result<u64> {
+    let seq: i64 = c
+        .prepare_cached("UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + 1, last_preview = ?2, updated_at = ?3 WHERE sid = ?1 RETURNING last_seq")?
+        .query_row(params![sid, preview(&m.content), m.ts], |r| r.get(0))?;
+    let usage = m.usage.as_ref().map(Value::to_string);
+    c.prepare_cached(
+        "INSERT INTO messages (sid, seq, ts, role, content, run_id, provenance, prov_from, usage) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        sid,
+        seq,
+        m.ts,
+        m.role.as_str(),
+        m.content.to_string(),
+        m.run_id,
+        m.provenance.as_str(),
+        m.from,
+        usage
+    ])?;
+    Ok(seq as u64)
+}
+
+fn submit(c: &Connection, s: &Submit) -> rusqlite::Result<SubmitOutcome> {
+    if let Some((key, _, _)) = &s.idempotency {
+        let existing: Option<String> = c
+            .prepare_cached("SELECT result FROM idempotency WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        if let Some(result) = existing {
+            let value = serde_json::from_str(&result).unwrap_or(Value::Null);
+            return Ok(SubmitOutcome::Existing(value));
+        }
+    }
+    let now = s.message.ts;
+    let sid = match &s.target {
+        Target::Existing(sid) => *sid,
+        Target::New(n) => {
+            c.prepare_cached(
+                "INSERT INTO sessions (id, key, agent_id, kind, label, parent_key, model, status, created_at, updated_at, cleanup, spawn_depth)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10) ON CONFLICT(key) DO NOTHING",
+            )?
+            .execute(params![
+                n.id, n.key, n.agent_id, n.kind, n.label, n.parent_key, n.model, now, n.cleanup, n.spawn_depth
+            ])?;
+            c.prepare_cached("SELECT sid FROM sessions WHERE key = ?1")?
+                .query_row([&n.key], |r| r.get(0))?
+        }
+    };
+    let seq = append_message(c, sid, &s.message)?;
+    c.prepare_cached(
+        "INSERT INTO runs (id, sid, status, lane, input_seq, created_at) VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
+    )?
+    .execute(params![s.run.id, sid, s.run.lane, seq as i64, now])?;
+    c.prepare_cached(
+        "UPDATE sessions SET status = 'queued' WHERE sid = ?1 AND active_run_id IS NULL",
+    )?
+    .execute([sid])?;
+    if let Some((key, method, result)) = &s.idempotency {
+        c.prepare_cached(
+            "INSERT INTO idempotency (key, method, result, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![key, method, result.to_string(), now])?;
+    }
+    Ok(SubmitOutcome::Created { sid })
+}
+
+fn run_started(c: &Connection, run_id: &str, sid: i64, at: i64) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")?
+        .execute(params![run_id, at])?;
+    c.prepare_cached(
+        "UPDATE sessions SET status = 'running', active_run_id = ?2, started_at = ?3, ended_at = NULL, updated_at = ?3 WHERE sid = ?1",
+    )?
+    .execute(params![sid, run_id, at])?;
+    Ok(())
+}
+
+fn run_finished(c: &Connection, f: &FinishedRun) -> rusqlite::Result<Option<u64>> {
+    let seq = match &f.reply {
+        Some(m) => Some(append_message(c, f.sid, m)?),
+        None => None,
+    };
+    c.prepare_cached(
+        "UPDATE runs SET status = ?2, ended_at = ?3, reply = ?4, error = ?5 WHERE id = ?1",
+    )?
+    .execute(params![f.run_id, f.status.as_str(), f.ended_at, f.reply_text, f.error])?;
+    c.prepare_cached(
+        "UPDATE sessions SET status = ?2, active_run_id = NULL, ended_at = ?3, updated_at = ?3,
+             runtime_ms = ?4, tokens = CASE WHEN ?5 IS NULL THEN tokens ELSE COALESCE(tokens, 0) + ?5 END
+         WHERE sid = ?1",
+    )?
+    .execute(params![f.sid, f.status.as_str(), f.ended_at, f.runtime_ms, f.tokens])?;
+    Ok(seq)
+}
+
+fn patch(
+    c: &Connection,
+    sid: i64,
+    label: &Option<Option<String>>,
+    archived: Option<bool>,
+    send_policy: &Option<Option<String>>,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    if let Some(label) = label {
+        c.execute("UPDATE sessions SET label = ?2, updated_at = ?3 WHERE sid = ?1", params![sid, label, now])?;
+    }
+    if let Some(archived) = archived {
+        c.execute("UPDATE sessions SET archived = ?2, updated_at = ?3 WHERE sid = ?1", params![sid, archived, now])?;
+    }
+    if let Some(policy) = send_policy {
+        c.execute("UPDATE sessions SET send_policy = ?2, updated_at = ?3 WHERE sid = ?1", params![sid, policy, now])?;
+    }
+    Ok(())
+}
+
+fn delete(c: &Connection, sid: i64) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM messages WHERE sid = ?1", [sid])?;
+    c.execute("DELETE FROM runs WHERE sid = ?1", [sid])?;
+    c.execute("DELETE FROM sessions WHERE sid = ?1", [sid])?;
+    Ok(())
+}
+
+/// Repairs what a crash left: runs that were running become `interrupted` (their sessions stay
+/// usable); runs that were queued and never started are returned to be queued again.
+pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    let interrupted = tx.execute(
+        "UPDATE runs SET status = 'interrupted', ended_at = ?1,
+             error = 'the daemon stopped while this run was active'
+         WHERE status = 'running'",
+        [now],
+    )? as u64;
+    tx.execute(
+        "UPDATE sessions SET status = 'interrupted', active_run_id = NULL, ended_at = ?1
+         WHERE active_run_id IS NOT NULL",
+        [now],
+    )?;
+    let mut requeue = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT r.id, r.sid, r.lane, m.content FROM runs r
+             JOIN messages m ON m.sid = r.sid AND m.seq = r.input_seq
+             WHERE r.status = 'queued' ORDER BY r.sid, r.input_seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        for row in rows {
+            let (run_id, sid, lane, content) = row?;
+            let input = match serde_json::from_str::<Value>(&content) {
+                Ok(Value::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(e) => return Err(StoreError::Corrupt(format!("message content: {e}"))),
+            };
+            requeue.push(PendingRun { run_id, sid, lane, input });
+        }
+    }
+    tx.commit()?;
+    Ok(Recovery { interrupted, requeue })
+}

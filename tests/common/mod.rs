@@ -1,0 +1,545 @@
+//! Shared harness for the end-to-end tests: a real `openclawd` in a temp `OPENCLAW_HOME`,
+//! driven through the real `openclaw` binary or a raw socket client.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const OPENCLAW: &str = env!("CARGO_BIN_EXE_openclaw");
+pub const OPENCLAWD: &str = env!("CARGO_BIN_EXE_openclawd");
+
+/// A pipe whose write end is handed to a child as fd 3.
+pub fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element array; the fds returned are owned by us from here on.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2 failed");
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// A daemon owned by one test: its own home, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Daemon {
+    pub home: tempfile::TempDir,
+    pub child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with_config("")
+    }
+
+    pub fn start_with_config(config: &str) -> Daemon {
+        let home = tempfile::Builder::new().prefix("openclaw-test-").tempdir().expect("tempdir");
+        std::fs::write(home.path().join("config.toml"), config).expect("write config");
+        let mut d = Daemon { home, child: None };
+        d.spawn_daemon().expect("daemon failed to start");
+        d
+    }
+
+    pub fn home_path(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.home.path().join("openclaw.sock")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.home.path().join("data").join("openclaw.db")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.home.path().join("daemon.log")
+    }
+
+    /// Starts `openclawd` and waits for it to say it is listening (a pipe, never a sleep).
+    /// On failure returns what the daemon printed.
+    pub fn spawn_daemon(&mut self) -> Result<(), String> {
+        let (ready_r, ready_w) = pipe();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open daemon log");
+        let mut cmd = Command::new(OPENCLAWD);
+        cmd.args(["--ready-fd", "3"])
+            .env("OPENCLAW_HOME", self.home.path())
+            .env_remove("OPENCLAW_SOCKET")
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log);
+        let raw = ready_w.as_raw_fd();
+        // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| format!("spawn openclawd: {e}"))?;
+        drop(ready_w);
+        let mut buf = String::new();
+        let mut reader = std::fs::File::from(ready_r);
+        let _ = reader.read_to_string(&mut buf);
+        self.child = Some(child);
+        if buf.starts_with("ready") {
+            Ok(())
+        } else {
+            let status = self.child.as_mut().and_then(|c| c.wait().ok());
+            self.child = None;
+            Err(format!(
+                "openclawd did not become ready (exit {status:?}); log:\n{}",
+                std::fs::read_to_string(self.log_path()).unwrap_or_default()
+            ))
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// `kill -9` the daemon and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        wait_child(&mut c, Duration::from_secs(10))
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn_daemon().expect("daemon failed to restart");
+    }
+
+    /// An `openclaw` command bound to this daemon, with a cron-like clean environment and no
+    /// autostart (so a dead daemon shows up as exit 3 rather than a fresh one).
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(OPENCLAW);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.home.path())
+            .env("OPENCLAW_HOME", self.home.path())
+            .env("OPENCLAW_NO_AUTOSTART", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `openclaw ARGS...` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cli().args(args).output().expect("run openclaw")
+    }
+
+    /// Runs `openclaw ARGS...`, asserts exit 0, returns trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "openclaw {args:?} failed: {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    /// Runs `openclaw ARGS... --json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{out}"))
+    }
+
+    /// An async raw client on this daemon's socket.
+    pub async fn client(&self) -> openclaw::Client {
+        openclaw::Client::connect(&self.socket()).await.expect("connect")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            if wait_child(&mut c, Duration::from_secs(5)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Waits for a child to exit, up to a deadline, then SIGKILLs it. `waitpid` blocks in a helper
+/// thread, so nothing polls.
+pub fn wait_child(child: &mut Child, deadline: Duration) -> Option<std::process::ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child's pid with a valid status pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = tx.send((rc, status));
+    });
+    let got = match rx.recv_timeout(deadline) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            // SAFETY: plain kill(2) on the pid of a child we spawned.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+            None
+        }
+    };
+    match got {
+        Some((rc, status)) if rc == pid => Some(std::process::ExitStatus::from_raw(status)),
+        _ => None,
+    }
+}
+
+/// A point in time `secs` from now, for loops that wait on a condition with a deadline.
+pub fn deadline(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+/// A FIFO in a temp dir, for exec agents that block until the test releases them.
+pub fn fifo(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: c is a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
+    path
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+// ---------------------------------------------------------------- raw socket, /proc, FIFOs
+
+/// A blocking NDJSON connection to the daemon's socket, for raw JSON-RPC tests. Reads and writes
+/// have a timeout: a safety net so a missing reply fails the test instead of hanging it.
+pub struct RawConn {
+    pub stream: std::os::unix::net::UnixStream,
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl RawConn {
+    pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+    pub fn connect(socket: &Path) -> RawConn {
+        let stream = std::os::unix::net::UnixStream::connect(socket)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+        stream.set_read_timeout(Some(Self::TIMEOUT)).expect("read timeout");
+        stream.set_write_timeout(Some(Self::TIMEOUT)).expect("write timeout");
+        let reader = std::io::BufReader::new(stream.try_clone().expect("clone stream"));
+        RawConn { stream, reader }
+    }
+
+    /// Writes bytes exactly as given (no newline added).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).expect("write to daemon");
+    }
+
+    /// Writes one line (a newline is appended).
+    pub fn send_line(&mut self, line: &str) {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.push(b'\n');
+        self.send_raw(&bytes);
+    }
+
+    /// The next line from the daemon without its newline; `None` at end of stream. Panics when
+    /// nothing arrives within the timeout.
+    pub fn read_line(&mut self) -> Option<String> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
+            Err(e) => panic!("no line from the daemon within {:?}: {e}", Self::TIMEOUT),
+        }
+    }
+
+    /// The next line, parsed as JSON. Panics at end of stream or on bad JSON.
+    pub fn read_json(&mut self) -> serde_json::Value {
+        let line = self.read_line().expect("the daemon closed the connection instead of replying");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("daemon sent bad JSON ({e}): {line}"))
+    }
+
+    /// Sends a request with this numeric id and returns the whole response object; asserts the
+    /// response carries the same id.
+    pub fn call(&mut self, id: i64, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let req = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_line(&req.to_string());
+        let resp = self.read_json();
+        assert_eq!(resp["id"], id, "reply to {method} (id {id}) carries another id: {resp}");
+        resp
+    }
+
+    /// Like `call`, but asserts success and returns `result`.
+    pub fn call_ok(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let resp = self.call(1_000_000, method, params.clone());
+        assert!(
+            resp.get("error").is_none() && resp.get("result").is_some(),
+            "{method} {params} failed: {resp}"
+        );
+        resp["result"].clone()
+    }
+}
+
+/// A field of /proc/PID/status in kB (e.g. "VmRSS", "VmHWM"); `None` when the process is gone.
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+/// Opens a FIFO for writing and writes `data`, giving up after `within`: opening blocks until
+/// the other side opens it for reading, so this doubles as "wait until the agent got there".
+pub fn fifo_write_within(path: &Path, data: &str, within: Duration) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    let data = data.to_string();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|mut f| f.write_all(data.as_bytes()));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(within) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("writing FIFO {}: {e}", path.display())),
+        Err(_) => Err(format!("nobody opened FIFO {} for reading within {within:?}", path.display())),
+    }
+}
+
+/// Opens a FIFO for reading and reads to end of file, giving up after `within`.
+pub fn fifo_read_within(path: &Path, within: Duration) -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(&p));
+    });
+    match rx.recv_timeout(within) {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("reading FIFO {}: {e}", path.display())),
+        Err(_) => Err(format!("nobody wrote FIFO {} within {within:?}", path.display())),
+    }
+}
+
+// ------------------------------------------------------------------ helpers added for
+// cli_flow / exec_backend / other_uid: commands with a deadline, process groups, pid exit.
+
+/// Runs a command to completion with stdout/stderr captured, but never hangs the suite: if the
+/// process is not done after `secs` it is SIGKILLed and this panics naming `what`. Also panics
+/// when the process exited but something it started still holds its stdout/stderr open (e.g. a
+/// daemon that inherited them), since a shell's `$(...)` or cron would hang on that too.
+pub fn output_within(cmd: &mut Command, secs: u64, what: &str) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, stream) in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tx = tx.clone();
+        let mut stream = stream.expect("piped");
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stream.read_to_end(&mut buf);
+            let _ = tx.send((i, buf));
+        });
+    }
+    drop(tx);
+    let started = Instant::now();
+    let status = wait_child(&mut child, Duration::from_secs(secs))
+        .unwrap_or_else(|| panic!("{what}: did not finish within {secs} s (killed it)"));
+    let mut bufs = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        let left = Duration::from_secs(secs.max(5)).saturating_sub(started.elapsed());
+        match rx.recv_timeout(left.max(Duration::from_secs(2))) {
+            Ok((i, buf)) => bufs[i] = buf,
+            Err(_) => panic!(
+                "{what}: exited ({status:?}) but its stdout/stderr stayed open: a process it \
+                 started (the daemon?) inherited them, so `$(...)` or cron would hang"
+            ),
+        }
+    }
+    let [out, err] = bufs;
+    Output {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
+/// One entry of /proc/PID/stat: (pid, state, pgrp, session, comm).
+pub fn proc_stat(pid: i32) -> Option<(i32, char, i32, i32, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let mut rest = text[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let _ppid = rest.next()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    let session = rest.next()?.parse().ok()?;
+    Some((pid, state, pgrp, session, comm))
+}
+
+/// Every pid currently in /proc.
+pub fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live (non-zombie) members of process group `pgid`, as "pid (comm) state" strings.
+pub fn live_group_members(pgid: i32) -> Vec<String> {
+    all_pids()
+        .into_iter()
+        .filter_map(proc_stat)
+        .filter(|(_, state, pgrp, _, _)| *pgrp == pgid && *state != 'Z' && *state != 'X')
+        .map(|(pid, state, _, _, comm)| format!("{pid} ({comm}) state {state}"))
+        .collect()
+}
+
+/// Blocks (pidfd + poll, no polling loop) until process `pid` has exited or `secs` pass.
+/// True when it is gone (or a zombie). Works for processes that are not our children.
+pub fn wait_pid_gone(pid: i32, secs: u64) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    // SAFETY: fd is a fresh pidfd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = (secs * 1000).min(i32::MAX as u64) as i32;
+    // SAFETY: one valid pollfd.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    rc == 1
+}
+
+/// Parses a command's stdout as exactly one JSON object on one line (what `--json` promises).
+pub fn json_stdout(out: &Output, what: &str) -> serde_json::Value {
+    let text = stdout(out);
+    let trimmed = text.trim_end_matches('\n');
+    assert!(
+        !trimmed.is_empty() && !trimmed.contains('\n'),
+        "{what}: --json should print one JSON object on one line, got:\n{text}\nstderr: {}",
+        stderr(out)
+    );
+    let v: serde_json::Value = serde_json::from_str(trimmed)
+        .unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}):\n{text}"));
+    assert!(
+        v.is_object(),
+        "{what}: --json should print an object, got {v}"
+    );
+    v
+}
+
+/// An `exec` agent (a shell script) that replies `reply:<message>` at once, except for messages
+/// starting with `block`: those announce themselves on the `started` FIFO, then wait until the
+/// test writes the `go` FIFO. Dropping it SIGKILLs any agent process group still around (an
+/// agent orphaned by a `kill -9` of the daemon, say).
+pub struct BlockingAgent {
+    pub dir: tempfile::TempDir,
+    pub started: PathBuf,
+    pub go: PathBuf,
+    pub pids: PathBuf,
+}
+
+impl BlockingAgent {
+    pub fn new() -> BlockingAgent {
+        let dir = tempfile::Builder::new().prefix("openclaw-agent-").tempdir().expect("tempdir");
+        let started = fifo(dir.path(), "started");
+        let go = fifo(dir.path(), "go");
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "msg=$(cat)\ncase \"$msg\" in\n  block*)\n    echo $$ >> '{pids}'\n    echo started > '{started}'\n    read x < '{go}'\n    ;;\nesac\nprintf 'reply:%s' \"$msg\"\n",
+            pids = pids.display(),
+            started = started.display(),
+            go = go.display()
+        );
+        std::fs::write(dir.path().join("agent.sh"), script).expect("write agent.sh");
+        BlockingAgent { dir, started, go, pids }
+    }
+
+    /// A `config.toml` fragment declaring this agent under `agent_id`.
+    pub fn config(&self, agent_id: &str) -> String {
+        format!(
+            "[agents.{agent_id}]\nbackend = \"exec\"\ncommand = [\"sh\", \"{}\"]\n",
+            self.dir.path().join("agent.sh").display()
+        )
+    }
+
+    /// Blocks until a `block*` turn has started (it writes the `started` FIFO), up to 20 s.
+    pub fn wait_started(&self) {
+        let got = fifo_read_within(&self.started, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("the blocking exec agent never started: {e}"));
+        assert_eq!(got.trim(), "started");
+    }
+
+    /// Lets one blocked turn finish (waits up to 20 s for it to be there).
+    pub fn release(&self) {
+        fifo_write_within(&self.go, "go\n", Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("could not release the blocking exec agent: {e}"));
+    }
+}
+
+impl Drop for BlockingAgent {
+    fn drop(&mut self) {
+        for pid in std::fs::read_to_string(&self.pids).unwrap_or_default().lines() {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: plain kill(2); the pids are agent shells this test started.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
