@@ -18,10 +18,12 @@ use clap::{ArgAction, CommandFactory, Parser};
 use openclaw::config::Config;
 use openclaw::paths::Paths;
 
-/// The openclaw daemon: owns sessions, transcripts and runs, and serves the openclaw CLI over a
-/// Unix socket. The CLI starts it on demand; run it yourself to watch its log.
+/// The openclaw daemon: owns sessions, transcripts and runs
+///
+/// Serves the openclaw CLI (and any JSON-RPC client) over a Unix socket. The CLI starts it on
+/// demand; run it yourself (`openclaw daemon run`) to watch its log.
 #[derive(Parser, Debug)]
-#[command(name = "openclawd", version, about, long_about = None)]
+#[command(name = "openclawd", version)]
 #[command(after_help = "ENVIRONMENT:\n  OPENCLAW_HOME    put config.toml, data/ and openclaw.sock under one directory\n  OPENCLAW_SOCKET  socket path (overrides the default)\n  RUST_LOG         log filter (overrides -v)")]
 struct Args {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
