@@ -45,7 +45,10 @@ pub struct Peer {
 impl Peer {
     /// The sentence an unpaired peer gets for every call.
     pub fn pairing_message(&self, daemon_euid: u32) -> String {
-        let who = self.uid.map(|u| format!("uid {u}")).unwrap_or_else(|| "an unknown user".into());
+        let who = self
+            .uid
+            .map(|u| format!("uid {u}"))
+            .unwrap_or_else(|| "an unknown user".into());
         format!(
             "this client ({who}) is not paired with the openclaw daemon owned by uid {daemon_euid}; \
              only the owner can use it until pairing of other users is available — ask the owner to run the command"

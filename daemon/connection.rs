@@ -21,13 +21,20 @@ use crate::rpc::{Ctx, dispatch};
 
 /// Replies waiting for the writer; a peer that stops reading stalls its own handlers only.
 const OUTBOUND_QUEUE: usize = 256;
+/// Requests of one connection handled at once; past this the daemon stops reading from it
+/// until some finish, so a pipelining client gets backpressure instead of unbounded tasks.
+const MAX_IN_FLIGHT: usize = 1024;
 /// How long in-flight calls may take to answer once the daemon is stopping.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
 
 struct SharedRead(Arc<Stream>);
 
 impl AsyncRead for SharedRead {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let mut s: &Stream = &self.0;
         Pin::new(&mut s).poll_read(cx, buf)
     }
@@ -47,6 +54,7 @@ pub async fn serve(stream: Stream, ctx: Arc<Ctx>, shutdown: CancellationToken, m
     });
 
     let inflight = TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut frames = FrameReader::new(BufReader::new(SharedRead(stream.clone())), max_frame);
     loop {
         let frame = tokio::select! {
@@ -55,12 +63,18 @@ pub async fn serve(stream: Stream, ctx: Arc<Ctx>, shutdown: CancellationToken, m
         };
         match frame {
             Ok(Some(Frame::Line(bytes))) => {
+                let slot = tokio::select! {
+                    s = slots.clone().acquire_owned() => s,
+                    _ = shutdown.cancelled() => break,
+                };
+                let Ok(slot) = slot else { break };
                 let ctx = ctx.clone();
                 let out = out_tx.clone();
                 inflight.spawn(async move {
                     if let Some(reply) = handle_frame(&ctx, &bytes).await {
                         let _ = out.send(reply).await;
                     }
+                    drop(slot);
                 });
             }
             Ok(Some(Frame::TooLarge { limit })) => {
@@ -191,13 +205,18 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("handler failed: {e}");
-                Err(RpcError::internal("the daemon failed while handling this request; see its log"))
+                Err(RpcError::internal(
+                    "the daemon failed while handling this request; see its log",
+                ))
             }
         }
     } else {
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
-        Err(RpcError::app(ErrorKind::PairingRequired, ctx.peer.pairing_message(euid)))
+        Err(RpcError::app(
+            ErrorKind::PairingRequired,
+            ctx.peer.pairing_message(euid),
+        ))
     };
     let id = id?; // a notification gets no reply, whatever happened
     Some(match result {

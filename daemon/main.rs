@@ -24,7 +24,9 @@ use openclaw::paths::Paths;
 /// demand; run it yourself (`openclaw daemon run`) to watch its log.
 #[derive(Parser, Debug)]
 #[command(name = "openclawd", version)]
-#[command(after_help = "ENVIRONMENT:\n  OPENCLAW_HOME    put config.toml, data/ and openclaw.sock under one directory\n  OPENCLAW_SOCKET  socket path (overrides the default)\n  RUST_LOG         log filter (overrides -v)")]
+#[command(
+    after_help = "ENVIRONMENT:\n  OPENCLAW_HOME    put config.toml, data/ and openclaw.sock under one directory\n  OPENCLAW_SOCKET  socket path (overrides the default)\n  RUST_LOG         log filter (overrides -v)"
+)]
 struct Args {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = ArgAction::Count)]
@@ -41,7 +43,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_man {
         let mut out = Vec::new();
-        if clap_mangen::Man::new(Args::command()).section("8").render(&mut out).is_err() {
+        if clap_mangen::Man::new(Args::command())
+            .section("8")
+            .render(&mut out)
+            .is_err()
+        {
             return ExitCode::FAILURE;
         }
         use std::io::Write;
@@ -81,7 +87,9 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn take_fd(fd: i32) -> anyhow::Result<File> {
     // SAFETY: F_GETFD only inspects the descriptor table.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        anyhow::bail!("--ready-fd {fd} is not an open file descriptor (3 or above) of this process");
+        anyhow::bail!(
+            "--ready-fd {fd} is not an open file descriptor (3 or above) of this process"
+        );
     }
     // SAFETY: the descriptor is open and nothing else in this process owns it.
     let file = unsafe { File::from_raw_fd(fd) };

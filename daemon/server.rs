@@ -39,7 +39,10 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
     let (store, recovery) = Store::open(&paths.data_dir)
         .with_context(|| format!("opening the store in {}", paths.data_dir.display()))?;
     if recovery.interrupted > 0 {
-        tracing::warn!(runs = recovery.interrupted, "runs active when the daemon last stopped are now marked interrupted");
+        tracing::warn!(
+            runs = recovery.interrupted,
+            "runs active when the daemon last stopped are now marked interrupted"
+        );
     }
     let config = Arc::new(config);
     if config.agents.is_empty() {
@@ -50,8 +53,16 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
             config.default_agent_id()
         );
     }
-    let engine = Engine::new(store, config.clone(), paths.data_dir.clone(), paths.socket.clone());
-    engine.requeue(recovery.requeue).await.context("queueing runs left from the last start")?;
+    let engine = Engine::new(
+        store,
+        config.clone(),
+        paths.data_dir.clone(),
+        paths.socket.clone(),
+    );
+    engine
+        .requeue(recovery.requeue)
+        .await
+        .context("queueing runs left from the last start")?;
 
     let mode = config.socket_mode();
     let name = paths.socket.as_path().to_fs_name::<GenericFilePath>()?;
@@ -100,7 +111,11 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
             }
         };
         let peer = peer_of(&stream, euid);
-        let ctx = Arc::new(Ctx { engine: engine.clone(), daemon: daemon.clone(), peer });
+        let ctx = Arc::new(Ctx {
+            engine: engine.clone(),
+            daemon: daemon.clone(),
+            peer,
+        });
         let daemon = daemon.clone();
         let stop = shutdown.clone();
         daemon.connections.fetch_add(1, Ordering::Relaxed);
@@ -122,11 +137,19 @@ fn peer_of(stream: &interprocess::local_socket::tokio::Stream, daemon_euid: u32)
     match stream.peer_creds() {
         Ok(creds) => {
             let uid = creds.euid();
-            Peer { uid, pid: creds.pid().map(|p| p as u32), trust: trust(uid, daemon_euid) }
+            Peer {
+                uid,
+                pid: creds.pid().map(|p| p as u32),
+                trust: trust(uid, daemon_euid),
+            }
         }
         Err(e) => {
             tracing::warn!("cannot read peer credentials: {e}");
-            Peer { uid: None, pid: None, trust: trust(None, daemon_euid) }
+            Peer {
+                uid: None,
+                pid: None,
+                trust: trust(None, daemon_euid),
+            }
         }
     }
 }
@@ -179,7 +202,10 @@ pub fn check_dir_policy(dir: &Path, owner: u32, mode: u32, euid: u32) -> anyhow:
 }
 
 fn lock_path_for(socket: &Path) -> PathBuf {
-    let mut name = socket.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = socket
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".lock");
     socket.with_file_name(name)
 }
@@ -205,7 +231,11 @@ impl InstanceLock {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let pid = holder.trim();
-            let who = if pid.is_empty() { String::from("another openclawd") } else { format!("another openclawd (pid {pid})") };
+            let who = if pid.is_empty() {
+                String::from("another openclawd")
+            } else {
+                format!("another openclawd (pid {pid})")
+            };
             bail!(
                 "{who} is already running for {} (lock {}); stop it with `openclaw daemon stop` or use it as it is",
                 socket.display(),
@@ -249,19 +279,26 @@ mod tests {
 
     #[test]
     fn writable_by_others_is_refused_with_the_fix() {
-        let err = check_dir_policy(Path::new("/d"), 1000, 0o40777, 1000).unwrap_err().to_string();
+        let err = check_dir_policy(Path::new("/d"), 1000, 0o40777, 1000)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chmod 700 /d"), "{err}");
         assert!(check_dir_policy(Path::new("/d"), 1000, 0o40770, 1000).is_err());
     }
 
     #[test]
     fn someone_elses_dir_is_refused() {
-        let err = check_dir_policy(Path::new("/d"), 0, 0o40700, 1000).unwrap_err().to_string();
+        let err = check_dir_policy(Path::new("/d"), 0, 0o40700, 1000)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("belongs to uid 0"), "{err}");
     }
 
     #[test]
     fn lock_sits_beside_the_socket() {
-        assert_eq!(lock_path_for(Path::new("/r/openclaw.sock")), PathBuf::from("/r/openclaw.sock.lock"));
+        assert_eq!(
+            lock_path_for(Path::new("/r/openclaw.sock")),
+            PathBuf::from("/r/openclaw.sock.lock")
+        );
     }
 }

@@ -9,5 +9,8 @@ pub async fn run_turn(input: TurnInput, stop: CancellationToken) -> Result<TurnO
     if stop.is_cancelled() {
         return Err(TurnError::Stopped);
     }
-    Ok(TurnOutput { reply: input.message, tokens: None })
+    Ok(TurnOutput {
+        reply: input.message,
+        tokens: None,
+    })
 }

@@ -46,7 +46,9 @@ impl ExecBackend {
         stop: CancellationToken,
     ) -> Result<TurnOutput, TurnError> {
         let Some((program, args)) = self.command.split_first() else {
-            return Err(TurnError::Failed("the exec agent has no command configured".into()));
+            return Err(TurnError::Failed(
+                "the exec agent has no command configured".into(),
+            ));
         };
         if let Err(e) = tokio::fs::create_dir_all(&input.workspace).await {
             return Err(TurnError::Failed(format!(
@@ -114,7 +116,8 @@ impl ExecBackend {
         feed.abort();
         let (out, truncated) = out.unwrap_or_default();
         let (err, _) = err.unwrap_or_default();
-        let status = status.map_err(|e| TurnError::Failed(format!("waiting for the command: {e}")))?;
+        let status =
+            status.map_err(|e| TurnError::Failed(format!("waiting for the command: {e}")))?;
 
         if !status.success() {
             let how = match (status.code(), status.signal()) {
@@ -132,11 +135,16 @@ impl ExecBackend {
         }
         let text = String::from_utf8_lossy(&out);
         let mut output = match self.format {
-            ExecFormat::Text => TurnOutput { reply: text.trim_end_matches(['\n', '\r']).to_string(), tokens: None },
+            ExecFormat::Text => TurnOutput {
+                reply: text.trim_end_matches(['\n', '\r']).to_string(),
+                tokens: None,
+            },
             ExecFormat::Jsonl => parse_jsonl(&text),
         };
         if truncated {
-            output.reply.push_str("\n[reply truncated: the command wrote more than 8 MiB]");
+            output
+                .reply
+                .push_str("\n[reply truncated: the command wrote more than 8 MiB]");
         }
         Ok(output)
     }
@@ -145,7 +153,10 @@ impl ExecBackend {
     async fn stop_group(&self, pgid: Option<i32>, child: &mut tokio::process::Child) {
         let Some(pgid) = pgid else { return };
         signal_group(pgid, libc::SIGTERM);
-        if tokio::time::timeout(self.kill_grace, child.wait()).await.is_err() {
+        if tokio::time::timeout(self.kill_grace, child.wait())
+            .await
+            .is_err()
+        {
             tracing::debug!(pgid, "exec agent ignored SIGTERM; sending SIGKILL");
         }
         // Members of the group may outlive the leader; they get no more grace than it did.
@@ -163,8 +174,14 @@ fn signal_group(pgid: i32, sig: i32) {
 
 /// Reads a pipe to its end, keeping the first `cap` bytes (or, with `tail`, the last `cap`).
 /// Returns the bytes and whether any were dropped.
-async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, cap: usize, tail: bool) -> (Vec<u8>, bool) {
-    let Some(mut pipe) = pipe else { return (Vec::new(), false) };
+async fn read_capped<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    cap: usize,
+    tail: bool,
+) -> (Vec<u8>, bool) {
+    let Some(mut pipe) = pipe else {
+        return (Vec::new(), false);
+    };
     let mut kept = Vec::new();
     let mut dropped = false;
     let mut chunk = vec![0u8; 16 * 1024];
@@ -223,7 +240,7 @@ mod tests {
         let out = parse_jsonl(
             "{\"type\":\"text\",\"text\":\"Hel\"}\n{\"type\":\"tool\",\"name\":\"x\"}\n{\"text\":\"lo\"}\n{\"type\":\"usage\",\"tokens\":7}\nplain\n",
         );
-        assert_eq!(out.reply, "Hello" .to_string() + "plain\n");
+        assert_eq!(out.reply, "Hello".to_string() + "plain\n");
         assert_eq!(out.tokens, Some(7));
     }
 }

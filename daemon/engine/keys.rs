@@ -30,7 +30,11 @@ pub fn agent_of(key: &str) -> Option<&str> {
 
 /// The agent whose main session a key names (`agent:<id>:main`).
 pub fn agent_of_main(key: &str) -> Option<&str> {
-    if kind_of(key) == "main" { agent_of(key) } else { None }
+    if kind_of(key) == "main" {
+        agent_of(key)
+    } else {
+        None
+    }
 }
 
 pub fn subagent_key(agent_id: &str, uuid: &str) -> String {

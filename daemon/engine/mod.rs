@@ -27,7 +27,7 @@ use crate::store::{
     Submit, SubmitOutcome, Target,
 };
 pub use keys::{agent_of_main, kind_of, normalize, subagent_key};
-pub use lanes::Lanes;
+use lanes::{Lanes, lane_for_kind, lane_named};
 
 /// How a run ended, as waiters see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,10 +86,10 @@ struct SessionQueue {
     waiting: VecDeque<Turn>,
 }
 
-#[derive(Default)]
 struct State {
     runs: HashMap<String, LiveRun>,
     sessions: HashMap<i64, SessionQueue>,
+    lanes: Lanes<Turn>,
 }
 
 /// What a caller asks for when submitting a turn.
@@ -119,7 +119,6 @@ pub enum Submitted {
 pub struct Engine {
     pub store: Store,
     pub config: Arc<Config>,
-    pub lanes: Lanes,
     backends: HashMap<String, Arc<Backend>>,
     workspaces: PathBuf,
     state: Mutex<State>,
@@ -128,7 +127,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Store, config: Arc<Config>, data_dir: PathBuf, socket: PathBuf) -> Arc<Engine> {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        data_dir: PathBuf,
+        socket: PathBuf,
+    ) -> Arc<Engine> {
         let grace = Duration::from_millis(config.limits.kill_grace_ms);
         let backends = config
             .all_agents()
@@ -137,11 +141,14 @@ impl Engine {
             .collect();
         Arc::new(Engine {
             store,
-            lanes: Lanes::new(&config.lanes),
+            state: Mutex::new(State {
+                runs: HashMap::new(),
+                sessions: HashMap::new(),
+                lanes: Lanes::new(&config.lanes),
+            }),
             config,
             backends,
             workspaces: data_dir.join("workspaces"),
-            state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
         })
@@ -166,14 +173,16 @@ impl Engine {
     /// Queues again the runs a previous daemon acknowledged but never started.
     pub async fn requeue(self: &Arc<Self>, pending: Vec<PendingRun>) -> Result<(), StoreError> {
         for p in pending {
-            let Some(session) = self.store.session_by_sid(p.sid).await? else { continue };
+            let Some(session) = self.store.session_by_sid(p.sid).await? else {
+                continue;
+            };
             let turn = Turn {
                 run_id: p.run_id,
                 sid: p.sid,
                 session_key: session.key.clone(),
                 session_id: session.id.clone(),
                 agent_id: session.agent_id.clone(),
-                lane: self.lanes.by_name(&p.lane).name,
+                lane: lane_named(&p.lane),
                 input: p.input,
                 timeout: None,
                 delete_after: session.cleanup == "delete",
@@ -186,7 +195,11 @@ impl Engine {
     /// Finds a session by key (normalized) or by id.
     pub async fn find_session(&self, key_or_id: &str) -> Result<Option<SessionRecord>, RpcError> {
         if uuid::Uuid::parse_str(key_or_id).is_ok()
-            && let Some(s) = self.store.session_by_id(key_or_id.to_string()).await.map_err(internal)?
+            && let Some(s) = self
+                .store
+                .session_by_id(key_or_id.to_string())
+                .await
+                .map_err(internal)?
         {
             return Ok(Some(s));
         }
@@ -219,7 +232,14 @@ impl Engine {
         let (kind, agent_id, session_key, session_id, target, delete_after) = match req.target {
             SubmitTarget::Existing(s) => {
                 let delete = s.cleanup == "delete";
-                (s.kind.clone(), s.agent_id.clone(), s.key.clone(), s.id.clone(), Target::Existing(s.sid), delete)
+                (
+                    s.kind.clone(),
+                    s.agent_id.clone(),
+                    s.key.clone(),
+                    s.id.clone(),
+                    Target::Existing(s.sid),
+                    delete,
+                )
             }
             SubmitTarget::New(n) => (
                 n.kind.clone(),
@@ -236,20 +256,26 @@ impl Engine {
                 "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are"
             )));
         }
-        let lane = self.lanes.for_kind(&kind);
+        let lane = lane_for_kind(&kind);
         let max_lane = self.config.limits.max_queued_runs;
-        if lane.queued() as usize >= max_lane {
+        if self.state().lanes.queued(lane) as usize >= max_lane {
             return Err(RpcError::busy(
-                format!("the {} lane has {max_lane} runs waiting; retry later", lane.name),
+                format!("the {lane} lane has {max_lane} runs waiting; retry later"),
                 1000,
             ));
         }
         if let Target::Existing(sid) = &target {
-            let waiting = self.state().sessions.get(sid).map_or(0, |q| q.waiting.len());
+            let waiting = self
+                .state()
+                .sessions
+                .get(sid)
+                .map_or(0, |q| q.waiting.len());
             let max = self.config.limits.max_queued_per_session;
             if waiting >= max {
                 return Err(RpcError::busy(
-                    format!("session {session_key} already has {max} messages queued; retry when its runs have caught up"),
+                    format!(
+                        "session {session_key} already has {max} messages queued; retry when its runs have caught up"
+                    ),
                     500,
                 ));
             }
@@ -270,10 +296,17 @@ impl Engine {
         let submit = Submit {
             target,
             message,
-            run: NewRun { id: run_id.clone(), lane: lane.name.to_string() },
-            idempotency: req
-                .idempotency_key
-                .map(|k| (format!("{}:{k}", req.method), req.method.to_string(), result.clone())),
+            run: NewRun {
+                id: run_id.clone(),
+                lane: lane.to_string(),
+            },
+            idempotency: req.idempotency_key.map(|k| {
+                (
+                    format!("{}:{k}", req.method),
+                    req.method.to_string(),
+                    result.clone(),
+                )
+            }),
         };
         match self.store.submit(submit).await.map_err(internal)? {
             SubmitOutcome::Existing(v) => Ok(Submitted::Existing(v)),
@@ -284,7 +317,7 @@ impl Engine {
                     session_key: session_key.clone(),
                     session_id: session_id.clone(),
                     agent_id,
-                    lane: lane.name,
+                    lane,
                     input,
                     timeout: req.run_timeout,
                     delete_after,
@@ -296,8 +329,8 @@ impl Engine {
 
     /// Registers a committed turn and starts it if its session is idle.
     fn enqueue(self: &Arc<Self>, turn: Turn) {
-        self.lanes.by_name(turn.lane).add_queued();
         let mut st = self.state();
+        st.lanes.add_queued(turn.lane);
         st.runs.insert(
             turn.run_id.clone(),
             LiveRun {
@@ -311,48 +344,34 @@ impl Engine {
         let queue = st.sessions.entry(turn.sid).or_default();
         if queue.active.is_none() {
             queue.active = Some(turn.run_id.clone());
-            drop(st);
-            self.start(turn);
+            self.admit(&mut st, turn);
         } else {
             queue.waiting.push_back(turn);
         }
     }
 
-    fn start(self: &Arc<Self>, turn: Turn) {
-        let engine = self.clone();
-        self.tasks.spawn(async move { engine.drive(turn).await });
+    /// The turn is next in its session: it runs now if its lane has room, else waits there.
+    fn admit(self: &Arc<Self>, st: &mut State, turn: Turn) {
+        if let Some(turn) = st.lanes.admit(turn.lane, turn) {
+            self.start(st, turn);
+        }
     }
 
-    /// One run, from lane admission to its stored end.
-    async fn drive(self: Arc<Self>, turn: Turn) {
-        let (stop, reason) = {
-            let st = self.state();
-            match st.runs.get(&turn.run_id) {
-                Some(r) => (r.stop.clone(), r.reason.clone()),
-                None => return,
-            }
-        };
-        let lane = self.lanes.by_name(turn.lane);
-        let permit = tokio::select! {
-            p = lane.permits().acquire_owned() => p.ok(),
-            _ = stop.cancelled() => None,
-        };
-        let Some(_permit) = permit else {
-            lane.remove_queued();
-            let why = StopReason::from_u8(reason.load(Ordering::Relaxed));
-            if why == StopReason::Shutdown {
-                return; // still `queued` in the store: the next daemon runs it
-            }
-            let outcome = stopped_outcome(why, turn.timeout);
-            self.finish(&turn, outcome, None, None).await;
+    fn start(self: &Arc<Self>, st: &mut State, turn: Turn) {
+        let Some(live) = st.runs.get_mut(&turn.run_id) else {
             return;
         };
-        lane.started();
+        live.running = true;
+        let (stop, reason) = (live.stop.clone(), live.reason.clone());
+        let engine = self.clone();
+        self.tasks
+            .spawn(async move { engine.drive(turn, stop, reason).await });
+    }
+
+    /// One admitted run, from its start to its stored end.
+    async fn drive(self: Arc<Self>, turn: Turn, stop: CancellationToken, reason: Arc<AtomicU8>) {
         let started_ms = now_ms();
         let started = Instant::now();
-        if let Some(r) = self.state().runs.get_mut(&turn.run_id) {
-            r.running = true;
-        }
         self.store.run_started(&turn.run_id, turn.sid, started_ms);
 
         let backend = self.backends.get(&turn.agent_id).cloned();
@@ -385,17 +404,28 @@ impl Engine {
             }
         };
         let runtime_ms = started.elapsed().as_millis() as i64;
-        lane.ended();
         let (outcome, tokens) = match result {
             Ok(out) => (
-                RunOutcome { status: RunStatus::Ok, reply: Some(out.reply), error: None },
+                RunOutcome {
+                    status: RunStatus::Ok,
+                    reply: Some(out.reply),
+                    error: None,
+                },
                 out.tokens,
             ),
-            Err(TurnError::Failed(e)) => {
-                (RunOutcome { status: RunStatus::Error, reply: None, error: Some(e) }, None)
-            }
+            Err(TurnError::Failed(e)) => (
+                RunOutcome {
+                    status: RunStatus::Error,
+                    reply: None,
+                    error: Some(e),
+                },
+                None,
+            ),
             Err(TurnError::Stopped) => (
-                stopped_outcome(StopReason::from_u8(reason.load(Ordering::Relaxed)), turn.timeout),
+                stopped_outcome(
+                    StopReason::from_u8(reason.load(Ordering::Relaxed)),
+                    turn.timeout,
+                ),
                 None,
             ),
         };
@@ -428,7 +458,10 @@ impl Engine {
                     "run {} ended {}{}",
                     turn.run_id,
                     status.as_str(),
-                    error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 )),
                 run_id: Some(turn.run_id.clone()),
                 provenance: ProvenanceKind::Agent,
@@ -450,13 +483,17 @@ impl Engine {
         if let Err(e) = self.store.run_finished(finished).await {
             tracing::error!(run_id = %turn.run_id, "storing the end of a run failed: {e}");
         }
-        let next = {
+        let session_done = {
             let mut st = self.state();
             if let Some(live) = st.runs.remove(&turn.run_id) {
+                if live.running
+                    && let Some(next) = st.lanes.release(turn.lane)
+                {
+                    self.start(&mut st, next);
+                }
                 live.done.send_replace(Some(outcome));
             }
-            let queue = st.sessions.get_mut(&turn.sid);
-            let next = queue.and_then(|q| {
+            let next = st.sessions.get_mut(&turn.sid).and_then(|q| {
                 q.active = None;
                 let next = q.waiting.pop_front();
                 if let Some(n) = &next {
@@ -464,27 +501,36 @@ impl Engine {
                 }
                 next
             });
-            if next.is_none() {
-                st.sessions.remove(&turn.sid);
-            }
-            next
-        };
-        match next {
-            Some(n) => self.start(n),
-            None if turn.delete_after => {
-                if let Err(e) = self.store.delete_session(turn.sid).await {
-                    tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
+            match next {
+                Some(n) => {
+                    self.admit(&mut st, n);
+                    false
+                }
+                None => {
+                    st.sessions.remove(&turn.sid);
+                    true
                 }
             }
-            None => {}
+        };
+        if session_done
+            && turn.delete_after
+            && let Err(e) = self.store.delete_session(turn.sid).await
+        {
+            tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
         }
+    }
+
+    pub fn lane_status(&self) -> Vec<openclaw::protocol::LaneStatus> {
+        self.state().lanes.status()
     }
 
     /// Waits for a run to end, up to `timeout`. Zero means: report where it is now.
     pub async fn wait(&self, run_id: &str, timeout: Duration) -> Result<RunResult, RpcError> {
         let live = {
             let st = self.state();
-            st.runs.get(run_id).map(|r| (r.done.subscribe(), r.session_key.clone(), r.running))
+            st.runs
+                .get(run_id)
+                .map(|r| (r.done.subscribe(), r.session_key.clone(), r.running))
         };
         let Some((mut rx, session_key, running)) = live else {
             return self.stored_result(run_id).await;
@@ -503,7 +549,11 @@ impl Engine {
                     run_id: run_id.to_string(),
                     session_key,
                     status: WaitStatus::Timeout,
-                    run_status: if running { RunStatus::Running } else { RunStatus::Queued },
+                    run_status: if running {
+                        RunStatus::Running
+                    } else {
+                        RunStatus::Queued
+                    },
                     reply: None,
                     error: None,
                 })
@@ -512,12 +562,21 @@ impl Engine {
     }
 
     async fn stored_result(&self, run_id: &str) -> Result<RunResult, RpcError> {
-        let rec = self.store.run(run_id.to_string()).await.map_err(internal)?.ok_or_else(|| {
-            RpcError::not_found(format!(
-                "no run \"{run_id}\" (it may belong to a session that was deleted)"
-            ))
-        })?;
-        let outcome = RunOutcome { status: rec.status, reply: rec.reply, error: rec.error };
+        let rec = self
+            .store
+            .run(run_id.to_string())
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                RpcError::not_found(format!(
+                    "no run \"{run_id}\" (it may belong to a session that was deleted)"
+                ))
+            })?;
+        let outcome = RunOutcome {
+            status: rec.status,
+            reply: rec.reply,
+            error: rec.error,
+        };
         Ok(result_of(run_id, &rec.session_key, outcome))
     }
 
@@ -528,28 +587,45 @@ impl Engine {
         session: &SessionRecord,
         clear_queued: bool,
     ) -> Result<KillResult, RpcError> {
-        let (active, cleared) = {
+        // The active run is either executing (stop it and wait for its end) or still waiting
+        // for a lane slot (take it out and end it here).
+        let (active, unstarted, cleared) = {
             let mut st = self.state();
             let (active, cleared) = match st.sessions.get_mut(&session.sid) {
                 Some(q) => {
-                    let cleared: Vec<Turn> =
-                        if clear_queued { q.waiting.drain(..).collect() } else { Vec::new() };
+                    let cleared: Vec<Turn> = if clear_queued {
+                        q.waiting.drain(..).collect()
+                    } else {
+                        Vec::new()
+                    };
                     (q.active.clone(), cleared)
                 }
                 None => (None, Vec::new()),
             };
+            for turn in &cleared {
+                st.lanes.remove_queued(turn.lane);
+            }
+            let mut unstarted = None;
             let active = active.and_then(|id| {
-                st.runs.get(&id).map(|r| {
-                    let _ = r.reason.compare_exchange(0, StopReason::Kill as u8, Ordering::Relaxed, Ordering::Relaxed);
-                    r.stop.cancel();
-                    (id.clone(), r.done.subscribe())
-                })
+                let r = st.runs.get(&id)?;
+                let _ = r.reason.compare_exchange(
+                    0,
+                    StopReason::Kill as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                r.stop.cancel();
+                let (running, rx) = (r.running, r.done.subscribe());
+                if !running {
+                    let lane = lane_for_kind(&session.kind);
+                    unstarted = st.lanes.remove_ready(lane, |t| t.run_id == id);
+                }
+                Some((id, rx))
             });
-            (active, cleared)
+            (active, unstarted, cleared)
         };
         let mut cleared_ids = Vec::new();
         for turn in cleared {
-            self.lanes.by_name(turn.lane).remove_queued();
             cleared_ids.push(turn.run_id.clone());
             let outcome = RunOutcome {
                 status: RunStatus::Aborted,
@@ -557,6 +633,10 @@ impl Engine {
                 error: Some("cleared from the queue by `sessions kill --clear-queued`".into()),
             };
             self.store_unstarted_end(&turn, outcome).await;
+        }
+        if let Some(turn) = unstarted {
+            self.finish(&turn, stopped_outcome(StopReason::Kill, None), None, None)
+                .await;
         }
         let aborted = match active {
             Some((id, mut rx)) => {
@@ -567,8 +647,12 @@ impl Engine {
         };
         Ok(KillResult {
             session_key: session.key.clone(),
-            status: if aborted.is_some() || !cleared_ids.is_empty() { "aborted" } else { "idle" }
-                .to_string(),
+            status: if aborted.is_some() || !cleared_ids.is_empty() {
+                "aborted"
+            } else {
+                "idle"
+            }
+            .to_string(),
             aborted_run_id: aborted,
             cleared_run_ids: cleared_ids,
         })
@@ -607,7 +691,12 @@ impl Engine {
         {
             let st = self.state();
             for run in st.runs.values() {
-                let _ = run.reason.compare_exchange(0, StopReason::Shutdown as u8, Ordering::Relaxed, Ordering::Relaxed);
+                let _ = run.reason.compare_exchange(
+                    0,
+                    StopReason::Shutdown as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 run.stop.cancel();
             }
         }

@@ -17,5 +17,8 @@ pub fn list(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
             command: a.command,
         })
         .collect();
-    to_value(&AgentsListResult { default_agent: default, agents })
+    to_value(&AgentsListResult {
+        default_agent: default,
+        agents,
+    })
 }

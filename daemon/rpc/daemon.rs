@@ -17,7 +17,13 @@ pub fn hello(ctx: &Ctx, _: HelloParams) -> Result<Value, RpcError> {
             uid: ctx.peer.uid,
             pid: ctx.peer.pid,
             trusted: ctx.peer.trust.is_trusted(),
-            scopes: ctx.peer.trust.scopes().iter().map(|s| s.to_string()).collect(),
+            scopes: ctx
+                .peer
+                .trust
+                .scopes()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         },
     })
 }
@@ -36,7 +42,7 @@ pub fn status(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
         data_dir: d.paths.data_dir.display().to_string(),
         config_file: d.paths.config_file.display().to_string(),
         connections: d.connections.load(std::sync::atomic::Ordering::Relaxed),
-        lanes: ctx.engine.lanes.status(),
+        lanes: ctx.engine.lane_status(),
         interrupted_at_startup: d.interrupted_at_startup,
     })
 }

@@ -66,7 +66,8 @@ fn parse<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
         }
         Some(v) => v,
     };
-    serde_json::from_value(params).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+    serde_json::from_value(params)
+        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
@@ -77,7 +78,9 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
 fn wait_duration(seconds: Option<f64>, default: f64) -> Result<std::time::Duration, RpcError> {
     let s = seconds.unwrap_or(default);
     if !s.is_finite() || s < 0.0 {
-        return Err(RpcError::invalid_params("timeoutSeconds must be a number of seconds, 0 or more"));
+        return Err(RpcError::invalid_params(
+            "timeoutSeconds must be a number of seconds, 0 or more",
+        ));
     }
     Ok(std::time::Duration::from_secs_f64(s.min(86_400.0)))
 }

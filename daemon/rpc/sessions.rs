@@ -11,7 +11,9 @@ use openclaw::timefmt::now_ms;
 use serde_json::{Value, json};
 
 use super::{Ctx, to_value, wait_duration};
-use crate::engine::{SubmitRequest, SubmitTarget, Submitted, internal, kind_of, normalize, subagent_key};
+use crate::engine::{
+    SubmitRequest, SubmitTarget, Submitted, internal, kind_of, normalize, subagent_key,
+};
 use crate::store::{ListFilter, NewMessage, NewSession};
 
 const DEFAULT_HISTORY_LIMIT: u32 = 50;
@@ -38,7 +40,10 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
     if p.resume_session_id.is_some() {
         ignored.push("resumeSessionId".to_string());
     }
-    let agent_id = p.agent_id.clone().unwrap_or_else(|| engine.default_agent().to_string());
+    let agent_id = p
+        .agent_id
+        .clone()
+        .unwrap_or_else(|| engine.default_agent().to_string());
     if !engine.has_agent(&agent_id) {
         return Err(RpcError::not_found(format!(
             "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are"
@@ -47,7 +52,11 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
     let run_timeout = match p.run_timeout_seconds {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s.min(7.0 * 86_400.0))),
-        Some(_) => return Err(RpcError::invalid_params("runTimeoutSeconds must be a number of seconds above 0")),
+        Some(_) => {
+            return Err(RpcError::invalid_params(
+                "runTimeoutSeconds must be a number of seconds above 0",
+            ));
+        }
     };
     let (parent_key, spawn_depth) = match &p.parent_key {
         Some(k) => {
@@ -65,7 +74,12 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
         label: p.label.clone().filter(|l| !l.is_empty()),
         parent_key,
         model: p.model.clone(),
-        cleanup: if p.cleanup == Some(openclaw::protocol::Cleanup::Delete) { "delete" } else { "keep" }.into(),
+        cleanup: if p.cleanup == Some(openclaw::protocol::Cleanup::Delete) {
+            "delete"
+        } else {
+            "keep"
+        }
+        .into(),
         spawn_depth,
     };
     let workspace = engine.workspace(&session.id);
@@ -128,7 +142,12 @@ async fn write_attachments(
         .map_err(|e| RpcError::internal(format!("cannot create the session workspace: {e}")))?;
     for a in attachments {
         let name = &a.name;
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
+        if name.is_empty()
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name.contains('\0')
+        {
             return Err(RpcError::invalid_params(format!(
                 "attachment name \"{name}\" must be a plain file name (no '/', not '.' or '..')"
             )));
@@ -205,10 +224,12 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
                     cleanup: "keep".into(),
                     spawn_depth: 0,
                 }),
-                None => return Err(RpcError::not_found(format!(
-                    "no session \"{}\"; `openclaw sessions list` shows the sessions there are",
-                    p.session_key
-                ))),
+                None => {
+                    return Err(RpcError::not_found(format!(
+                        "no session \"{}\"; `openclaw sessions list` shows the sessions there are",
+                        p.session_key
+                    )));
+                }
             }
         }
     };
@@ -232,8 +253,16 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
     let result = match engine.submit(request).await? {
         Submitted::New(result) | Submitted::Existing(result) => result,
     };
-    let run_id = result.get("runId").and_then(Value::as_str).unwrap_or_default().to_string();
-    let session_key = result.get("sessionKey").and_then(Value::as_str).unwrap_or_default().to_string();
+    let run_id = result
+        .get("runId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let session_key = result
+        .get("sessionKey")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if wait.is_zero() {
         return to_value(&RunResult {
             run_id,
@@ -254,7 +283,9 @@ pub async fn history(ctx: &Ctx, p: HistoryParams) -> Result<Value, RpcError> {
     let before = match p.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(c.parse::<u64>().map_err(|_| {
-            RpcError::invalid_params(format!("cursor \"{c}\" is not one this daemon gave out (expected a nextCursor value)"))
+            RpcError::invalid_params(format!(
+                "cursor \"{c}\" is not one this daemon gave out (expected a nextCursor value)"
+            ))
         })?),
     };
     let page = ctx
@@ -263,7 +294,11 @@ pub async fn history(ctx: &Ctx, p: HistoryParams) -> Result<Value, RpcError> {
         .history(session.sid, limit, before, p.include_tools.unwrap_or(false))
         .await
         .map_err(internal)?;
-    let next_cursor = if page.has_more { page.messages.first().map(|m| m.seq.to_string()) } else { None };
+    let next_cursor = if page.has_more {
+        page.messages.first().map(|m| m.seq.to_string())
+    } else {
+        None
+    };
     to_value(&HistoryResult {
         session_key: session.key,
         session_id: session.id,
@@ -278,7 +313,9 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Value, RpcError> {
     let after = match p.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(parse_list_cursor(c).ok_or_else(|| {
-            RpcError::invalid_params(format!("cursor \"{c}\" is not one this daemon gave out (expected a nextCursor value)"))
+            RpcError::invalid_params(format!(
+                "cursor \"{c}\" is not one this daemon gave out (expected a nextCursor value)"
+            ))
         })?),
     };
     let parent_key = match p.parent_key {
@@ -318,7 +355,11 @@ fn parse_list_cursor(c: &str) -> Option<(i64, i64)> {
 /// `sessions.kill`: aborts the active run (and queued ones with `clearQueued`).
 pub async fn kill(ctx: &Ctx, p: KillParams) -> Result<Value, RpcError> {
     let session = ctx.engine.session(&p.session_key).await?;
-    to_value(&ctx.engine.kill(&session, p.clear_queued.unwrap_or(false)).await?)
+    to_value(
+        &ctx.engine
+            .kill(&session, p.clear_queued.unwrap_or(false))
+            .await?,
+    )
 }
 
 /// `sessions.patch`: label, send policy, archived.
@@ -357,9 +398,17 @@ pub async fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value, RpcError> {
             ),
         ));
     }
-    ctx.engine.store.delete_session(session.sid).await.map_err(internal)?;
+    ctx.engine
+        .store
+        .delete_session(session.sid)
+        .await
+        .map_err(internal)?;
     let _ = tokio::fs::remove_dir_all(ctx.engine.workspace(&session.id)).await;
-    to_value(&DeleteResult { session_key: session.key, session_id: session.id, deleted: true })
+    to_value(&DeleteResult {
+        session_key: session.key,
+        session_id: session.id,
+        deleted: true,
+    })
 }
 
 #[cfg(test)]

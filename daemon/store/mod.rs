@@ -28,7 +28,10 @@ pub enum StoreError {
     #[error(transparent)]
     Migration(#[from] schema::MigrationError),
     #[error("cannot open the store at {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("the store's writer has stopped (the daemon is shutting down)")]
     WriterGone,
     #[error("stored data is not valid: {0}")]
@@ -134,12 +137,17 @@ impl Store {
     /// starts the writer thread.
     pub fn open(data_dir: &Path) -> Result<(Store, Recovery), StoreError> {
         let path = data_dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open { path: path.clone(), source };
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
         let mut conn = Connection::open(&path).map_err(open_err)?;
         configure(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!("journal_mode is {mode}, WAL was asked for")));
+            return Err(StoreError::Corrupt(format!(
+                "journal_mode is {mode}, WAL was asked for"
+            )));
         }
         // FULL: every commit syncs the WAL, so an acknowledged write survives power loss too;
         // group commit keeps that to one sync per batch.
@@ -220,11 +228,13 @@ impl Store {
     // ------------------------------------------------------------ reads
 
     pub async fn session_by_key(&self, key: String) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(move |c| queries::session_where(c, "key", &key)).await
+        self.read(move |c| queries::session_where(c, "key", &key))
+            .await
     }
 
     pub async fn session_by_id(&self, id: String) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(move |c| queries::session_where(c, "id", &id)).await
+        self.read(move |c| queries::session_where(c, "id", &id))
+            .await
     }
 
     pub async fn session_by_sid(&self, sid: i64) -> Result<Option<SessionRecord>, StoreError> {
@@ -242,7 +252,8 @@ impl Store {
         before_seq: Option<u64>,
         include_tools: bool,
     ) -> Result<HistoryPage, StoreError> {
-        self.read(move |c| queries::history(c, sid, limit, before_seq, include_tools)).await
+        self.read(move |c| queries::history(c, sid, limit, before_seq, include_tools))
+            .await
     }
 
     pub async fn list(&self, filter: ListFilter) -> Result<ListPage, StoreError> {
@@ -267,9 +278,9 @@ pub(crate) fn message_from_parts(
     let content: Value = serde_json::from_str(content)
         .map_err(|e| StoreError::Corrupt(format!("message content: {e}")))?;
     let usage = match usage {
-        Some(u) => Some(
-            serde_json::from_str(&u).map_err(|e| StoreError::Corrupt(format!("usage: {e}")))?,
-        ),
+        Some(u) => {
+            Some(serde_json::from_str(&u).map_err(|e| StoreError::Corrupt(format!("usage: {e}")))?)
+        }
         None => None,
     };
     Ok(Message {

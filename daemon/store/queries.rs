@@ -42,12 +42,16 @@ pub fn session_where(
     value: &str,
 ) -> Result<Option<SessionRecord>, StoreError> {
     let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {column} = ?1");
-    Ok(c.prepare_cached(&sql)?.query_row([value], session_from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([value], session_from_row)
+        .optional()?)
 }
 
 pub fn session_by_sid(c: &Connection, sid: i64) -> Result<Option<SessionRecord>, StoreError> {
     let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?1");
-    Ok(c.prepare_cached(&sql)?.query_row([sid], session_from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([sid], session_from_row)
+        .optional()?)
 }
 
 pub fn run(c: &Connection, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -69,7 +73,12 @@ pub fn run(c: &Connection, run_id: &str) -> Result<Option<RunRecord>, StoreError
     };
     let status = RunStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("run status {status}")))?;
-    Ok(Some(RunRecord { session_key, status, reply, error }))
+    Ok(Some(RunRecord {
+        session_key,
+        status,
+        reply,
+        error,
+    }))
 }
 
 #[derive(Debug)]
@@ -107,7 +116,10 @@ pub fn history(
         "SELECT seq, ts, role, content, run_id, provenance, prov_from, usage FROM messages WHERE sid = ?1 AND seq < ?2 AND role NOT IN ('tool_call', 'tool_result') ORDER BY seq DESC LIMIT ?3"
     };
     let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(rusqlite::params![sid, before, limit as i64 + 1], message_from_row)?;
+    let rows = stmt.query_map(
+        rusqlite::params![sid, before, limit as i64 + 1],
+        message_from_row,
+    )?;
     let mut messages = Vec::with_capacity(limit as usize + 1);
     for row in rows {
         messages.push(row??);
@@ -169,11 +181,16 @@ pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
     sql.push_str(" ORDER BY updated_at DESC, sid DESC LIMIT ?");
     args.push(Sql::Integer(f.limit as i64 + 1));
     let mut stmt = c.prepare_cached(&sql)?;
-    let mut rows: Vec<SessionRecord> =
-        stmt.query_map(params_from_iter(args), session_from_row)?.collect::<Result<_, _>>()?;
+    let mut rows: Vec<SessionRecord> = stmt
+        .query_map(params_from_iter(args), session_from_row)?
+        .collect::<Result<_, _>>()?;
     let more = rows.len() > f.limit as usize;
     rows.truncate(f.limit as usize);
-    let next = if more { rows.last().map(|r| (r.updated_at, r.sid)) } else { None };
+    let next = if more {
+        rows.last().map(|r| (r.updated_at, r.sid))
+    } else {
+        None
+    };
     let mut sessions = Vec::with_capacity(rows.len());
     for rec in rows {
         let messages = if f.message_limit > 0 {

@@ -86,8 +86,15 @@ pub struct FinishedRun {
 
 enum Op {
     Submit(Submit, oneshot::Sender<Result<SubmitOutcome, StoreError>>),
-    RunStarted { run_id: String, sid: i64, at: i64 },
-    RunFinished(FinishedRun, oneshot::Sender<Result<Option<u64>, StoreError>>),
+    RunStarted {
+        run_id: String,
+        sid: i64,
+        at: i64,
+    },
+    RunFinished(
+        FinishedRun,
+        oneshot::Sender<Result<Option<u64>, StoreError>>,
+    ),
     Patch {
         sid: i64,
         label: Option<Option<String>>,
@@ -128,7 +135,11 @@ impl WriterHandle {
     }
 
     pub fn run_started(&self, run_id: &str, sid: i64, at: i64) {
-        let _ = self.tx.send(Op::RunStarted { run_id: run_id.to_string(), sid, at });
+        let _ = self.tx.send(Op::RunStarted {
+            run_id: run_id.to_string(),
+            sid,
+            at,
+        });
     }
 
     pub async fn run_finished(&self, f: FinishedRun) -> Result<Option<u64>, StoreError> {
@@ -142,7 +153,14 @@ impl WriterHandle {
         archived: Option<bool>,
         send_policy: Option<Option<String>>,
     ) -> Result<(), StoreError> {
-        self.call(|done| Op::Patch { sid, label, archived, send_policy, done }).await
+        self.call(|done| Op::Patch {
+            sid,
+            label,
+            archived,
+            send_policy,
+            done,
+        })
+        .await
     }
 
     pub async fn delete(&self, sid: i64) -> Result<(), StoreError> {
@@ -159,8 +177,14 @@ impl WriterHandle {
 
 /// A reply to send once the group is committed (or failed).
 enum Reply {
-    Submit(oneshot::Sender<Result<SubmitOutcome, StoreError>>, Result<SubmitOutcome, String>),
-    Finished(oneshot::Sender<Result<Option<u64>, StoreError>>, Result<Option<u64>, String>),
+    Submit(
+        oneshot::Sender<Result<SubmitOutcome, StoreError>>,
+        Result<SubmitOutcome, String>,
+    ),
+    Finished(
+        oneshot::Sender<Result<Option<u64>, StoreError>>,
+        Result<Option<u64>, String>,
+    ),
     Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), String>),
     Close(oneshot::Sender<()>),
     /// A change nobody waits on.
@@ -251,8 +275,16 @@ fn apply_one(tx: &mut Transaction<'_>, op: Op) -> Reply {
             }
             Reply::Nothing
         }
-        Op::RunFinished(f, reply) => Reply::Finished(reply, in_savepoint(tx, |c| run_finished(c, &f))),
-        Op::Patch { sid, label, archived, send_policy, done } => Reply::Unit(
+        Op::RunFinished(f, reply) => {
+            Reply::Finished(reply, in_savepoint(tx, |c| run_finished(c, &f)))
+        }
+        Op::Patch {
+            sid,
+            label,
+            archived,
+            send_policy,
+            done,
+        } => Reply::Unit(
             done,
             in_savepoint(tx, |c| patch(c, sid, &label, archived, &send_policy)),
         ),
@@ -375,7 +407,13 @@ fn run_finished(c: &Connection, f: &FinishedRun) -> rusqlite::Result<Option<u64>
     c.prepare_cached(
         "UPDATE runs SET status = ?2, ended_at = ?3, reply = ?4, error = ?5 WHERE id = ?1",
     )?
-    .execute(params![f.run_id, f.status.as_str(), f.ended_at, f.reply_text, f.error])?;
+    .execute(params![
+        f.run_id,
+        f.status.as_str(),
+        f.ended_at,
+        f.reply_text,
+        f.error
+    ])?;
     c.prepare_cached(
         "UPDATE sessions SET status = ?2, active_run_id = NULL, ended_at = ?3, updated_at = ?3,
              runtime_ms = ?4, tokens = CASE WHEN ?5 IS NULL THEN tokens ELSE COALESCE(tokens, 0) + ?5 END
@@ -394,13 +432,22 @@ fn patch(
 ) -> rusqlite::Result<()> {
     let now = now_ms();
     if let Some(label) = label {
-        c.execute("UPDATE sessions SET label = ?2, updated_at = ?3 WHERE sid = ?1", params![sid, label, now])?;
+        c.execute(
+            "UPDATE sessions SET label = ?2, updated_at = ?3 WHERE sid = ?1",
+            params![sid, label, now],
+        )?;
     }
     if let Some(archived) = archived {
-        c.execute("UPDATE sessions SET archived = ?2, updated_at = ?3 WHERE sid = ?1", params![sid, archived, now])?;
+        c.execute(
+            "UPDATE sessions SET archived = ?2, updated_at = ?3 WHERE sid = ?1",
+            params![sid, archived, now],
+        )?;
     }
     if let Some(policy) = send_policy {
-        c.execute("UPDATE sessions SET send_policy = ?2, updated_at = ?3 WHERE sid = ?1", params![sid, policy, now])?;
+        c.execute(
+            "UPDATE sessions SET send_policy = ?2, updated_at = ?3 WHERE sid = ?1",
+            params![sid, policy, now],
+        )?;
     }
     Ok(())
 }
@@ -436,7 +483,12 @@ pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
              WHERE r.status = 'queued' ORDER BY r.sid, r.input_seq",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })?;
         for row in rows {
             let (run_id, sid, lane, content) = row?;
@@ -445,9 +497,17 @@ pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
                 Ok(other) => other.to_string(),
                 Err(e) => return Err(StoreError::Corrupt(format!("message content: {e}"))),
             };
-            requeue.push(PendingRun { run_id, sid, lane, input });
+            requeue.push(PendingRun {
+                run_id,
+                sid,
+                lane,
+                input,
+            });
         }
     }
     tx.commit()?;
-    Ok(Recovery { interrupted, requeue })
+    Ok(Recovery {
+        interrupted,
+        requeue,
+    })
 }
