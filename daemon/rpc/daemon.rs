@@ -31,6 +31,7 @@ pub fn hello(ctx: &Ctx, _: HelloParams) -> Result<Value, RpcError> {
 /// `daemon.status`: where things live and how busy the daemon is.
 pub fn status(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
     let d = &ctx.daemon;
+    let (store_commits, store_changes) = ctx.engine.store.write_stats();
     to_value(&DaemonStatus {
         pid: std::process::id(),
         version: openclaw::VERSION.to_string(),
@@ -44,6 +45,8 @@ pub fn status(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
         connections: d.connections.load(std::sync::atomic::Ordering::Relaxed),
         lanes: ctx.engine.lane_status(),
         interrupted_at_startup: d.interrupted_at_startup,
+        store_commits,
+        store_changes,
     })
 }
 

@@ -220,6 +220,15 @@ impl Store {
         self.writer.delete(sid).await
     }
 
+    /// (transactions committed, changes applied) since start-up.
+    pub fn write_stats(&self) -> (u64, u64) {
+        let s = &self.writer.stats;
+        (
+            s.commits.load(Ordering::Relaxed),
+            s.changes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Stops the writer after everything queued so far is committed.
     pub async fn close(&self) {
         self.writer.close().await;

@@ -1,6 +1,8 @@
 //! The single writer: applies changes in arrival order and commits them in groups. Whatever is
 //! waiting when a commit starts joins it, so N concurrent callers cost one sync, not N.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use openclaw::protocol::{ProvenanceKind, Role, RunStatus};
@@ -106,18 +108,28 @@ enum Op {
     Close(oneshot::Sender<()>),
 }
 
+/// Counters of the writer's work: `changes` applied in `commits` transactions.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub commits: AtomicU64,
+    pub changes: AtomicU64,
+}
+
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Op>,
+    pub stats: Arc<WriterStats>,
 }
 
 pub fn spawn(conn: Connection) -> WriterHandle {
     let (tx, rx) = mpsc::channel();
+    let stats = Arc::new(WriterStats::default());
+    let thread_stats = stats.clone();
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx))
+        .spawn(move || run(conn, rx, &thread_stats))
         .expect("spawn the store writer thread");
-    WriterHandle { tx }
+    WriterHandle { tx, stats }
 }
 
 impl WriterHandle {
@@ -191,7 +203,7 @@ enum Reply {
     Nothing,
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats) {
     let mut group: Vec<Op> = Vec::with_capacity(64);
     while let Ok(first) = rx.recv() {
         group.push(first);
@@ -202,6 +214,10 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Op>) {
             }
         }
         let closing = group.iter().any(|op| matches!(op, Op::Close(_)));
+        stats
+            .changes
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
         let replies = apply_group(&mut conn, group.drain(..));
         for reply in replies {
             match reply {
@@ -510,4 +526,161 @@ pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
         interrupted,
         requeue,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str) -> NewMessage {
+        NewMessage {
+            ts: now_ms(),
+            role: Role::User,
+            content: Value::String(text.into()),
+            run_id: None,
+            provenance: ProvenanceKind::Operator,
+            from: None,
+            usage: None,
+        }
+    }
+
+    fn new_session(key: &str) -> Target {
+        Target::New(NewSession {
+            id: format!("id-{key}"),
+            key: key.into(),
+            agent_id: "main".into(),
+            kind: "main".into(),
+            label: None,
+            parent_key: None,
+            model: None,
+            cleanup: "keep".into(),
+            spawn_depth: 0,
+        })
+    }
+
+    fn submit_op(
+        target: Target,
+        run: &str,
+        idem: Option<&str>,
+    ) -> (Op, oneshot::Receiver<Result<SubmitOutcome, StoreError>>) {
+        let (tx, rx) = oneshot::channel();
+        let s = Submit {
+            target,
+            message: message(run),
+            run: NewRun {
+                id: run.into(),
+                lane: "main".into(),
+            },
+            idempotency: idem.map(|k| {
+                (
+                    k.to_string(),
+                    "m".to_string(),
+                    serde_json::json!({ "runId": run }),
+                )
+            }),
+        };
+        (Op::Submit(s, tx), rx)
+    }
+
+    #[test]
+    fn everything_waiting_is_committed_in_one_group_with_contiguous_seqs() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut replies = Vec::new();
+        for i in 0..50 {
+            let (op, reply) = submit_op(new_session("agent:main:main"), &format!("r{i}"), None);
+            tx.send(op).unwrap();
+            replies.push(reply);
+        }
+        let (close_tx, _close_rx) = oneshot::channel();
+        tx.send(Op::Close(close_tx)).unwrap();
+        let stats = WriterStats::default();
+        let seqs = std::thread::scope(|s| {
+            s.spawn(|| run(conn, rx, &stats)).join().unwrap();
+            replies
+                .into_iter()
+                .map(|r| match r.blocking_recv().unwrap().unwrap() {
+                    SubmitOutcome::Created { sid } => sid,
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            stats.commits.load(Ordering::Relaxed),
+            1,
+            "one group for all 51 changes"
+        );
+        assert_eq!(stats.changes.load(Ordering::Relaxed), 51);
+        assert!(
+            seqs.iter().all(|sid| *sid == seqs[0]),
+            "all went into the one session"
+        );
+    }
+
+    #[test]
+    fn a_retried_idempotency_key_returns_the_first_result() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        let first = Submit {
+            target: new_session("agent:main:main"),
+            message: message("a"),
+            run: NewRun {
+                id: "run-1".into(),
+                lane: "main".into(),
+            },
+            idempotency: Some((
+                "k".into(),
+                "m".into(),
+                serde_json::json!({ "runId": "run-1" }),
+            )),
+        };
+        assert!(matches!(
+            submit(&tx, &first).unwrap(),
+            SubmitOutcome::Created { .. }
+        ));
+        let retry = Submit {
+            run: NewRun {
+                id: "run-2".into(),
+                lane: "main".into(),
+            },
+            ..first
+        };
+        match submit(&tx, &retry).unwrap() {
+            SubmitOutcome::Existing(v) => assert_eq!(v["runId"], "run-1"),
+            other => panic!("expected the first result, got {other:?}"),
+        }
+        let runs: i64 = tx
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(runs, 1);
+    }
+
+    #[test]
+    fn a_failing_change_does_not_undo_its_group() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let (ok_op, ok_reply) = submit_op(new_session("agent:main:main"), "r1", None);
+        // Same run id again: the runs primary key refuses it.
+        let (bad_op, bad_reply) = submit_op(new_session("agent:main:main"), "r1", None);
+        let replies = apply_group(&mut conn, vec![ok_op, bad_op].into_iter());
+        for r in replies {
+            match r {
+                Reply::Submit(tx, res) => {
+                    let _ = tx.send(res.map_err(StoreError::Corrupt));
+                }
+                _ => unreachable!(),
+            }
+        }
+        assert!(ok_reply.blocking_recv().unwrap().is_ok());
+        assert!(bad_reply.blocking_recv().unwrap().is_err());
+        let messages: i64 = conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            messages, 1,
+            "the failed change's message was rolled back, the good one kept"
+        );
+    }
 }

@@ -482,6 +482,10 @@ pub struct DaemonStatus {
     pub lanes: Vec<LaneStatus>,
     /// Runs found active at start-up and marked `interrupted`.
     pub interrupted_at_startup: u64,
+    /// Store transactions committed since start-up.
+    pub store_commits: u64,
+    /// Changes those transactions applied (several per commit under load: group commit).
+    pub store_changes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
