@@ -86,10 +86,24 @@ struct SessionQueue {
     waiting: VecDeque<Turn>,
 }
 
+/// Orders the turns of one session by commit order. Submits take a ticket while queueing
+/// their commit (under the engine lock, so ticket order is commit order and seq order); a
+/// committed turn joins its session's queue only after every earlier ticket has, so runs
+/// execute in transcript order however the committing tasks are scheduled.
+#[derive(Default)]
+struct Tickets {
+    issued: u64,
+    next: u64,
+    /// Committed tickets waiting for an earlier one; `None` for a submit that made no run.
+    parked: std::collections::BTreeMap<u64, Option<Turn>>,
+}
+
 struct State {
     runs: HashMap<String, LiveRun>,
     sessions: HashMap<i64, SessionQueue>,
     lanes: Lanes<Turn>,
+    /// By session key (a session being created has no row id yet).
+    tickets: HashMap<String, Tickets>,
 }
 
 /// What a caller asks for when submitting a turn.
@@ -145,6 +159,7 @@ impl Engine {
                 runs: HashMap::new(),
                 sessions: HashMap::new(),
                 lanes: Lanes::new(&config.lanes),
+                tickets: HashMap::new(),
             }),
             config,
             backends,
@@ -308,43 +323,80 @@ impl Engine {
                 )
             }),
         };
-        match self.store.submit(submit).await.map_err(internal)? {
+        let (ticket, committed) = {
+            let mut st = self.state();
+            let committed = self.store.submit(submit).map_err(internal)?;
+            // Registered before the caller hears of the run, so a wait always finds it.
+            register_run(&mut st, &run_id, &session_key);
+            let tickets = st.tickets.entry(session_key.clone()).or_default();
+            tickets.issued += 1;
+            (tickets.issued - 1, committed)
+        };
+        let outcome = committed.await;
+        let turn = match &outcome {
+            Ok(SubmitOutcome::Created { sid }) => Some(Turn {
+                run_id: run_id.clone(),
+                sid: *sid,
+                session_key: session_key.clone(),
+                session_id: session_id.clone(),
+                agent_id,
+                lane,
+                input,
+                timeout: req.run_timeout,
+                delete_after,
+            }),
+            _ => None,
+        };
+        self.release_ticket(&session_key, ticket, turn, &run_id);
+        match outcome.map_err(internal)? {
             SubmitOutcome::Existing(v) => Ok(Submitted::Existing(v)),
-            SubmitOutcome::Created { sid } => {
-                self.enqueue(Turn {
-                    run_id: run_id.clone(),
-                    sid,
-                    session_key: session_key.clone(),
-                    session_id: session_id.clone(),
-                    agent_id,
-                    lane,
-                    input,
-                    timeout: req.run_timeout,
-                    delete_after,
-                });
-                Ok(Submitted::New(result))
-            }
+            SubmitOutcome::Created { .. } => Ok(Submitted::New(result)),
+        }
+    }
+
+    /// Marks a ticket committed and queues, in ticket order, every turn no longer waiting for
+    /// an earlier one.
+    fn release_ticket(
+        self: &Arc<Self>,
+        session_key: &str,
+        ticket: u64,
+        turn: Option<Turn>,
+        run_id: &str,
+    ) {
+        let mut st = self.state();
+        if turn.is_none() {
+            st.runs.remove(run_id); // nothing was queued under this run id
+        }
+        let Some(tickets) = st.tickets.get_mut(session_key) else {
+            return;
+        };
+        tickets.parked.insert(ticket, turn);
+        let mut ready = Vec::new();
+        while let Some(entry) = tickets.parked.remove(&tickets.next) {
+            tickets.next += 1;
+            ready.extend(entry);
+        }
+        if tickets.next == tickets.issued {
+            st.tickets.remove(session_key);
+        }
+        for turn in ready {
+            self.enqueue_locked(&mut st, turn);
         }
     }
 
     /// Registers a committed turn and starts it if its session is idle.
     fn enqueue(self: &Arc<Self>, turn: Turn) {
         let mut st = self.state();
+        register_run(&mut st, &turn.run_id, &turn.session_key);
+        self.enqueue_locked(&mut st, turn);
+    }
+
+    fn enqueue_locked(self: &Arc<Self>, st: &mut State, turn: Turn) {
         st.lanes.add_queued(turn.lane);
-        st.runs.insert(
-            turn.run_id.clone(),
-            LiveRun {
-                session_key: turn.session_key.clone(),
-                running: false,
-                stop: CancellationToken::new(),
-                reason: Arc::new(AtomicU8::new(StopReason::None as u8)),
-                done: watch::channel(None).0,
-            },
-        );
         let queue = st.sessions.entry(turn.sid).or_default();
         if queue.active.is_none() {
             queue.active = Some(turn.run_id.clone());
-            self.admit(&mut st, turn);
+            self.admit(st, turn);
         } else {
             queue.waiting.push_back(turn);
         }
@@ -704,6 +756,20 @@ impl Engine {
         self.tasks.wait().await;
         self.store.close().await;
     }
+}
+
+/// Makes a run known to waiters and to kill, before it is queued.
+fn register_run(st: &mut State, run_id: &str, session_key: &str) {
+    st.runs.insert(
+        run_id.to_string(),
+        LiveRun {
+            session_key: session_key.to_string(),
+            running: false,
+            stop: CancellationToken::new(),
+            reason: Arc::new(AtomicU8::new(StopReason::None as u8)),
+            done: watch::channel(None).0,
+        },
+    );
 }
 
 fn stopped_outcome(reason: StopReason, timeout: Option<Duration>) -> RunOutcome {

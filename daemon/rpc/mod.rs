@@ -66,8 +66,17 @@ fn parse<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
         }
         Some(v) => v,
     };
-    serde_json::from_value(params)
-        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // The path names the field for type errors; serde's own message already names
+        // unknown and missing fields.
+        if path == "." || path.is_empty() {
+            RpcError::invalid_params(format!("invalid params: {inner}"))
+        } else {
+            RpcError::invalid_params(format!("invalid params: {path}: {inner}"))
+        }
+    })
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
@@ -107,7 +116,11 @@ mod tests {
     fn wrong_type_is_named() {
         let err = parse::<SendParams>(Some(serde_json::json!({"sessionKey": 1, "message": "m"})))
             .unwrap_err();
-        assert!(err.message.contains("invalid type"), "{}", err.message);
+        assert!(
+            err.message.contains("sessionKey: invalid type"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

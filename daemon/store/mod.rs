@@ -190,9 +190,14 @@ impl Store {
 
     // ------------------------------------------------------------ writes
 
-    /// Commits a new message and its run (and the session, when new). Resolves once durable.
-    pub async fn submit(&self, submit: Submit) -> Result<SubmitOutcome, StoreError> {
-        self.writer.submit(submit).await
+    /// Queues a new message and its run (and the session, when new) for commit. The commit
+    /// order, and so the message's seq, is fixed when this returns; the future resolves once
+    /// the change is durable.
+    pub fn submit(
+        &self,
+        submit: Submit,
+    ) -> Result<impl Future<Output = Result<SubmitOutcome, StoreError>> + use<>, StoreError> {
+        self.writer.submit(submit)
     }
 
     /// Records that a run started. Not awaited: the writer applies changes in order, so the

@@ -142,8 +142,17 @@ impl WriterHandle {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    pub async fn submit(&self, s: Submit) -> Result<SubmitOutcome, StoreError> {
-        self.call(|tx| Op::Submit(s, tx)).await
+    /// Queues a submit now (so its place in the commit order is fixed when this returns);
+    /// the returned future resolves once it is committed.
+    pub fn submit(
+        &self,
+        s: Submit,
+    ) -> Result<impl Future<Output = Result<SubmitOutcome, StoreError>> + use<>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Submit(s, tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(async move { rx.await.map_err(|_| StoreError::WriterGone)? })
     }
 
     pub fn run_started(&self, run_id: &str, sid: i64, at: i64) {
