@@ -33,7 +33,10 @@ impl Daemon {
     }
 
     pub fn start_with_config(config: &str) -> Daemon {
-        let home = tempfile::Builder::new().prefix("openclaw-test-").tempdir().expect("tempdir");
+        let home = tempfile::Builder::new()
+            .prefix("openclaw-test-")
+            .tempdir()
+            .expect("tempdir");
         std::fs::write(home.path().join("config.toml"), config).expect("write config");
         let mut d = Daemon { home, child: None };
         d.spawn_daemon().expect("daemon failed to start");
@@ -167,7 +170,9 @@ impl Daemon {
 
     /// An async raw client on this daemon's socket.
     pub async fn client(&self) -> openclaw::Client {
-        openclaw::Client::connect(&self.socket()).await.expect("connect")
+        openclaw::Client::connect(&self.socket())
+            .await
+            .expect("connect")
     }
 }
 
@@ -249,8 +254,12 @@ impl RawConn {
     pub fn connect(socket: &Path) -> RawConn {
         let stream = std::os::unix::net::UnixStream::connect(socket)
             .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
-        stream.set_read_timeout(Some(Self::TIMEOUT)).expect("read timeout");
-        stream.set_write_timeout(Some(Self::TIMEOUT)).expect("write timeout");
+        stream
+            .set_read_timeout(Some(Self::TIMEOUT))
+            .expect("read timeout");
+        stream
+            .set_write_timeout(Some(Self::TIMEOUT))
+            .expect("write timeout");
         let reader = std::io::BufReader::new(stream.try_clone().expect("clone stream"));
         RawConn { stream, reader }
     }
@@ -282,17 +291,23 @@ impl RawConn {
 
     /// The next line, parsed as JSON. Panics at end of stream or on bad JSON.
     pub fn read_json(&mut self) -> serde_json::Value {
-        let line = self.read_line().expect("the daemon closed the connection instead of replying");
+        let line = self
+            .read_line()
+            .expect("the daemon closed the connection instead of replying");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("daemon sent bad JSON ({e}): {line}"))
     }
 
     /// Sends a request with this numeric id and returns the whole response object; asserts the
     /// response carries the same id.
     pub fn call(&mut self, id: i64, method: &str, params: serde_json::Value) -> serde_json::Value {
-        let req = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let req =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_line(&req.to_string());
         let resp = self.read_json();
-        assert_eq!(resp["id"], id, "reply to {method} (id {id}) carries another id: {resp}");
+        assert_eq!(
+            resp["id"], id,
+            "reply to {method} (id {id}) carries another id: {resp}"
+        );
         resp
     }
 
@@ -333,7 +348,10 @@ pub fn fifo_write_within(path: &Path, data: &str, within: Duration) -> Result<()
     match rx.recv_timeout(within) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("writing FIFO {}: {e}", path.display())),
-        Err(_) => Err(format!("nobody opened FIFO {} for reading within {within:?}", path.display())),
+        Err(_) => Err(format!(
+            "nobody opened FIFO {} for reading within {within:?}",
+            path.display()
+        )),
     }
 }
 
@@ -347,7 +365,10 @@ pub fn fifo_read_within(path: &Path, within: Duration) -> Result<String, String>
     match rx.recv_timeout(within) {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!("reading FIFO {}: {e}", path.display())),
-        Err(_) => Err(format!("nobody wrote FIFO {} within {within:?}", path.display())),
+        Err(_) => Err(format!(
+            "nobody wrote FIFO {} within {within:?}",
+            path.display()
+        )),
     }
 }
 
@@ -494,7 +515,10 @@ pub struct BlockingAgent {
 
 impl BlockingAgent {
     pub fn new() -> BlockingAgent {
-        let dir = tempfile::Builder::new().prefix("openclaw-agent-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("openclaw-agent-")
+            .tempdir()
+            .expect("tempdir");
         let started = fifo(dir.path(), "started");
         let go = fifo(dir.path(), "go");
         let pids = dir.path().join("pids");
@@ -505,7 +529,12 @@ impl BlockingAgent {
             go = go.display()
         );
         std::fs::write(dir.path().join("agent.sh"), script).expect("write agent.sh");
-        BlockingAgent { dir, started, go, pids }
+        BlockingAgent {
+            dir,
+            started,
+            go,
+            pids,
+        }
     }
 
     /// A `config.toml` fragment declaring this agent under `agent_id`.
@@ -532,7 +561,10 @@ impl BlockingAgent {
 
 impl Drop for BlockingAgent {
     fn drop(&mut self) {
-        for pid in std::fs::read_to_string(&self.pids).unwrap_or_default().lines() {
+        for pid in std::fs::read_to_string(&self.pids)
+            .unwrap_or_default()
+            .lines()
+        {
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 // SAFETY: plain kill(2); the pids are agent shells this test started.
                 unsafe {
