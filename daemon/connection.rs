@@ -17,7 +17,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::rpc::{Ctx, dispatch};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::auth::Peer;
+use crate::engine::Engine;
+use crate::rpc::{Ctx, DaemonInfo, dispatch};
 
 /// Replies waiting for the writer; a peer that stops reading stalls its own handlers only.
 const OUTBOUND_QUEUE: usize = 256;
@@ -40,18 +45,90 @@ impl AsyncRead for SharedRead {
     }
 }
 
-pub async fn serve(stream: Stream, ctx: Arc<Ctx>, shutdown: CancellationToken, max_frame: usize) {
+/// The write side of a connection, shared by request handlers and subscriptions. Bounded:
+/// when the peer stops reading, senders wait (and subscriptions fall back to the store)
+/// rather than the daemon buffering without limit.
+#[derive(Clone)]
+pub struct Outbound {
+    tx: mpsc::Sender<Vec<u8>>,
+    /// Frames queued and not yet written, over all connections (for `daemon.status`).
+    buffered: Arc<AtomicI64>,
+}
+
+impl Outbound {
+    /// Queues a frame; false once the connection is gone.
+    pub async fn send(&self, frame: Vec<u8>) -> bool {
+        self.buffered.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(frame).await.is_err() {
+            self.buffered.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Queues a notification.
+    pub async fn notify<P: serde::Serialize>(&self, method: &str, params: &P) -> bool {
+        #[derive(serde::Serialize)]
+        struct Note<'a, P> {
+            jsonrpc: &'static str,
+            method: &'a str,
+            params: &'a P,
+        }
+        match serde_json::to_vec(&Note { jsonrpc: "2.0", method, params }) {
+            Ok(frame) => self.send(frame).await,
+            Err(e) => {
+                tracing::error!("encoding a {method} notification: {e}");
+                true
+            }
+        }
+    }
+}
+
+/// What the handlers of one connection share: its write side and its subscriptions.
+pub struct ConnShared {
+    pub out: Outbound,
+    pub subscriptions: std::sync::Mutex<HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>>,
+    pub next_subscription: AtomicU64,
+    /// Cancelled when the connection ends: its subscriptions stop.
+    pub closed: CancellationToken,
+    /// Subscription tasks, waited for before the connection closes.
+    pub tasks: TaskTracker,
+}
+
+pub async fn serve(
+    stream: Stream,
+    engine: Arc<Engine>,
+    daemon: Arc<DaemonInfo>,
+    peer: Peer,
+    shutdown: CancellationToken,
+    max_frame: usize,
+) {
     let stream = Arc::new(stream);
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
+    let buffered = daemon.buffered.clone();
     let write_half = stream.clone();
+    let writer_buffered = buffered.clone();
     let writer = tokio::spawn(async move {
         let mut w: &Stream = &write_half;
         while let Some(bytes) = out_rx.recv().await {
+            writer_buffered.fetch_sub(1, Ordering::Relaxed);
             if write_frame(&mut w, &bytes).await.is_err() {
                 break; // the peer is gone; its remaining replies have nowhere to go
             }
         }
+        out_rx.close();
+        while out_rx.try_recv().is_ok() {
+            writer_buffered.fetch_sub(1, Ordering::Relaxed);
+        }
     });
+    let conn = Arc::new(ConnShared {
+        out: Outbound { tx: out_tx.clone(), buffered },
+        subscriptions: Default::default(),
+        next_subscription: AtomicU64::new(1),
+        closed: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    let ctx = Arc::new(Ctx { engine, daemon, peer, conn: conn.clone() });
 
     let inflight = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
@@ -95,11 +172,21 @@ pub async fn serve(stream: Stream, ctx: Arc<Ctx>, shutdown: CancellationToken, m
         }
     }
     inflight.close();
+    conn.tasks.close();
+    if !shutdown.is_cancelled() {
+        // The peer stopped sending: its subscriptions end with the connection. (On shutdown
+        // they end themselves, telling the peer why.)
+        conn.closed.cancel();
+    }
     if shutdown.is_cancelled() {
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, conn.tasks.wait()).await;
         let _ = tokio::time::timeout(SHUTDOWN_DRAIN, inflight.wait()).await;
     } else {
         inflight.wait().await;
     }
+    conn.closed.cancel();
+    drop(ctx);
+    drop(conn);
     drop(out_tx);
     if shutdown.is_cancelled() {
         let _ = tokio::time::timeout(SHUTDOWN_DRAIN, writer).await;

@@ -5,9 +5,11 @@ mod auth;
 mod backends;
 mod connection;
 mod engine;
+mod events;
 mod rpc;
 mod server;
 mod store;
+mod subscription;
 
 use std::fs::File;
 use std::os::fd::FromRawFd;

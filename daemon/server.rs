@@ -23,7 +23,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{Peer, trust};
 use crate::engine::Engine;
-use crate::rpc::{Ctx, DaemonInfo};
+use crate::events::EventBus;
+use crate::rpc::DaemonInfo;
 use crate::store::Store;
 
 /// Runs the daemon until it is asked to stop. `ready` is told once the socket listens.
@@ -36,7 +37,8 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
     let _socket_lock = InstanceLock::acquire(&lock_path_for(&paths.socket), &paths.socket)?;
     let _data_lock = InstanceLock::acquire(&paths.data_dir.join("daemon.lock"), &paths.socket)?;
 
-    let (store, recovery) = Store::open(&paths.data_dir)
+    let bus = EventBus::default();
+    let (store, recovery) = Store::open(&paths.data_dir, bus.clone())
         .with_context(|| format!("opening the store in {}", paths.data_dir.display()))?;
     if recovery.interrupted > 0 {
         tracing::warn!(
@@ -55,6 +57,7 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
     }
     let engine = Engine::new(
         store,
+        bus.clone(),
         config.clone(),
         paths.data_dir.clone(),
         paths.socket.clone(),
@@ -88,6 +91,8 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
         connections: Default::default(),
         interrupted_at_startup: recovery.interrupted,
         shutdown: shutdown.clone(),
+        buffered: Default::default(),
+        subscriptions: Default::default(),
     });
     spawn_signal_handler(shutdown.clone())?;
     if let Some(mut ready) = ready {
@@ -111,16 +116,10 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
             }
         };
         let peer = peer_of(&stream, euid);
-        let ctx = Arc::new(Ctx {
-            engine: engine.clone(),
-            daemon: daemon.clone(),
-            peer,
-        });
-        let daemon = daemon.clone();
-        let stop = shutdown.clone();
+        let (engine, daemon, stop) = (engine.clone(), daemon.clone(), shutdown.clone());
         daemon.connections.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
-            crate::connection::serve(stream, ctx, stop, max_frame).await;
+            crate::connection::serve(stream, engine, daemon.clone(), peer, stop, max_frame).await;
             daemon.connections.fetch_sub(1, Ordering::Relaxed);
         });
     }

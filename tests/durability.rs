@@ -161,7 +161,8 @@ async fn assert_all_served(d: &Daemon, acked: &[Acked]) {
                 // After the first run that never ends, stop waiting on runs (bounded test time).
                 if let Some(run_id) = a.run_id.as_ref().filter(|_| !stuck) {
                     let p = WaitParams {
-                        run_id: run_id.clone(),
+                        run_id: Some(run_id.clone()),
+                        session_key: None,
                         timeout_seconds: Some(15.0),
                     };
                     match client.call_value("runs.wait", &p).await {
@@ -421,7 +422,8 @@ async fn run_active_at_kill9_is_interrupted_and_its_session_stays_usable() {
         .call(
             "runs.wait",
             &WaitParams {
-                run_id: spawned.run_id.clone(),
+                run_id: Some(spawned.run_id.clone()),
+                session_key: None,
                 timeout_seconds: Some(10.0),
             },
         )

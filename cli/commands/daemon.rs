@@ -271,6 +271,8 @@ mod tests {
             interrupted_at_startup: 0,
             store_commits: 3,
             store_changes: 7,
+            subscriptions: 0,
+            buffered_notifications: 0,
         };
         let expected = "\
 pid          42

@@ -316,7 +316,8 @@ async fn wait_for_run(
 ) -> Result<(), Failure> {
     let spinner = Spinner::start(&ctx.terminal, format!("waiting for run {run_id}"));
     let params = WaitParams {
-        run_id,
+        run_id: Some(run_id),
+        session_key: None,
         timeout_seconds: timeout,
     };
     let waited = timeout.unwrap_or(DEFAULT_WAIT_SECONDS);

@@ -4,13 +4,16 @@
 use tokio_util::sync::CancellationToken;
 
 use super::{TurnError, TurnInput, TurnOutput};
+use crate::events::RunEvents;
 
-pub async fn run_turn(input: TurnInput, stop: CancellationToken) -> Result<TurnOutput, TurnError> {
+pub async fn run_turn(
+    input: TurnInput,
+    events: RunEvents,
+    stop: CancellationToken,
+) -> Result<TurnOutput, TurnError> {
     if stop.is_cancelled() {
         return Err(TurnError::Stopped);
     }
-    Ok(TurnOutput {
-        reply: input.message,
-        tokens: None,
-    })
+    events.assistant_delta(&input.message);
+    Ok(TurnOutput { reply: input.message, tokens: None })
 }

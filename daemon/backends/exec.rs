@@ -9,12 +9,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use openclaw::config::{AgentConfig, ExecFormat};
-use serde_json::Value;
+use openclaw::protocol::Role;
+use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::{TurnError, TurnInput, TurnOutput};
+use crate::events::RunEvents;
 
 /// Bytes of stderr kept for the error message.
 const STDERR_TAIL: usize = 2048;
@@ -43,6 +45,7 @@ impl ExecBackend {
     pub async fn run_turn(
         &self,
         input: TurnInput,
+        events: RunEvents,
         stop: CancellationToken,
     ) -> Result<TurnOutput, TurnError> {
         let Some((program, args)) = self.command.split_first() else {
@@ -93,7 +96,7 @@ impl ExecBackend {
         });
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        let read_out = tokio::spawn(read_capped(stdout, MAX_REPLY, false));
+        let read_out = tokio::spawn(stream_stdout(stdout, self.format, events));
         let read_err = tokio::spawn(read_capped(stderr, STDERR_TAIL, true));
 
         let status = tokio::select! {
@@ -114,7 +117,7 @@ impl ExecBackend {
             }
         };
         feed.abort();
-        let (out, truncated) = out.unwrap_or_default();
+        let out = out.unwrap_or_default();
         let (err, _) = err.unwrap_or_default();
         let status =
             status.map_err(|e| TurnError::Failed(format!("waiting for the command: {e}")))?;
@@ -133,20 +136,7 @@ impl ExecBackend {
             }
             return Err(TurnError::Failed(msg));
         }
-        let text = String::from_utf8_lossy(&out);
-        let mut output = match self.format {
-            ExecFormat::Text => TurnOutput {
-                reply: text.trim_end_matches(['\n', '\r']).to_string(),
-                tokens: None,
-            },
-            ExecFormat::Jsonl => parse_jsonl(&text),
-        };
-        if truncated {
-            output
-                .reply
-                .push_str("\n[reply truncated: the command wrote more than 8 MiB]");
-        }
-        Ok(output)
+        Ok(out)
     }
 
     /// SIGTERM to the whole group, SIGKILL after the grace period, and reap the leader.
@@ -205,42 +195,205 @@ async fn read_capped<R: AsyncRead + Unpin>(
     (kept, dropped)
 }
 
-/// `format = "jsonl"`: one JSON object per line. Text comes from objects with a `text` field
-/// (`{"type":"text","text":"..."}`); `{"type":"usage","tokens":N}` reports usage. Lines that
-/// are not JSON are taken as plain text, so a stray print never loses output.
-fn parse_jsonl(stdout: &str) -> TurnOutput {
-    let mut out = TurnOutput::default();
-    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(obj)) => {
-                if let Some(text) = obj.get("text").and_then(Value::as_str) {
-                    out.reply.push_str(text);
-                }
-                if obj.get("type").and_then(Value::as_str) == Some("usage")
-                    && let Some(t) = obj.get("tokens").and_then(Value::as_i64)
-                {
-                    out.tokens = Some(out.tokens.unwrap_or(0) + t);
-                }
+/// Reads the command's stdout as it comes, publishing progress, and returns the reply.
+async fn stream_stdout<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    format: ExecFormat,
+    events: RunEvents,
+) -> TurnOutput {
+    let Some(mut pipe) = pipe else { return TurnOutput::default() };
+    let mut parser = StdoutParser::new(format);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut publish = |p: Progress| match p {
+        Progress::Delta(text) => events.assistant_delta(&text),
+        Progress::Tool(data) => events.tool(data),
+        Progress::ToolCall(content) => events.transcript(Role::ToolCall, content),
+        Progress::ToolResult(content) => events.transcript(Role::ToolResult, content),
+        Progress::Usage(tokens) => events.usage(tokens),
+    };
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => parser.feed(&chunk[..n], &mut publish),
+        }
+    }
+    parser.finish(&mut publish)
+}
+
+/// What the command's output says as it streams.
+#[derive(Debug, Clone, PartialEq)]
+enum Progress {
+    Delta(String),
+    Tool(Value),
+    ToolCall(Value),
+    ToolResult(Value),
+    Usage(i64),
+}
+
+/// Turns stdout bytes into progress and the final reply. `text`: every chunk is assistant
+/// text (split only at UTF-8 boundaries). `jsonl`: one JSON object per line —
+/// `{"type":"text","text":...}`, `{"type":"tool_start","id","name","input"}`,
+/// `{"type":"tool_update","id","output"}`, `{"type":"tool_end","id","output","status"}`,
+/// `{"type":"usage","tokens":N}`; a line that is not JSON is taken as text, so a stray print
+/// never loses output.
+struct StdoutParser {
+    format: ExecFormat,
+    pending: Vec<u8>,
+    reply: String,
+    tokens: Option<i64>,
+    truncated: bool,
+}
+
+impl StdoutParser {
+    fn new(format: ExecFormat) -> StdoutParser {
+        StdoutParser { format, pending: Vec::new(), reply: String::new(), tokens: None, truncated: false }
+    }
+
+    fn feed(&mut self, bytes: &[u8], out: &mut impl FnMut(Progress)) {
+        self.pending.extend_from_slice(bytes);
+        match self.format {
+            ExecFormat::Text => {
+                let valid = match std::str::from_utf8(&self.pending) {
+                    Ok(_) => self.pending.len(),
+                    // An incomplete character at the end waits for the next chunk; invalid
+                    // bytes inside are replaced.
+                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                    Err(_) => self.pending.len(),
+                };
+                let rest = self.pending.split_off(valid);
+                let text = String::from_utf8_lossy(&self.pending).into_owned();
+                self.pending = rest;
+                self.text(text, out);
             }
-            _ => {
-                out.reply.push_str(line);
-                out.reply.push('\n');
+            ExecFormat::Jsonl => {
+                while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = self.pending.drain(..=i).collect();
+                    self.line(&String::from_utf8_lossy(&line[..i]), out);
+                }
             }
         }
     }
-    out
+
+    fn text(&mut self, text: String, out: &mut impl FnMut(Progress)) {
+        if text.is_empty() {
+            return;
+        }
+        if self.reply.len() + text.len() > MAX_REPLY {
+            self.truncated = true;
+        } else {
+            self.reply.push_str(&text);
+        }
+        out(Progress::Delta(text));
+    }
+
+    fn line(&mut self, line: &str, out: &mut impl FnMut(Progress)) {
+        if line.trim().is_empty() {
+            return;
+        }
+        let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(line) else {
+            self.text(format!("{line}\n"), out);
+            return;
+        };
+        let field = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
+        match obj.get("type").and_then(Value::as_str) {
+            Some("tool_start") => {
+                out(Progress::Tool(json!({ "phase": "start", "id": field("id"), "name": field("name"), "input": field("input") })));
+                out(Progress::ToolCall(json!({ "id": field("id"), "name": field("name"), "input": field("input") })));
+            }
+            Some("tool_update") => {
+                out(Progress::Tool(json!({ "phase": "update", "id": field("id"), "output": field("output") })));
+            }
+            Some("tool_end") => {
+                out(Progress::Tool(json!({ "phase": "end", "id": field("id"), "output": field("output"), "status": field("status") })));
+                out(Progress::ToolResult(json!({ "id": field("id"), "output": field("output"), "status": field("status") })));
+            }
+            Some("usage") => {
+                if let Some(t) = obj.get("tokens").and_then(Value::as_i64) {
+                    self.tokens = Some(self.tokens.unwrap_or(0) + t);
+                    out(Progress::Usage(t));
+                }
+            }
+            _ => {
+                if let Some(text) = obj.get("text").and_then(Value::as_str) {
+                    self.text(text.to_string(), out);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, out: &mut impl FnMut(Progress)) -> TurnOutput {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            match self.format {
+                ExecFormat::Text => self.text(String::from_utf8_lossy(&rest).into_owned(), out),
+                ExecFormat::Jsonl => self.line(&String::from_utf8_lossy(&rest), out),
+            }
+        }
+        let mut reply = match self.format {
+            ExecFormat::Text => self.reply.trim_end_matches(['\n', '\r']).to_string(),
+            ExecFormat::Jsonl => self.reply,
+        };
+        if self.truncated {
+            reply.push_str("\n[reply truncated: the command wrote more than 8 MiB]");
+        }
+        TurnOutput { reply, tokens: self.tokens }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn run(format: ExecFormat, chunks: &[&[u8]]) -> (Vec<Progress>, TurnOutput) {
+        let mut progress = Vec::new();
+        let mut parser = StdoutParser::new(format);
+        for c in chunks {
+            parser.feed(c, &mut |p| progress.push(p));
+        }
+        let out = parser.finish(&mut |p| progress.push(p));
+        (progress, out)
+    }
+
     #[test]
-    fn jsonl_collects_text_and_usage_and_keeps_stray_lines() {
-        let out = parse_jsonl(
-            "{\"type\":\"text\",\"text\":\"Hel\"}\n{\"type\":\"tool\",\"name\":\"x\"}\n{\"text\":\"lo\"}\n{\"type\":\"usage\",\"tokens\":7}\nplain\n",
+    fn text_streams_each_chunk_and_trims_the_reply() {
+        let (p, out) = run(ExecFormat::Text, &[b"hel", b"lo\n"]);
+        assert_eq!(p, vec![Progress::Delta("hel".into()), Progress::Delta("lo\n".into())]);
+        assert_eq!(out.reply, "hello");
+    }
+
+    #[test]
+    fn text_never_splits_a_character() {
+        let e_acute = "é".as_bytes();
+        let (p, out) = run(ExecFormat::Text, &[&[b'a', e_acute[0]], &[e_acute[1], b'b']]);
+        assert_eq!(p, vec![Progress::Delta("a".into()), Progress::Delta("éb".into())]);
+        assert_eq!(out.reply, "aéb");
+    }
+
+    #[test]
+    fn jsonl_text_tools_usage_and_stray_lines() {
+        let input = concat!(
+            "{\"type\":\"text\",\"text\":\"Hel\"}\n",
+            "{\"type\":\"tool_start\",\"id\":\"t1\",\"name\":\"grep\",\"input\":{\"q\":1}}\n",
+            "{\"type\":\"tool_end\",\"id\":\"t1\",\"output\":\"x\",\"status\":\"ok\"}\n",
+            "{\"text\":\"lo\"}\n{\"type\":\"usage\",\"tokens\":7}\nplain"
         );
-        assert_eq!(out.reply, "Hello".to_string() + "plain\n");
+        // Fed in awkward pieces: lines are reassembled before parsing.
+        let bytes = input.as_bytes();
+        let chunks: Vec<&[u8]> = bytes.chunks(5).collect();
+        let (p, out) = run(ExecFormat::Jsonl, &chunks);
+        assert_eq!(out.reply, "Helloplain\n");
         assert_eq!(out.tokens, Some(7));
+        let kinds: Vec<&str> = p
+            .iter()
+            .map(|p| match p {
+                Progress::Delta(_) => "delta",
+                Progress::Tool(_) => "tool",
+                Progress::ToolCall(_) => "call",
+                Progress::ToolResult(_) => "result",
+                Progress::Usage(_) => "usage",
+            })
+            .collect();
+        assert_eq!(kinds, ["delta", "tool", "call", "tool", "result", "delta", "usage", "delta"]);
+        assert_eq!(p[1], Progress::Tool(json!({"phase":"start","id":"t1","name":"grep","input":{"q":1}})));
     }
 }

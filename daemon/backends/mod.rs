@@ -10,6 +10,8 @@ use std::time::Duration;
 use openclaw::config::{AgentConfig, BackendKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::events::RunEvents;
+
 pub use exec::ExecBackend;
 
 #[derive(Debug, Clone)]
@@ -48,14 +50,16 @@ impl Backend {
         }
     }
 
+    /// Runs one turn, reporting progress through `events`, until done or `stop` fires.
     pub async fn run_turn(
         &self,
         input: TurnInput,
+        events: RunEvents,
         stop: CancellationToken,
     ) -> Result<TurnOutput, TurnError> {
         match self {
-            Backend::Echo => echo::run_turn(input, stop).await,
-            Backend::Exec(exec) => exec.run_turn(input, stop).await,
+            Backend::Echo => echo::run_turn(input, events, stop).await,
+            Backend::Exec(exec) => exec.run_turn(input, events, stop).await,
         }
     }
 }

@@ -7,7 +7,7 @@ mod lanes;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backends::{Backend, TurnError, TurnInput};
+use crate::events::{EventBus, RunEvents};
 use crate::store::{
     FinishedRun, NewMessage, NewRun, NewSession, PendingRun, SessionRecord, Store, StoreError,
     Submit, SubmitOutcome, Target,
@@ -70,6 +71,8 @@ struct Turn {
     input: String,
     timeout: Option<Duration>,
     delete_after: bool,
+    /// Numbers this run's events (shared with its `LiveRun`).
+    event_seq: Arc<AtomicU64>,
 }
 
 struct LiveRun {
@@ -106,6 +109,9 @@ struct State {
     tickets: HashMap<String, Tickets>,
 }
 
+/// Builds a submit's result from (run id, session key, session id), once they are known.
+pub type MakeResult = Box<dyn FnOnce(&str, &str, &str) -> Value + Send>;
+
 /// What a caller asks for when submitting a turn.
 pub struct SubmitRequest {
     pub target: SubmitTarget,
@@ -115,7 +121,7 @@ pub struct SubmitRequest {
     /// (key, method, result to return on a retry: built from the run id and session)
     pub idempotency_key: Option<String>,
     pub method: &'static str,
-    pub make_result: Box<dyn FnOnce(&str, &str, &str) -> Value + Send>,
+    pub make_result: MakeResult,
 }
 
 pub enum SubmitTarget {
@@ -132,6 +138,7 @@ pub enum Submitted {
 
 pub struct Engine {
     pub store: Store,
+    pub bus: EventBus,
     pub config: Arc<Config>,
     backends: HashMap<String, Arc<Backend>>,
     workspaces: PathBuf,
@@ -143,6 +150,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(
         store: Store,
+        bus: EventBus,
         config: Arc<Config>,
         data_dir: PathBuf,
         socket: PathBuf,
@@ -155,6 +163,7 @@ impl Engine {
             .collect();
         Arc::new(Engine {
             store,
+            bus,
             state: Mutex::new(State {
                 runs: HashMap::new(),
                 sessions: HashMap::new(),
@@ -201,6 +210,7 @@ impl Engine {
                 input: p.input,
                 timeout: None,
                 delete_after: session.cleanup == "delete",
+                event_seq: Arc::default(),
             };
             self.enqueue(turn);
         }
@@ -344,6 +354,7 @@ impl Engine {
                 input,
                 timeout: req.run_timeout,
                 delete_after,
+                event_seq: Arc::default(),
             }),
             _ => None,
         };
@@ -393,6 +404,7 @@ impl Engine {
 
     fn enqueue_locked(self: &Arc<Self>, st: &mut State, turn: Turn) {
         st.lanes.add_queued(turn.lane);
+        self.run_events(&turn).lifecycle(|| serde_json::json!({ "phase": "queued" }));
         let queue = st.sessions.entry(turn.sid).or_default();
         if queue.active.is_none() {
             queue.active = Some(turn.run_id.clone());
@@ -400,6 +412,17 @@ impl Engine {
         } else {
             queue.waiting.push_back(turn);
         }
+    }
+
+    fn run_events(&self, turn: &Turn) -> RunEvents {
+        RunEvents::new(
+            self.bus.clone(),
+            self.store.clone(),
+            turn.sid,
+            &turn.session_key,
+            &turn.run_id,
+            turn.event_seq.clone(),
+        )
     }
 
     /// The turn is next in its session: it runs now if its lane has room, else waits there.
@@ -425,6 +448,8 @@ impl Engine {
         let started_ms = now_ms();
         let started = Instant::now();
         self.store.run_started(&turn.run_id, turn.sid, started_ms);
+        let events = self.run_events(&turn);
+        events.lifecycle(|| serde_json::json!({ "phase": "started" }));
 
         let backend = self.backends.get(&turn.agent_id).cloned();
         let result = match backend {
@@ -440,7 +465,7 @@ impl Engine {
                     message: turn.input.clone(),
                     workspace: self.workspace(&turn.session_id),
                 };
-                let run = backend.run_turn(input, stop.clone());
+                let run = backend.run_turn(input, events, stop.clone());
                 tokio::pin!(run);
                 match turn.timeout {
                     Some(limit) => tokio::select! {
@@ -535,6 +560,19 @@ impl Engine {
         if let Err(e) = self.store.run_finished(finished).await {
             tracing::error!(run_id = %turn.run_id, "storing the end of a run failed: {e}");
         }
+        // After the reply is stored (and published), before waiters wake: a follower sees the
+        // reply, then `ended`; a streaming `send` has every event before its result.
+        let events = self.run_events(turn);
+        if let Some(t) = tokens {
+            events.usage(t);
+        }
+        events.lifecycle(|| {
+            let mut data = serde_json::json!({ "phase": "ended", "status": outcome.status });
+            if let Some(e) = &outcome.error {
+                data["error"] = e.clone().into();
+            }
+            data
+        });
         let session_done = {
             let mut st = self.state();
             if let Some(live) = st.runs.remove(&turn.run_id) {
@@ -610,6 +648,29 @@ impl Engine {
                     error: None,
                 })
             }
+        }
+    }
+
+    /// The run a session is executing or is about to (admitted, waiting for a lane).
+    pub fn active_run(&self, sid: i64) -> Option<String> {
+        self.state().sessions.get(&sid).and_then(|q| q.active.clone())
+    }
+
+    /// Waits for the session's active run; with none, reports its last run.
+    pub async fn wait_session(
+        &self,
+        session: &SessionRecord,
+        timeout: Duration,
+    ) -> Result<RunResult, RpcError> {
+        if let Some(run_id) = self.active_run(session.sid) {
+            return self.wait(&run_id, timeout).await;
+        }
+        match self.store.last_run_id(session.sid).await.map_err(internal)? {
+            Some(run_id) => self.wait(&run_id, timeout).await,
+            None => Err(RpcError::not_found(format!(
+                "session {} has no runs yet",
+                session.key
+            ))),
         }
     }
 

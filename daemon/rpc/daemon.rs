@@ -47,6 +47,8 @@ pub fn status(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
         interrupted_at_startup: d.interrupted_at_startup,
         store_commits,
         store_changes,
+        subscriptions: d.subscriptions.load(std::sync::atomic::Ordering::Relaxed),
+        buffered_notifications: d.buffered.load(std::sync::atomic::Ordering::Relaxed).max(0) as u64,
     })
 }
 

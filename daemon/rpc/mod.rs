@@ -4,6 +4,7 @@ mod agents;
 mod daemon;
 mod runs;
 mod sessions;
+mod subscriptions;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Peer;
+use crate::connection::ConnShared;
 use crate::engine::Engine;
 
 /// What the daemon knows about itself, for `hello` and `daemon.status`.
@@ -28,6 +30,10 @@ pub struct DaemonInfo {
     pub interrupted_at_startup: u64,
     /// Cancelled to stop the daemon (`daemon.shutdown`, SIGTERM).
     pub shutdown: CancellationToken,
+    /// Frames queued for clients and not yet written, over all connections.
+    pub buffered: Arc<std::sync::atomic::AtomicI64>,
+    /// Live subscriptions, over all connections.
+    pub subscriptions: std::sync::atomic::AtomicU64,
 }
 
 /// Everything a handler may use: the engine, the daemon, and who is calling.
@@ -35,9 +41,14 @@ pub struct Ctx {
     pub engine: Arc<Engine>,
     pub daemon: Arc<DaemonInfo>,
     pub peer: Peer,
+    pub conn: Arc<ConnShared>,
 }
 
-pub async fn dispatch(ctx: &Ctx, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+pub async fn dispatch(
+    ctx: &Arc<Ctx>,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Value, RpcError> {
     match method {
         methods::HELLO => daemon::hello(ctx, parse(params)?),
         methods::SESSIONS_SPAWN => sessions::spawn(ctx, parse(params)?).await,
@@ -47,6 +58,8 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Option<Value>) -> Result<
         methods::SESSIONS_KILL => sessions::kill(ctx, parse(params)?).await,
         methods::SESSIONS_PATCH => sessions::patch(ctx, parse(params)?).await,
         methods::SESSIONS_DELETE => sessions::delete(ctx, parse(params)?).await,
+        methods::SESSIONS_SUBSCRIBE => subscriptions::subscribe(ctx, parse(params)?).await,
+        methods::SESSIONS_UNSUBSCRIBE => subscriptions::unsubscribe(ctx, parse(params)?).await,
         methods::RUNS_WAIT => runs::wait(ctx, parse(params)?).await,
         methods::AGENTS_LIST => agents::list(ctx, parse(params)?),
         methods::DAEMON_STATUS => daemon::status(ctx, parse(params)?),

@@ -3,8 +3,21 @@ use serde_json::Value;
 
 use super::{Ctx, to_value, wait_duration};
 
-/// `runs.wait`: waits (on the run's end event) up to `timeoutSeconds`.
+/// `runs.wait`: waits (on the run's end event) up to `timeoutSeconds`, for a run named by id
+/// or for a session's active (else last) run.
 pub async fn wait(ctx: &Ctx, p: WaitParams) -> Result<Value, RpcError> {
     let timeout = wait_duration(p.timeout_seconds, DEFAULT_WAIT_SECONDS)?;
-    to_value(&ctx.engine.wait(&p.run_id, timeout).await?)
+    let result = match (p.run_id, p.session_key) {
+        (Some(run_id), None) => ctx.engine.wait(&run_id, timeout).await?,
+        (None, Some(key)) => {
+            let session = ctx.engine.session(&key).await?;
+            ctx.engine.wait_session(&session, timeout).await?
+        }
+        _ => {
+            return Err(RpcError::invalid_params(
+                "give exactly one of runId and sessionKey",
+            ));
+        }
+    };
+    to_value(&result)
 }

@@ -11,6 +11,10 @@ use openclaw::timefmt::now_ms;
 use serde_json::{Value, json};
 
 use super::{Ctx, to_value, wait_duration};
+use crate::events::Event;
+use crate::subscription::RunNote;
+use openclaw::protocol::notifications;
+use tokio::sync::broadcast::error::RecvError;
 use crate::engine::{
     SubmitRequest, SubmitTarget, Submitted, internal, kind_of, normalize, subagent_key,
 };
@@ -202,11 +206,9 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
 pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
     let engine = &ctx.engine;
     let wait = wait_duration(p.timeout_seconds, DEFAULT_WAIT_SECONDS)?;
-    if p.stream_progress == Some(true) {
-        return Err(RpcError::invalid_params(
-            "streamProgress is not available in this openclawd yet; wait for the result instead",
-        ));
-    }
+    // Listening before the run exists, so none of its events can be missed.
+    let progress = (p.stream_progress == Some(true) && !wait.is_zero())
+        .then(|| engine.bus.subscribe());
     let target = match engine.find_session(&p.session_key).await? {
         Some(s) => SubmitTarget::Existing(s),
         None => {
@@ -273,7 +275,52 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
             error: None,
         });
     }
-    to_value(&engine.wait(&run_id, wait).await?)
+    match progress {
+        None => to_value(&engine.wait(&run_id, wait).await?),
+        Some(rx) => to_value(&stream_run(ctx, &run_id, wait, rx).await?),
+    }
+}
+
+/// Pushes a run's events on this connection until it ends (or the wait does), then answers.
+async fn stream_run(
+    ctx: &Ctx,
+    run_id: &str,
+    wait: std::time::Duration,
+    mut rx: tokio::sync::broadcast::Receiver<Event>,
+) -> Result<RunResult, RpcError> {
+    let subscription = format!("run:{run_id}");
+    let result = ctx.engine.wait(run_id, wait);
+    tokio::pin!(result);
+    loop {
+        tokio::select! {
+            biased;
+            event = rx.recv() => match event {
+                Ok(e) => push_run_event(ctx, &subscription, run_id, &e).await,
+                Err(RecvError::Lagged(skipped)) => {
+                    let note = json!({ "subscription": subscription, "skipped": skipped });
+                    ctx.conn.out.notify(notifications::SUBSCRIPTION_LAGGED, &note).await;
+                }
+                Err(RecvError::Closed) => return result.await,
+            },
+            r = &mut result => {
+                // The run's last events were published before its waiters woke: send them
+                // before the result. On a wait timeout the stream stops here; the run goes on.
+                while let Ok(e) = rx.try_recv() {
+                    push_run_event(ctx, &subscription, run_id, &e).await;
+                }
+                return r;
+            }
+        }
+    }
+}
+
+async fn push_run_event(ctx: &Ctx, subscription: &str, run_id: &str, event: &Event) {
+    if let Event::Run { session_key, run_id: id, stream, seq, data, .. } = event
+        && &**id == run_id
+    {
+        let note = RunNote { subscription, session_key, run_id, stream, seq: *seq, data };
+        ctx.conn.out.notify(notifications::RUN_EVENT, &note).await;
+    }
 }
 
 /// `sessions.history`: the newest messages, oldest first, with a cursor to older pages.
@@ -318,10 +365,7 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Value, RpcError> {
             ))
         })?),
     };
-    let parent_key = match p.parent_key {
-        Some(k) => Some(normalize(&k, ctx.engine.default_agent())),
-        None => None,
-    };
+    let parent_key = p.parent_key.map(|k| normalize(&k, ctx.engine.default_agent()));
     let filter = ListFilter {
         kinds: p.kinds.unwrap_or_default(),
         limit: p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).clamp(1, MAX_PAGE),

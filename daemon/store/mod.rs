@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use openclaw::protocol::{Message, ProvenanceKind, Role, RunStatus, SessionRow};
+use openclaw::protocol::{RunStatus, SessionRow};
 use openclaw::timefmt::rfc3339_ms;
 use rusqlite::{Connection, OpenFlags};
-use serde_json::Value;
+
+use crate::events::EventBus;
 
 pub use queries::{HistoryPage, ListFilter, ListPage};
 pub use writer::{FinishedRun, NewMessage, NewRun, NewSession, Submit, SubmitOutcome, Target};
@@ -135,7 +136,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl Store {
     /// Opens (creating and migrating) the store in `data_dir`, repairs what a crash left, and
     /// starts the writer thread.
-    pub fn open(data_dir: &Path) -> Result<(Store, Recovery), StoreError> {
+    pub fn open(data_dir: &Path, bus: EventBus) -> Result<(Store, Recovery), StoreError> {
         let path = data_dir.join(DB_FILE);
         let open_err = |source| StoreError::Open {
             path: path.clone(),
@@ -165,7 +166,7 @@ impl Store {
             readers.push(std::sync::Mutex::new(r));
         }
         let store = Store {
-            writer: writer::spawn(conn),
+            writer: writer::spawn(conn, bus),
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
         };
@@ -198,6 +199,12 @@ impl Store {
         submit: Submit,
     ) -> Result<impl Future<Output = Result<SubmitOutcome, StoreError>> + use<>, StoreError> {
         self.writer.submit(submit)
+    }
+
+    /// Appends a message produced during a run (a tool call or result). Not awaited; stored
+    /// in order with the run's other changes.
+    pub fn append(&self, sid: i64, message: NewMessage) {
+        self.writer.append(sid, message);
     }
 
     /// Records that a run started. Not awaited: the writer applies changes in order, so the
@@ -270,40 +277,25 @@ impl Store {
             .await
     }
 
+    pub async fn messages_after(
+        &self,
+        sid: i64,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<openclaw::protocol::Message>, StoreError> {
+        self.read(move |c| queries::messages_after(c, sid, after_seq, limit)).await
+    }
+
+    pub async fn last_run_id(&self, sid: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |c| queries::last_run_id(c, sid)).await
+    }
+
+    pub async fn last_seq(&self, sid: i64) -> Result<Option<u64>, StoreError> {
+        self.read(move |c| queries::last_seq(c, sid)).await
+    }
+
     pub async fn list(&self, filter: ListFilter) -> Result<ListPage, StoreError> {
         self.read(move |c| queries::list(c, &filter)).await
     }
 }
 
-/// Turns a stored message row into its wire shape.
-pub(crate) fn message_from_parts(
-    seq: i64,
-    ts: i64,
-    role: &str,
-    content: &str,
-    run_id: Option<String>,
-    provenance: &str,
-    from: Option<String>,
-    usage: Option<String>,
-) -> Result<Message, StoreError> {
-    let role = Role::parse(role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
-    let kind = ProvenanceKind::parse(provenance)
-        .ok_or_else(|| StoreError::Corrupt(format!("provenance {provenance}")))?;
-    let content: Value = serde_json::from_str(content)
-        .map_err(|e| StoreError::Corrupt(format!("message content: {e}")))?;
-    let usage = match usage {
-        Some(u) => {
-            Some(serde_json::from_str(&u).map_err(|e| StoreError::Corrupt(format!("usage: {e}")))?)
-        }
-        None => None,
-    };
-    Ok(Message {
-        seq: seq.max(0) as u64,
-        ts: rfc3339_ms(ts),
-        role,
-        content,
-        run_id,
-        provenance: openclaw::protocol::Provenance { kind, from },
-        usage,
-    })
-}

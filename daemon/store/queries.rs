@@ -4,7 +4,10 @@ use openclaw::protocol::{Message, RunStatus};
 use openclaw::timefmt::now_ms;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value as Sql};
 
-use super::{RunRecord, SessionRecord, StoreError, message_from_parts};
+use super::{RunRecord, SessionRecord, StoreError};
+use openclaw::protocol::{ProvenanceKind, Provenance, Role};
+use openclaw::timefmt::rfc3339_ms;
+use serde_json::Value;
 
 const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth";
 
@@ -48,10 +51,15 @@ pub fn session_where(
 }
 
 pub fn session_by_sid(c: &Connection, sid: i64) -> Result<Option<SessionRecord>, StoreError> {
+    Ok(session_row(c, sid)?)
+}
+
+/// The session with this row id, for the writer (inside its transaction).
+pub fn session_row(c: &Connection, sid: i64) -> rusqlite::Result<Option<SessionRecord>> {
     let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?1");
-    Ok(c.prepare_cached(&sql)?
+    c.prepare_cached(&sql)?
         .query_row([sid], session_from_row)
-        .optional()?)
+        .optional()
 }
 
 pub fn run(c: &Connection, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -88,17 +96,35 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+/// A stored message row (seq, ts, role, content, run_id, provenance, prov_from, usage) in its
+/// wire shape.
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Message, StoreError>> {
-    Ok(message_from_parts(
-        r.get(0)?,
-        r.get(1)?,
-        &r.get::<_, String>(2)?,
-        &r.get::<_, String>(3)?,
-        r.get(4)?,
-        &r.get::<_, String>(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
+    let role: String = r.get(2)?;
+    let content: String = r.get(3)?;
+    let provenance: String = r.get(5)?;
+    let usage: Option<String> = r.get(7)?;
+    let (seq, ts, run_id, from): (i64, i64, Option<String>, Option<String>) =
+        (r.get(0)?, r.get(1)?, r.get(4)?, r.get(6)?);
+    Ok((|| {
+        let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
+        let kind = ProvenanceKind::parse(&provenance)
+            .ok_or_else(|| StoreError::Corrupt(format!("provenance {provenance}")))?;
+        let content: Value = serde_json::from_str(&content)
+            .map_err(|e| StoreError::Corrupt(format!("message content: {e}")))?;
+        let usage = usage
+            .map(|u| serde_json::from_str(&u))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("usage: {e}")))?;
+        Ok(Message {
+            seq: seq.max(0) as u64,
+            ts: rfc3339_ms(ts),
+            role,
+            content,
+            run_id,
+            provenance: Provenance { kind, from },
+            usage,
+        })
+    })())
 }
 
 /// The newest `limit` messages before `before_seq` (all when `None`), returned oldest first.
@@ -128,6 +154,42 @@ pub fn history(
     messages.truncate(limit as usize);
     messages.reverse();
     Ok(HistoryPage { messages, has_more })
+}
+
+/// Up to `limit` messages after `after_seq`, oldest first (a follower's catch-up).
+pub fn messages_after(
+    c: &Connection,
+    sid: i64,
+    after_seq: u64,
+    limit: u32,
+) -> Result<Vec<Message>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, ts, role, content, run_id, provenance, prov_from, usage FROM messages WHERE sid = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![sid, after_seq as i64, limit as i64],
+        message_from_row,
+    )?;
+    let mut out = Vec::with_capacity(limit as usize);
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+/// The newest run of a session.
+pub fn last_run_id(c: &Connection, sid: i64) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached("SELECT id FROM runs WHERE sid = ?1 ORDER BY rowid DESC LIMIT 1")?
+        .query_row([sid], |r| r.get(0))
+        .optional()?)
+}
+
+/// The newest seq of a session (0 when it has no messages).
+pub fn last_seq(c: &Connection, sid: i64) -> Result<Option<u64>, StoreError> {
+    Ok(c.prepare_cached("SELECT last_seq FROM sessions WHERE sid = ?1")?
+        .query_row([sid], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|v| v.max(0) as u64))
 }
 
 #[derive(Debug, Clone, Default)]

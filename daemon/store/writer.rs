@@ -11,7 +11,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{PendingRun, Recovery, StoreError};
+use super::{PendingRun, Recovery, StoreError, queries};
+use crate::events::{Event, EventBus};
+use openclaw::protocol::{Message, Provenance};
+use openclaw::timefmt::rfc3339_ms;
 
 /// Most changes applied in one transaction; bounds the latency of the first caller in a group.
 const MAX_GROUP: usize = 4096;
@@ -105,6 +108,8 @@ enum Op {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     Delete(i64, oneshot::Sender<Result<(), StoreError>>),
+    /// A message produced during a run (tool calls and results); nobody waits on it.
+    Append { sid: i64, message: NewMessage },
     Close(oneshot::Sender<()>),
 }
 
@@ -121,13 +126,13 @@ pub struct WriterHandle {
     pub stats: Arc<WriterStats>,
 }
 
-pub fn spawn(conn: Connection) -> WriterHandle {
+pub fn spawn(conn: Connection, bus: EventBus) -> WriterHandle {
     let (tx, rx) = mpsc::channel();
     let stats = Arc::new(WriterStats::default());
     let thread_stats = stats.clone();
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, &thread_stats))
+        .spawn(move || run(conn, rx, &thread_stats, &bus))
         .expect("spawn the store writer thread");
     WriterHandle { tx, stats }
 }
@@ -153,6 +158,10 @@ impl WriterHandle {
             .send(Op::Submit(s, tx))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(async move { rx.await.map_err(|_| StoreError::WriterGone)? })
+    }
+
+    pub fn append(&self, sid: i64, message: NewMessage) {
+        let _ = self.tx.send(Op::Append { sid, message });
     }
 
     pub fn run_started(&self, run_id: &str, sid: i64, at: i64) {
@@ -212,7 +221,7 @@ enum Reply {
     Nothing,
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats, bus: &EventBus) {
     let mut group: Vec<Op> = Vec::with_capacity(64);
     while let Ok(first) = rx.recv() {
         group.push(first);
@@ -227,7 +236,12 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats) {
             .changes
             .fetch_add(group.len() as u64, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        let replies = apply_group(&mut conn, group.drain(..));
+        let (replies, events) = apply_group(&mut conn, group.drain(..), bus.has_listeners());
+        // Published after the commit, in commit order: a listener never sees what a crash
+        // could still take back, and sees each session's messages in seq order.
+        for event in events {
+            bus.publish(event);
+        }
         for reply in replies {
             match reply {
                 Reply::Submit(tx, r) => {
@@ -253,32 +267,81 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
-fn apply_group(conn: &mut Connection, ops: impl Iterator<Item = Op>) -> Vec<Reply> {
+fn apply_group(
+    conn: &mut Connection,
+    ops: impl Iterator<Item = Op>,
+    emit_events: bool,
+) -> (Vec<Reply>, Vec<Event>) {
     let mut replies = Vec::new();
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let mut events = Vec::new();
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let msg = e.to_string();
             for op in ops {
                 replies.push(fail(op, &msg));
             }
-            return replies;
+            return (replies, events);
         }
     };
-    let mut tx = tx;
     for op in ops {
-        replies.push(apply_one(&mut tx, op));
+        let mut emit = Emit { on: emit_events, events: Vec::new() };
+        let (reply, ok) = apply_one(&mut tx, op, &mut emit);
+        if ok {
+            events.append(&mut emit.events);
+        }
+        replies.push(reply);
     }
     if let Err(e) = tx.commit() {
         let msg = format!("commit failed: {e}");
         replies = replies.into_iter().map(|r| fail_reply(r, &msg)).collect();
+        events.clear();
     }
-    replies
+    (replies, events)
+}
+
+/// Collects the events of one change; kept only if the change is.
+struct Emit {
+    on: bool,
+    events: Vec<Event>,
+}
+
+impl Emit {
+    fn session_changed(&mut self, c: &Connection, sid: i64, phase: &'static str) -> rusqlite::Result<()> {
+        if !self.on {
+            return Ok(());
+        }
+        if let Some(rec) = queries::session_row(c, sid)? {
+            let key: Arc<str> = rec.key.as_str().into();
+            self.events.push(Event::Changed { sid, session_key: key, phase, row: Some(Arc::new(rec.to_row())) });
+        }
+        Ok(())
+    }
+
+    fn message(&mut self, c: &Connection, sid: i64, seq: u64, m: &NewMessage) -> rusqlite::Result<()> {
+        if !self.on {
+            return Ok(());
+        }
+        let Some(rec) = queries::session_row(c, sid)? else { return Ok(()) };
+        let key: Arc<str> = rec.key.as_str().into();
+        let message = Message {
+            seq,
+            ts: rfc3339_ms(m.ts),
+            role: m.role,
+            content: m.content.clone(),
+            run_id: m.run_id.clone(),
+            provenance: Provenance { kind: m.provenance, from: m.from.clone() },
+            usage: m.usage.clone(),
+        };
+        self.events.push(Event::Message { sid, session_key: key.clone(), message: Arc::new(message) });
+        self.events.push(Event::Changed { sid, session_key: key, phase: "message", row: Some(Arc::new(rec.to_row())) });
+        Ok(())
+    }
 }
 
 /// Applies one change inside its own savepoint, so a failing change does not undo the others
-/// in its group.
-fn apply_one(tx: &mut Transaction<'_>, op: Op) -> Reply {
+/// in its group. Returns the reply and whether the change was kept.
+fn apply_one(tx: &mut Transaction<'_>, op: Op, emit: &mut Emit) -> (Reply, bool) {
     fn in_savepoint<T>(
         tx: &mut Transaction<'_>,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -293,28 +356,44 @@ fn apply_one(tx: &mut Transaction<'_>, op: Op) -> Reply {
         }
     }
     match op {
-        Op::Submit(s, reply) => Reply::Submit(reply, in_savepoint(tx, |c| submit(c, &s))),
+        Op::Submit(s, reply) => {
+            let r = in_savepoint(tx, |c| submit(c, &s, emit));
+            let ok = r.is_ok();
+            (Reply::Submit(reply, r), ok)
+        }
         Op::RunStarted { run_id, sid, at } => {
-            if let Err(e) = in_savepoint(tx, |c| run_started(c, &run_id, sid, at)) {
+            let r = in_savepoint(tx, |c| run_started(c, &run_id, sid, at, emit));
+            if let Err(e) = &r {
                 tracing::warn!(run_id, "recording run start failed: {e}");
             }
-            Reply::Nothing
+            (Reply::Nothing, r.is_ok())
         }
         Op::RunFinished(f, reply) => {
-            Reply::Finished(reply, in_savepoint(tx, |c| run_finished(c, &f)))
+            let r = in_savepoint(tx, |c| run_finished(c, &f, emit));
+            let ok = r.is_ok();
+            (Reply::Finished(reply, r), ok)
         }
-        Op::Patch {
-            sid,
-            label,
-            archived,
-            send_policy,
-            done,
-        } => Reply::Unit(
-            done,
-            in_savepoint(tx, |c| patch(c, sid, &label, archived, &send_policy)),
-        ),
-        Op::Delete(sid, reply) => Reply::Unit(reply, in_savepoint(tx, |c| delete(c, sid))),
-        Op::Close(reply) => Reply::Close(reply),
+        Op::Patch { sid, label, archived, send_policy, done } => {
+            let r = in_savepoint(tx, |c| patch(c, sid, &label, archived, &send_policy, emit));
+            let ok = r.is_ok();
+            (Reply::Unit(done, r), ok)
+        }
+        Op::Delete(sid, reply) => {
+            let r = in_savepoint(tx, |c| delete(c, sid, emit));
+            let ok = r.is_ok();
+            (Reply::Unit(reply, r), ok)
+        }
+        Op::Append { sid, message } => {
+            let r = in_savepoint(tx, |c| {
+                let seq = append_message(c, sid, &message)?;
+                emit.message(c, sid, seq, &message)
+            });
+            if let Err(e) = &r {
+                tracing::warn!(sid, "storing a message of a run failed: {e}");
+            }
+            (Reply::Nothing, r.is_ok())
+        }
+        Op::Close(reply) => (Reply::Close(reply), true),
     }
 }
 
@@ -325,7 +404,7 @@ fn fail(op: Op, msg: &str) -> Reply {
         Op::Patch { done, .. } => Reply::Unit(done, Err(msg.to_string())),
         Op::Delete(_, tx) => Reply::Unit(tx, Err(msg.to_string())),
         Op::Close(tx) => Reply::Close(tx),
-        Op::RunStarted { .. } => Reply::Nothing,
+        Op::RunStarted { .. } | Op::Append { .. } => Reply::Nothing,
     }
 }
 
@@ -370,7 +449,7 @@ fn append_message(c: &Connection, sid: i64, m: &NewMessage) -> rusqlite::Result<
     Ok(seq as u64)
 }
 
-fn submit(c: &Connection, s: &Submit) -> rusqlite::Result<SubmitOutcome> {
+fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> rusqlite::Result<SubmitOutcome> {
     if let Some((key, _, _)) = &s.idempotency {
         let existing: Option<String> = c
             .prepare_cached("SELECT result FROM idempotency WHERE key = ?1")?
@@ -392,11 +471,17 @@ fn submit(c: &Connection, s: &Submit) -> rusqlite::Result<SubmitOutcome> {
             .execute(params![
                 n.id, n.key, n.agent_id, n.kind, n.label, n.parent_key, n.model, now, n.cleanup, n.spawn_depth
             ])?;
-            c.prepare_cached("SELECT sid FROM sessions WHERE key = ?1")?
-                .query_row([&n.key], |r| r.get(0))?
+            let created = c.changes() == 1;
+            let sid = c.prepare_cached("SELECT sid FROM sessions WHERE key = ?1")?
+                .query_row([&n.key], |r| r.get(0))?;
+            if created {
+                emit.session_changed(c, sid, "create")?;
+            }
+            sid
         }
     };
     let seq = append_message(c, sid, &s.message)?;
+    emit.message(c, sid, seq, &s.message)?;
     c.prepare_cached(
         "INSERT INTO runs (id, sid, status, lane, input_seq, created_at) VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
     )?
@@ -414,19 +499,23 @@ fn submit(c: &Connection, s: &Submit) -> rusqlite::Result<SubmitOutcome> {
     Ok(SubmitOutcome::Created { sid })
 }
 
-fn run_started(c: &Connection, run_id: &str, sid: i64, at: i64) -> rusqlite::Result<()> {
+fn run_started(c: &Connection, run_id: &str, sid: i64, at: i64, emit: &mut Emit) -> rusqlite::Result<()> {
     c.prepare_cached("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")?
         .execute(params![run_id, at])?;
     c.prepare_cached(
         "UPDATE sessions SET status = 'running', active_run_id = ?2, started_at = ?3, ended_at = NULL, updated_at = ?3 WHERE sid = ?1",
     )?
     .execute(params![sid, run_id, at])?;
-    Ok(())
+    emit.session_changed(c, sid, "start")
 }
 
-fn run_finished(c: &Connection, f: &FinishedRun) -> rusqlite::Result<Option<u64>> {
+fn run_finished(c: &Connection, f: &FinishedRun, emit: &mut Emit) -> rusqlite::Result<Option<u64>> {
     let seq = match &f.reply {
-        Some(m) => Some(append_message(c, f.sid, m)?),
+        Some(m) => {
+            let seq = append_message(c, f.sid, m)?;
+            emit.message(c, f.sid, seq, m)?;
+            Some(seq)
+        }
         None => None,
     };
     c.prepare_cached(
@@ -445,6 +534,7 @@ fn run_finished(c: &Connection, f: &FinishedRun) -> rusqlite::Result<Option<u64>
          WHERE sid = ?1",
     )?
     .execute(params![f.sid, f.status.as_str(), f.ended_at, f.runtime_ms, f.tokens])?;
+    emit.session_changed(c, f.sid, "end")?;
     Ok(seq)
 }
 
@@ -454,6 +544,7 @@ fn patch(
     label: &Option<Option<String>>,
     archived: Option<bool>,
     send_policy: &Option<Option<String>>,
+    emit: &mut Emit,
 ) -> rusqlite::Result<()> {
     let now = now_ms();
     if let Some(label) = label {
@@ -474,10 +565,16 @@ fn patch(
             params![sid, policy, now],
         )?;
     }
-    Ok(())
+    let phase = if archived == Some(true) { "archive" } else { "patch" };
+    emit.session_changed(c, sid, phase)
 }
 
-fn delete(c: &Connection, sid: i64) -> rusqlite::Result<()> {
+fn delete(c: &Connection, sid: i64, emit: &mut Emit) -> rusqlite::Result<()> {
+    if emit.on
+        && let Some(rec) = queries::session_row(c, sid)?
+    {
+        emit.events.push(Event::Changed { sid, session_key: rec.key.as_str().into(), phase: "delete", row: None });
+    }
     c.execute("DELETE FROM messages WHERE sid = ?1", [sid])?;
     c.execute("DELETE FROM runs WHERE sid = ?1", [sid])?;
     c.execute("DELETE FROM sessions WHERE sid = ?1", [sid])?;
@@ -606,7 +703,7 @@ mod tests {
         tx.send(Op::Close(close_tx)).unwrap();
         let stats = WriterStats::default();
         let seqs = std::thread::scope(|s| {
-            s.spawn(|| run(conn, rx, &stats)).join().unwrap();
+            s.spawn(|| run(conn, rx, &stats, &EventBus::default())).join().unwrap();
             replies
                 .into_iter()
                 .map(|r| match r.blocking_recv().unwrap().unwrap() {
@@ -645,8 +742,9 @@ mod tests {
                 serde_json::json!({ "runId": "run-1" }),
             )),
         };
+        let mut emit = Emit { on: false, events: Vec::new() };
         assert!(matches!(
-            submit(&tx, &first).unwrap(),
+            submit(&tx, &first, &mut emit).unwrap(),
             SubmitOutcome::Created { .. }
         ));
         let retry = Submit {
@@ -656,7 +754,7 @@ mod tests {
             },
             ..first
         };
-        match submit(&tx, &retry).unwrap() {
+        match submit(&tx, &retry, &mut emit).unwrap() {
             SubmitOutcome::Existing(v) => assert_eq!(v["runId"], "run-1"),
             other => panic!("expected the first result, got {other:?}"),
         }
@@ -673,7 +771,7 @@ mod tests {
         let (ok_op, ok_reply) = submit_op(new_session("agent:main:main"), "r1", None);
         // Same run id again: the runs primary key refuses it.
         let (bad_op, bad_reply) = submit_op(new_session("agent:main:main"), "r1", None);
-        let replies = apply_group(&mut conn, vec![ok_op, bad_op].into_iter());
+        let (replies, _) = apply_group(&mut conn, vec![ok_op, bad_op].into_iter(), false);
         for r in replies {
             match r {
                 Reply::Submit(tx, res) => {

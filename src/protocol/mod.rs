@@ -2,11 +2,13 @@
 //! and the application error kinds.
 
 mod errors;
+mod events;
 mod jsonrpc;
 pub mod methods;
 mod types;
 
 pub use errors::{ErrorKind, RpcError, codes};
+pub use events::*;
 pub use jsonrpc::{Id, Notification, Request, Response};
 pub use types::*;
 

@@ -138,7 +138,12 @@ pub struct SendParams {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WaitParams {
-    pub run_id: String,
+    /// The run to wait for; or give `sessionKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Wait for this session's active run (or report its last one) instead of naming a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
 }
@@ -486,6 +491,14 @@ pub struct DaemonStatus {
     pub store_commits: u64,
     /// Changes those transactions applied (several per commit under load: group commit).
     pub store_changes: u64,
+    /// Live subscriptions, over all connections.
+    #[serde(default)]
+    pub subscriptions: u64,
+    /// Replies and notifications queued for clients and not yet written, over all
+    /// connections. Bounded per connection: a client that stops reading holds back its own
+    /// subscriptions (they catch up from the store later), never the daemon's memory.
+    #[serde(default)]
+    pub buffered_notifications: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,82 @@
+//! Handlers of `sessions.subscribe` and `sessions.unsubscribe`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use openclaw::protocol::{
+    RpcError, SubscribeParams, SubscribeResult, UnsubscribeParams, UnsubscribeResult,
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, to_value};
+use crate::engine::internal;
+use crate::subscription::{self, Kinds, Subscription};
+
+/// `sessions.subscribe`: events of one session (a gapless follow) or of all sessions.
+pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcError> {
+    let session = match &p.session_key {
+        Some(k) => Some(ctx.engine.session(k).await?),
+        None => None,
+    };
+    if p.after_seq.is_some() && session.is_none() {
+        return Err(RpcError::invalid_params("afterSeq needs a sessionKey to follow"));
+    }
+    // Listen first, then read where the transcript is: whatever lands in between arrives
+    // both ways and is sent once.
+    let rx = ctx.engine.bus.subscribe();
+    let kinds = Kinds::of(p.events.as_deref());
+    let (last_seq, active_run_id) = match &session {
+        Some(s) => {
+            let last = ctx.engine.store.last_seq(s.sid).await.map_err(internal)?.unwrap_or(0);
+            (Some(last), ctx.engine.active_run(s.sid))
+        }
+        None => (None, None),
+    };
+    let n = ctx.conn.next_subscription.fetch_add(1, Ordering::Relaxed);
+    let id = format!("sub-{n}");
+    let follow_from = match (&session, kinds.has(openclaw::protocol::EventKind::Message)) {
+        (Some(_), true) => Some(p.after_seq.unwrap_or(last_seq.unwrap_or(0))),
+        _ => None,
+    };
+    let sub = Subscription {
+        id: id.clone(),
+        sid: session.as_ref().map(|s| s.sid),
+        run_id: p.run_id.clone(),
+        kinds,
+        follow_from,
+    };
+    let cancel = CancellationToken::new();
+    // Registered under the lock before the task can finish and remove itself.
+    {
+        let mut subs = ctx.conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        let task = ctx.conn.tasks.spawn(subscription::run(ctx.clone(), sub, rx, cancel.clone()));
+        subs.insert(id.clone(), (cancel, task));
+    }
+    to_value(&SubscribeResult {
+        subscription: id,
+        session_key: session.map(|s| s.key),
+        last_seq,
+        active_run_id,
+    })
+}
+
+/// `sessions.unsubscribe`: answers once the subscription has stopped, so nothing of it
+/// arrives after this reply.
+pub async fn unsubscribe(ctx: &Arc<Ctx>, p: UnsubscribeParams) -> Result<Value, RpcError> {
+    let entry = ctx
+        .conn
+        .subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&p.subscription);
+    let Some((cancel, task)) = entry else {
+        return Err(RpcError::not_found(format!(
+            "no subscription \"{}\" on this connection",
+            p.subscription
+        )));
+    };
+    cancel.cancel();
+    let _ = task.await;
+    to_value(&UnsubscribeResult { unsubscribed: true })
+}
