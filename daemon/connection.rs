@@ -74,7 +74,11 @@ impl Outbound {
             method: &'a str,
             params: &'a P,
         }
-        match serde_json::to_vec(&Note { jsonrpc: "2.0", method, params }) {
+        match serde_json::to_vec(&Note {
+            jsonrpc: "2.0",
+            method,
+            params,
+        }) {
             Ok(frame) => self.send(frame).await,
             Err(e) => {
                 tracing::error!("encoding a {method} notification: {e}");
@@ -87,7 +91,8 @@ impl Outbound {
 /// What the handlers of one connection share: its write side and its subscriptions.
 pub struct ConnShared {
     pub out: Outbound,
-    pub subscriptions: std::sync::Mutex<HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>>,
+    pub subscriptions:
+        std::sync::Mutex<HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>>,
     pub next_subscription: AtomicU64,
     /// Cancelled when the connection ends: its subscriptions stop.
     pub closed: CancellationToken,
@@ -122,13 +127,21 @@ pub async fn serve(
         }
     });
     let conn = Arc::new(ConnShared {
-        out: Outbound { tx: out_tx.clone(), buffered },
+        out: Outbound {
+            tx: out_tx.clone(),
+            buffered,
+        },
         subscriptions: Default::default(),
         next_subscription: AtomicU64::new(1),
         closed: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
-    let ctx = Arc::new(Ctx { engine, daemon, peer, conn: conn.clone() });
+    let ctx = Arc::new(Ctx {
+        engine,
+        daemon,
+        peer,
+        conn: conn.clone(),
+    });
 
     let inflight = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));

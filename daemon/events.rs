@@ -15,9 +15,18 @@ const CAPACITY: usize = 8192;
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A committed transcript message.
-    Message { sid: i64, session_key: Arc<str>, message: Arc<Message> },
+    Message {
+        sid: i64,
+        session_key: Arc<str>,
+        message: Arc<Message>,
+    },
     /// A committed change to a session (create, start, message, end, patch, archive, delete).
-    Changed { sid: i64, session_key: Arc<str>, phase: &'static str, row: Option<Arc<SessionRow>> },
+    Changed {
+        sid: i64,
+        session_key: Arc<str>,
+        phase: &'static str,
+        row: Option<Arc<SessionRow>>,
+    },
     /// Progress of a run: lifecycle, assistant text, tool calls, usage.
     Run {
         sid: i64,
@@ -32,7 +41,9 @@ pub enum Event {
 impl Event {
     pub fn sid(&self) -> i64 {
         match self {
-            Event::Message { sid, .. } | Event::Changed { sid, .. } | Event::Run { sid, .. } => *sid,
+            Event::Message { sid, .. } | Event::Changed { sid, .. } | Event::Run { sid, .. } => {
+                *sid
+            }
         }
     }
 }
@@ -44,7 +55,9 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { tx: broadcast::channel(CAPACITY).0 }
+        EventBus {
+            tx: broadcast::channel(CAPACITY).0,
+        }
     }
 }
 
@@ -85,7 +98,14 @@ impl RunEvents {
         run_id: &str,
         seq: Arc<std::sync::atomic::AtomicU64>,
     ) -> RunEvents {
-        RunEvents { bus, store, sid, session_key: session_key.into(), run_id: run_id.into(), seq }
+        RunEvents {
+            bus,
+            store,
+            sid,
+            session_key: session_key.into(),
+            run_id: run_id.into(),
+            seq,
+        }
     }
 
     /// Publishes one event of `stream`; `data` is only built when someone listens.

@@ -44,17 +44,14 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_man {
-        let mut out = Vec::new();
-        if clap_mangen::Man::new(Args::command())
-            .section("8")
-            .render(&mut out)
-            .is_err()
-        {
-            return ExitCode::FAILURE;
-        }
         use std::io::Write;
-        let _ = std::io::stdout().write_all(&out);
-        return ExitCode::SUCCESS;
+        return match man_page() {
+            Some(page) => {
+                let _ = std::io::stdout().write_all(page.as_bytes());
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::FAILURE,
+        };
     }
     init_logging(args.verbose);
     match run(args) {
@@ -64,6 +61,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The roff page, from the clap definition. The `.TH` line is written here: clap_mangen
+/// leaves the date empty, which shifts the source into the date's place.
+fn man_page() -> Option<String> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .section("8")
+        .render(&mut out)
+        .ok()?;
+    let page = String::from_utf8(out).ok()?;
+    let th = format!(
+        ".TH OPENCLAWD 8 \"\" \"openclawd {}\" \"System Manager's Manual\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut lines: Vec<String> = page.lines().map(str::to_string).collect();
+    if let Some(line) = lines.iter_mut().find(|l| l.starts_with(".TH ")) {
+        *line = th;
+    }
+    lines.push(".SH EXIT STATUS".into());
+    lines.push("0 after a clean stop (SIGTERM, SIGINT or daemon.shutdown); 1 when it cannot start (another daemon holds the socket or data directory, an unsafe socket directory, a bad config.toml), with one line on stderr saying why.".into());
+    lines.push(".SH FILES".into());
+    lines.push("config.toml, data/openclaw.db (the SQLite store), data/workspaces/ and openclaw.sock, under OPENCLAW_HOME or the XDG directories; see openclaw(1).".into());
+    Some(lines.join("\n") + "\n")
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

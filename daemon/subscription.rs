@@ -124,8 +124,17 @@ pub async fn run(
             let flow = match event {
                 Ok(event) => forward(&ctx, &mut sub, &event).await,
                 Err(RecvError::Lagged(skipped)) => {
-                    let note = IdNote { subscription: &sub.id, reason: None, skipped: Some(skipped) };
-                    if !ctx.conn.out.notify(notifications::SUBSCRIPTION_LAGGED, &note).await {
+                    let note = IdNote {
+                        subscription: &sub.id,
+                        reason: None,
+                        skipped: Some(skipped),
+                    };
+                    if !ctx
+                        .conn
+                        .out
+                        .notify(notifications::SUBSCRIPTION_LAGGED, &note)
+                        .await
+                    {
                         break;
                     }
                     catch_up(&ctx, &mut sub).await
@@ -140,13 +149,24 @@ pub async fn run(
             }
         }
     }
-    ctx.conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).remove(&sub.id);
+    ctx.conn
+        .subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&sub.id);
     ctx.daemon.subscriptions.fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn end(ctx: &Ctx, sub: &Subscription, reason: &str) {
-    let note = IdNote { subscription: &sub.id, reason: Some(reason), skipped: None };
-    ctx.conn.out.notify(notifications::SUBSCRIPTION_ENDED, &note).await;
+    let note = IdNote {
+        subscription: &sub.id,
+        reason: Some(reason),
+        skipped: None,
+    };
+    ctx.conn
+        .out
+        .notify(notifications::SUBSCRIPTION_ENDED, &note)
+        .await;
 }
 
 /// Sends, from the store, every message after the follow's last seq.
@@ -159,7 +179,12 @@ async fn catch_up(ctx: &Ctx, sub: &mut Subscription) -> Flow {
         _ => return Flow::Continue, // deleted: the delete event ends the subscription
     };
     loop {
-        let page = match ctx.engine.store.messages_after(sid, last, CATCH_UP_PAGE).await {
+        let page = match ctx
+            .engine
+            .store
+            .messages_after(sid, last, CATCH_UP_PAGE)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("follow catch-up failed: {e}");
@@ -181,8 +206,15 @@ async fn catch_up(ctx: &Ctx, sub: &mut Subscription) -> Flow {
 }
 
 async fn send_message(ctx: &Ctx, sub: &Subscription, key: &str, message: &Message) -> bool {
-    let note = MessageNote { subscription: &sub.id, session_key: key, message };
-    ctx.conn.out.notify(notifications::SESSION_MESSAGE, &note).await
+    let note = MessageNote {
+        subscription: &sub.id,
+        session_key: key,
+        message,
+    };
+    ctx.conn
+        .out
+        .notify(notifications::SESSION_MESSAGE, &note)
+        .await
 }
 
 async fn forward(ctx: &Ctx, sub: &mut Subscription, event: &Event) -> Flow {
@@ -190,9 +222,16 @@ async fn forward(ctx: &Ctx, sub: &mut Subscription, event: &Event) -> Flow {
         return Flow::Continue;
     }
     let sent = match event {
-        Event::Message { session_key, message, .. } => {
+        Event::Message {
+            session_key,
+            message,
+            ..
+        } => {
             if !sub.kinds.has(EventKind::Message)
-                || sub.run_id.as_ref().is_some_and(|r| message.run_id.as_ref() != Some(r))
+                || sub
+                    .run_id
+                    .as_ref()
+                    .is_some_and(|r| message.run_id.as_ref() != Some(r))
             {
                 return Flow::Continue;
             }
@@ -206,7 +245,12 @@ async fn forward(ctx: &Ctx, sub: &mut Subscription, event: &Event) -> Flow {
                 None => send_message(ctx, sub, session_key, message).await,
             }
         }
-        Event::Changed { session_key, phase, row, .. } => {
+        Event::Changed {
+            session_key,
+            phase,
+            row,
+            ..
+        } => {
             let deleted = *phase == "delete" && sub.sid.is_some();
             if sub.kinds.has(EventKind::Lifecycle) && sub.run_id.is_none() {
                 let note = ChangedNote {
@@ -215,7 +259,12 @@ async fn forward(ctx: &Ctx, sub: &mut Subscription, event: &Event) -> Flow {
                     session_key,
                     session: row.as_deref(),
                 };
-                if !ctx.conn.out.notify(notifications::SESSIONS_CHANGED, &note).await {
+                if !ctx
+                    .conn
+                    .out
+                    .notify(notifications::SESSIONS_CHANGED, &note)
+                    .await
+                {
                     return Flow::Stop;
                 }
             }
@@ -225,7 +274,14 @@ async fn forward(ctx: &Ctx, sub: &mut Subscription, event: &Event) -> Flow {
             }
             true
         }
-        Event::Run { session_key, run_id, stream, seq, data, .. } => {
+        Event::Run {
+            session_key,
+            run_id,
+            stream,
+            seq,
+            data,
+            ..
+        } => {
             if !sub.kinds.has_stream(stream)
                 || sub.run_id.as_deref().is_some_and(|r| r != &**run_id)
             {

@@ -162,6 +162,29 @@ fn socket_is_0600_by_default() {
 }
 
 #[test]
+fn store_files_are_private() {
+    let d = Daemon::start();
+    d.ok(&["sessions", "spawn", "--task", "x"]);
+    let data = d.home_path().join("data");
+    for name in ["openclaw.db", "openclaw.db-wal", "openclaw.db-shm"] {
+        let meta = std::fs::metadata(data.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            meta.mode() & 0o077,
+            0,
+            "{name} must not be readable by others: mode {:o}",
+            meta.mode() & 0o777
+        );
+    }
+    let dir = std::fs::metadata(&data).expect("data dir");
+    assert_eq!(
+        dir.mode() & 0o077,
+        0,
+        "the data directory is created 0700: {:o}",
+        dir.mode() & 0o777
+    );
+}
+
+#[test]
 fn refuses_an_unsafe_socket_directory() {
     let mut d = Daemon::start();
     let status = d.stop().expect("daemon exits on SIGTERM");

@@ -15,5 +15,8 @@ pub async fn run_turn(
         return Err(TurnError::Stopped);
     }
     events.assistant_delta(&input.message);
-    Ok(TurnOutput { reply: input.message, tokens: None })
+    Ok(TurnOutput {
+        reply: input.message,
+        tokens: None,
+    })
 }

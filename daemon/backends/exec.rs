@@ -201,7 +201,9 @@ async fn stream_stdout<R: AsyncRead + Unpin>(
     format: ExecFormat,
     events: RunEvents,
 ) -> TurnOutput {
-    let Some(mut pipe) = pipe else { return TurnOutput::default() };
+    let Some(mut pipe) = pipe else {
+        return TurnOutput::default();
+    };
     let mut parser = StdoutParser::new(format);
     let mut chunk = vec![0u8; 16 * 1024];
     let mut publish = |p: Progress| match p {
@@ -246,7 +248,13 @@ struct StdoutParser {
 
 impl StdoutParser {
     fn new(format: ExecFormat) -> StdoutParser {
-        StdoutParser { format, pending: Vec::new(), reply: String::new(), tokens: None, truncated: false }
+        StdoutParser {
+            format,
+            pending: Vec::new(),
+            reply: String::new(),
+            tokens: None,
+            truncated: false,
+        }
     }
 
     fn feed(&mut self, bytes: &[u8], out: &mut impl FnMut(Progress)) {
@@ -297,15 +305,25 @@ impl StdoutParser {
         let field = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
         match obj.get("type").and_then(Value::as_str) {
             Some("tool_start") => {
-                out(Progress::Tool(json!({ "phase": "start", "id": field("id"), "name": field("name"), "input": field("input") })));
-                out(Progress::ToolCall(json!({ "id": field("id"), "name": field("name"), "input": field("input") })));
+                out(Progress::Tool(
+                    json!({ "phase": "start", "id": field("id"), "name": field("name"), "input": field("input") }),
+                ));
+                out(Progress::ToolCall(
+                    json!({ "id": field("id"), "name": field("name"), "input": field("input") }),
+                ));
             }
             Some("tool_update") => {
-                out(Progress::Tool(json!({ "phase": "update", "id": field("id"), "output": field("output") })));
+                out(Progress::Tool(
+                    json!({ "phase": "update", "id": field("id"), "output": field("output") }),
+                ));
             }
             Some("tool_end") => {
-                out(Progress::Tool(json!({ "phase": "end", "id": field("id"), "output": field("output"), "status": field("status") })));
-                out(Progress::ToolResult(json!({ "id": field("id"), "output": field("output"), "status": field("status") })));
+                out(Progress::Tool(
+                    json!({ "phase": "end", "id": field("id"), "output": field("output"), "status": field("status") }),
+                ));
+                out(Progress::ToolResult(
+                    json!({ "id": field("id"), "output": field("output"), "status": field("status") }),
+                ));
             }
             Some("usage") => {
                 if let Some(t) = obj.get("tokens").and_then(Value::as_i64) {
@@ -336,7 +354,10 @@ impl StdoutParser {
         if self.truncated {
             reply.push_str("\n[reply truncated: the command wrote more than 8 MiB]");
         }
-        TurnOutput { reply, tokens: self.tokens }
+        TurnOutput {
+            reply,
+            tokens: self.tokens,
+        }
     }
 }
 
@@ -357,15 +378,27 @@ mod tests {
     #[test]
     fn text_streams_each_chunk_and_trims_the_reply() {
         let (p, out) = run(ExecFormat::Text, &[b"hel", b"lo\n"]);
-        assert_eq!(p, vec![Progress::Delta("hel".into()), Progress::Delta("lo\n".into())]);
+        assert_eq!(
+            p,
+            vec![
+                Progress::Delta("hel".into()),
+                Progress::Delta("lo\n".into())
+            ]
+        );
         assert_eq!(out.reply, "hello");
     }
 
     #[test]
     fn text_never_splits_a_character() {
         let e_acute = "é".as_bytes();
-        let (p, out) = run(ExecFormat::Text, &[&[b'a', e_acute[0]], &[e_acute[1], b'b']]);
-        assert_eq!(p, vec![Progress::Delta("a".into()), Progress::Delta("éb".into())]);
+        let (p, out) = run(
+            ExecFormat::Text,
+            &[&[b'a', e_acute[0]], &[e_acute[1], b'b']],
+        );
+        assert_eq!(
+            p,
+            vec![Progress::Delta("a".into()), Progress::Delta("éb".into())]
+        );
         assert_eq!(out.reply, "aéb");
     }
 
@@ -393,7 +426,15 @@ mod tests {
                 Progress::Usage(_) => "usage",
             })
             .collect();
-        assert_eq!(kinds, ["delta", "tool", "call", "tool", "result", "delta", "usage", "delta"]);
-        assert_eq!(p[1], Progress::Tool(json!({"phase":"start","id":"t1","name":"grep","input":{"q":1}})));
+        assert_eq!(
+            kinds,
+            [
+                "delta", "tool", "call", "tool", "result", "delta", "usage", "delta"
+            ]
+        );
+        assert_eq!(
+            p[1],
+            Progress::Tool(json!({"phase":"start","id":"t1","name":"grep","input":{"q":1}}))
+        );
     }
 }

@@ -404,7 +404,8 @@ impl Engine {
 
     fn enqueue_locked(self: &Arc<Self>, st: &mut State, turn: Turn) {
         st.lanes.add_queued(turn.lane);
-        self.run_events(&turn).lifecycle(|| serde_json::json!({ "phase": "queued" }));
+        self.run_events(&turn)
+            .lifecycle(|| serde_json::json!({ "phase": "queued" }));
         let queue = st.sessions.entry(turn.sid).or_default();
         if queue.active.is_none() {
             queue.active = Some(turn.run_id.clone());
@@ -653,7 +654,10 @@ impl Engine {
 
     /// The run a session is executing or is about to (admitted, waiting for a lane).
     pub fn active_run(&self, sid: i64) -> Option<String> {
-        self.state().sessions.get(&sid).and_then(|q| q.active.clone())
+        self.state()
+            .sessions
+            .get(&sid)
+            .and_then(|q| q.active.clone())
     }
 
     /// Waits for the session's active run; with none, reports its last run.
@@ -665,7 +669,12 @@ impl Engine {
         if let Some(run_id) = self.active_run(session.sid) {
             return self.wait(&run_id, timeout).await;
         }
-        match self.store.last_run_id(session.sid).await.map_err(internal)? {
+        match self
+            .store
+            .last_run_id(session.sid)
+            .await
+            .map_err(internal)?
+        {
             Some(run_id) => self.wait(&run_id, timeout).await,
             None => Err(RpcError::not_found(format!(
                 "session {} has no runs yet",

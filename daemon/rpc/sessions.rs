@@ -11,14 +11,14 @@ use openclaw::timefmt::now_ms;
 use serde_json::{Value, json};
 
 use super::{Ctx, to_value, wait_duration};
-use crate::events::Event;
-use crate::subscription::RunNote;
-use openclaw::protocol::notifications;
-use tokio::sync::broadcast::error::RecvError;
 use crate::engine::{
     SubmitRequest, SubmitTarget, Submitted, internal, kind_of, normalize, subagent_key,
 };
+use crate::events::Event;
 use crate::store::{ListFilter, NewMessage, NewSession};
+use crate::subscription::RunNote;
+use openclaw::protocol::notifications;
+use tokio::sync::broadcast::error::RecvError;
 
 const DEFAULT_HISTORY_LIMIT: u32 = 50;
 const MAX_PAGE: u32 = 1000;
@@ -207,8 +207,8 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
     let engine = &ctx.engine;
     let wait = wait_duration(p.timeout_seconds, DEFAULT_WAIT_SECONDS)?;
     // Listening before the run exists, so none of its events can be missed.
-    let progress = (p.stream_progress == Some(true) && !wait.is_zero())
-        .then(|| engine.bus.subscribe());
+    let progress =
+        (p.stream_progress == Some(true) && !wait.is_zero()).then(|| engine.bus.subscribe());
     let target = match engine.find_session(&p.session_key).await? {
         Some(s) => SubmitTarget::Existing(s),
         None => {
@@ -315,10 +315,24 @@ async fn stream_run(
 }
 
 async fn push_run_event(ctx: &Ctx, subscription: &str, run_id: &str, event: &Event) {
-    if let Event::Run { session_key, run_id: id, stream, seq, data, .. } = event
+    if let Event::Run {
+        session_key,
+        run_id: id,
+        stream,
+        seq,
+        data,
+        ..
+    } = event
         && &**id == run_id
     {
-        let note = RunNote { subscription, session_key, run_id, stream, seq: *seq, data };
+        let note = RunNote {
+            subscription,
+            session_key,
+            run_id,
+            stream,
+            seq: *seq,
+            data,
+        };
         ctx.conn.out.notify(notifications::RUN_EVENT, &note).await;
     }
 }
@@ -365,7 +379,9 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Value, RpcError> {
             ))
         })?),
     };
-    let parent_key = p.parent_key.map(|k| normalize(&k, ctx.engine.default_agent()));
+    let parent_key = p
+        .parent_key
+        .map(|k| normalize(&k, ctx.engine.default_agent()));
     let filter = ListFilter {
         kinds: p.kinds.unwrap_or_default(),
         limit: p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).clamp(1, MAX_PAGE),

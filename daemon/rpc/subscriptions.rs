@@ -20,7 +20,9 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
         None => None,
     };
     if p.after_seq.is_some() && session.is_none() {
-        return Err(RpcError::invalid_params("afterSeq needs a sessionKey to follow"));
+        return Err(RpcError::invalid_params(
+            "afterSeq needs a sessionKey to follow",
+        ));
     }
     // Listen first, then read where the transcript is: whatever lands in between arrives
     // both ways and is sent once.
@@ -28,7 +30,13 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
     let kinds = Kinds::of(p.events.as_deref());
     let (last_seq, active_run_id) = match &session {
         Some(s) => {
-            let last = ctx.engine.store.last_seq(s.sid).await.map_err(internal)?.unwrap_or(0);
+            let last = ctx
+                .engine
+                .store
+                .last_seq(s.sid)
+                .await
+                .map_err(internal)?
+                .unwrap_or(0);
             (Some(last), ctx.engine.active_run(s.sid))
         }
         None => (None, None),
@@ -49,8 +57,15 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
     let cancel = CancellationToken::new();
     // Registered under the lock before the task can finish and remove itself.
     {
-        let mut subs = ctx.conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
-        let task = ctx.conn.tasks.spawn(subscription::run(ctx.clone(), sub, rx, cancel.clone()));
+        let mut subs = ctx
+            .conn
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let task = ctx
+            .conn
+            .tasks
+            .spawn(subscription::run(ctx.clone(), sub, rx, cancel.clone()));
         subs.insert(id.clone(), (cancel, task));
     }
     to_value(&SubscribeResult {

@@ -142,6 +142,19 @@ impl Store {
             path: path.clone(),
             source,
         };
+        // Created 0600 before SQLite opens it: the WAL and shared-memory files take the
+        // database file's mode, so the whole store stays private to its owner.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("cannot create {}: {e}", path.display()))
+                })?;
+        }
         let mut conn = Connection::open(&path).map_err(open_err)?;
         configure(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -283,7 +296,8 @@ impl Store {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<openclaw::protocol::Message>, StoreError> {
-        self.read(move |c| queries::messages_after(c, sid, after_seq, limit)).await
+        self.read(move |c| queries::messages_after(c, sid, after_seq, limit))
+            .await
     }
 
     pub async fn last_run_id(&self, sid: i64) -> Result<Option<String>, StoreError> {
@@ -298,4 +312,3 @@ impl Store {
         self.read(move |c| queries::list(c, &filter)).await
     }
 }
-

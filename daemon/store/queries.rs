@@ -5,7 +5,7 @@ use openclaw::timefmt::now_ms;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value as Sql};
 
 use super::{RunRecord, SessionRecord, StoreError};
-use openclaw::protocol::{ProvenanceKind, Provenance, Role};
+use openclaw::protocol::{Provenance, ProvenanceKind, Role};
 use openclaw::timefmt::rfc3339_ms;
 use serde_json::Value;
 
@@ -179,17 +179,21 @@ pub fn messages_after(
 
 /// The newest run of a session.
 pub fn last_run_id(c: &Connection, sid: i64) -> Result<Option<String>, StoreError> {
-    Ok(c.prepare_cached("SELECT id FROM runs WHERE sid = ?1 ORDER BY rowid DESC LIMIT 1")?
-        .query_row([sid], |r| r.get(0))
-        .optional()?)
+    Ok(
+        c.prepare_cached("SELECT id FROM runs WHERE sid = ?1 ORDER BY rowid DESC LIMIT 1")?
+            .query_row([sid], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 /// The newest seq of a session (0 when it has no messages).
 pub fn last_seq(c: &Connection, sid: i64) -> Result<Option<u64>, StoreError> {
-    Ok(c.prepare_cached("SELECT last_seq FROM sessions WHERE sid = ?1")?
-        .query_row([sid], |r| r.get::<_, i64>(0))
-        .optional()?
-        .map(|v| v.max(0) as u64))
+    Ok(
+        c.prepare_cached("SELECT last_seq FROM sessions WHERE sid = ?1")?
+            .query_row([sid], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|v| v.max(0) as u64),
+    )
 }
 
 #[derive(Debug, Clone, Default)]

@@ -109,7 +109,10 @@ enum Op {
     },
     Delete(i64, oneshot::Sender<Result<(), StoreError>>),
     /// A message produced during a run (tool calls and results); nobody waits on it.
-    Append { sid: i64, message: NewMessage },
+    Append {
+        sid: i64,
+        message: NewMessage,
+    },
     Close(oneshot::Sender<()>),
 }
 
@@ -285,7 +288,10 @@ fn apply_group(
         }
     };
     for op in ops {
-        let mut emit = Emit { on: emit_events, events: Vec::new() };
+        let mut emit = Emit {
+            on: emit_events,
+            events: Vec::new(),
+        };
         let (reply, ok) = apply_one(&mut tx, op, &mut emit);
         if ok {
             events.append(&mut emit.events);
@@ -307,22 +313,40 @@ struct Emit {
 }
 
 impl Emit {
-    fn session_changed(&mut self, c: &Connection, sid: i64, phase: &'static str) -> rusqlite::Result<()> {
+    fn session_changed(
+        &mut self,
+        c: &Connection,
+        sid: i64,
+        phase: &'static str,
+    ) -> rusqlite::Result<()> {
         if !self.on {
             return Ok(());
         }
         if let Some(rec) = queries::session_row(c, sid)? {
             let key: Arc<str> = rec.key.as_str().into();
-            self.events.push(Event::Changed { sid, session_key: key, phase, row: Some(Arc::new(rec.to_row())) });
+            self.events.push(Event::Changed {
+                sid,
+                session_key: key,
+                phase,
+                row: Some(Arc::new(rec.to_row())),
+            });
         }
         Ok(())
     }
 
-    fn message(&mut self, c: &Connection, sid: i64, seq: u64, m: &NewMessage) -> rusqlite::Result<()> {
+    fn message(
+        &mut self,
+        c: &Connection,
+        sid: i64,
+        seq: u64,
+        m: &NewMessage,
+    ) -> rusqlite::Result<()> {
         if !self.on {
             return Ok(());
         }
-        let Some(rec) = queries::session_row(c, sid)? else { return Ok(()) };
+        let Some(rec) = queries::session_row(c, sid)? else {
+            return Ok(());
+        };
         let key: Arc<str> = rec.key.as_str().into();
         let message = Message {
             seq,
@@ -330,11 +354,23 @@ impl Emit {
             role: m.role,
             content: m.content.clone(),
             run_id: m.run_id.clone(),
-            provenance: Provenance { kind: m.provenance, from: m.from.clone() },
+            provenance: Provenance {
+                kind: m.provenance,
+                from: m.from.clone(),
+            },
             usage: m.usage.clone(),
         };
-        self.events.push(Event::Message { sid, session_key: key.clone(), message: Arc::new(message) });
-        self.events.push(Event::Changed { sid, session_key: key, phase: "message", row: Some(Arc::new(rec.to_row())) });
+        self.events.push(Event::Message {
+            sid,
+            session_key: key.clone(),
+            message: Arc::new(message),
+        });
+        self.events.push(Event::Changed {
+            sid,
+            session_key: key,
+            phase: "message",
+            row: Some(Arc::new(rec.to_row())),
+        });
         Ok(())
     }
 }
@@ -373,7 +409,13 @@ fn apply_one(tx: &mut Transaction<'_>, op: Op, emit: &mut Emit) -> (Reply, bool)
             let ok = r.is_ok();
             (Reply::Finished(reply, r), ok)
         }
-        Op::Patch { sid, label, archived, send_policy, done } => {
+        Op::Patch {
+            sid,
+            label,
+            archived,
+            send_policy,
+            done,
+        } => {
             let r = in_savepoint(tx, |c| patch(c, sid, &label, archived, &send_policy, emit));
             let ok = r.is_ok();
             (Reply::Unit(done, r), ok)
@@ -472,7 +514,8 @@ fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> rusqlite::Result<Submi
                 n.id, n.key, n.agent_id, n.kind, n.label, n.parent_key, n.model, now, n.cleanup, n.spawn_depth
             ])?;
             let created = c.changes() == 1;
-            let sid = c.prepare_cached("SELECT sid FROM sessions WHERE key = ?1")?
+            let sid = c
+                .prepare_cached("SELECT sid FROM sessions WHERE key = ?1")?
                 .query_row([&n.key], |r| r.get(0))?;
             if created {
                 emit.session_changed(c, sid, "create")?;
@@ -499,7 +542,13 @@ fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> rusqlite::Result<Submi
     Ok(SubmitOutcome::Created { sid })
 }
 
-fn run_started(c: &Connection, run_id: &str, sid: i64, at: i64, emit: &mut Emit) -> rusqlite::Result<()> {
+fn run_started(
+    c: &Connection,
+    run_id: &str,
+    sid: i64,
+    at: i64,
+    emit: &mut Emit,
+) -> rusqlite::Result<()> {
     c.prepare_cached("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")?
         .execute(params![run_id, at])?;
     c.prepare_cached(
@@ -565,7 +614,11 @@ fn patch(
             params![sid, policy, now],
         )?;
     }
-    let phase = if archived == Some(true) { "archive" } else { "patch" };
+    let phase = if archived == Some(true) {
+        "archive"
+    } else {
+        "patch"
+    };
     emit.session_changed(c, sid, phase)
 }
 
@@ -573,7 +626,12 @@ fn delete(c: &Connection, sid: i64, emit: &mut Emit) -> rusqlite::Result<()> {
     if emit.on
         && let Some(rec) = queries::session_row(c, sid)?
     {
-        emit.events.push(Event::Changed { sid, session_key: rec.key.as_str().into(), phase: "delete", row: None });
+        emit.events.push(Event::Changed {
+            sid,
+            session_key: rec.key.as_str().into(),
+            phase: "delete",
+            row: None,
+        });
     }
     c.execute("DELETE FROM messages WHERE sid = ?1", [sid])?;
     c.execute("DELETE FROM runs WHERE sid = ?1", [sid])?;
@@ -703,7 +761,9 @@ mod tests {
         tx.send(Op::Close(close_tx)).unwrap();
         let stats = WriterStats::default();
         let seqs = std::thread::scope(|s| {
-            s.spawn(|| run(conn, rx, &stats, &EventBus::default())).join().unwrap();
+            s.spawn(|| run(conn, rx, &stats, &EventBus::default()))
+                .join()
+                .unwrap();
             replies
                 .into_iter()
                 .map(|r| match r.blocking_recv().unwrap().unwrap() {
@@ -742,7 +802,10 @@ mod tests {
                 serde_json::json!({ "runId": "run-1" }),
             )),
         };
-        let mut emit = Emit { on: false, events: Vec::new() };
+        let mut emit = Emit {
+            on: false,
+            events: Vec::new(),
+        };
         assert!(matches!(
             submit(&tx, &first, &mut emit).unwrap(),
             SubmitOutcome::Created { .. }
