@@ -15,6 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use openclaw::paths::Paths;
+use openclaw::protocol::{HelloParams, methods};
 use openclaw::{Client, ClientError};
 
 use crate::failure::{Exit, Failure};
@@ -60,14 +61,30 @@ pub fn is_truthy(value: &OsStr) -> bool {
 
 /// A connection to the daemon, starting it first when `autostart` allows.
 pub async fn connect(paths: &Paths, autostart: Autostart) -> Result<Client, Failure> {
-    match Client::connect(&paths.socket).await {
-        Ok(client) => Ok(client),
+    let client = match Client::connect(&paths.socket).await {
+        Ok(client) => client,
         Err(err) if err.is_unreachable() && autostart == Autostart::Allowed => {
             tracing::debug!(socket = %paths.socket.display(), "no daemon listening; starting one");
-            start_and_connect(paths).await
+            start_and_connect(paths).await?
         }
-        Err(err) => Err(connect_failure(err, autostart)),
-    }
+        Err(err) => return Err(connect_failure(err, autostart)),
+    };
+    present_run_token(&client).await?;
+    Ok(client)
+}
+
+/// Inside a run (an agent's own command), act as that run's session: the daemon then records
+/// what this process spawns as the session's children and limits what it may see.
+async fn present_run_token(client: &Client) -> Result<(), Failure> {
+    let Some(token) = std::env::var_os("OPENCLAW_RUN_TOKEN").filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let params = HelloParams {
+        client: Some(format!("openclaw {}", openclaw::VERSION)),
+        run_token: Some(token.to_string_lossy().into_owned()),
+    };
+    client.call_value(methods::HELLO, &params).await?;
+    Ok(())
 }
 
 fn connect_failure(err: ClientError, autostart: Autostart) -> Failure {

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::auth::Peer;
-use crate::engine::Engine;
+use crate::engine::{Acting, Engine};
 use crate::rpc::{Ctx, DaemonInfo, dispatch};
 
 /// Replies waiting for the writer; a peer that stops reading stalls its own handlers only.
@@ -98,6 +98,8 @@ pub struct ConnShared {
     pub closed: CancellationToken,
     /// Subscription tasks, waited for before the connection closes.
     pub tasks: TaskTracker,
+    /// The session this connection acts as, once a run token was presented with `hello`.
+    pub acting: std::sync::Mutex<Option<Acting>>,
 }
 
 pub async fn serve(
@@ -135,6 +137,7 @@ pub async fn serve(
         next_subscription: AtomicU64::new(1),
         closed: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        acting: Default::default(),
     });
     let ctx = Arc::new(Ctx {
         engine,
@@ -298,7 +301,9 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
             RpcError::invalid_request("\"params\" must be an object or an array when present"),
         ));
     }
-    let result = if ctx.peer.trust.is_trusted() {
+    let result = if let Err(e) = ctx.check_acting() {
+        Err(e)
+    } else if ctx.peer.trust.is_trusted() {
         // On its own task, so that a bug in one handler answers -32603 instead of hanging.
         let task_ctx = ctx.clone();
         match tokio::spawn(async move { dispatch(&task_ctx, &method, params).await }).await {

@@ -95,6 +95,7 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
         subscriptions: Default::default(),
     });
     spawn_signal_handler(shutdown.clone())?;
+    tokio::spawn(engine.clone().run_archiver(shutdown.clone()));
     if let Some(mut ready) = ready {
         // The reader only needs to see the line; a parent that went away is no error.
         let _ = ready.write_all(b"ready\n");

@@ -23,6 +23,108 @@ pub struct Config {
     pub socket: SocketConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub subagents: SubagentsConfig,
+    #[serde(default)]
+    pub session: SessionConfig,
+}
+
+/// Sessions spawned from inside other sessions.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubagentsConfig {
+    /// How deep spawns may nest: 1 lets a session spawn children, not grandchildren.
+    #[serde(alias = "maxDepth")]
+    pub max_depth: u32,
+    /// A sub-agent session is archived this long after its last run ended.
+    #[serde(alias = "archiveAfterMinutes")]
+    pub archive_after_minutes: u64,
+}
+
+impl Default for SubagentsConfig {
+    fn default() -> Self {
+        SubagentsConfig {
+            max_depth: 1,
+            archive_after_minutes: 60,
+        }
+    }
+}
+
+/// What a call made from inside a session (with its run token) may see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Only its own session.
+    #[serde(rename = "self")]
+    Own,
+    /// Itself and the sessions it spawned, recursively.
+    #[default]
+    Tree,
+    /// Every session of the same agent.
+    Agent,
+    /// Everything.
+    All,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub visibility: Visibility,
+    #[serde(alias = "sendPolicy")]
+    pub send_policy: SendPolicyConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyAction {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// Which sessions may receive messages from other sessions. The first rule whose every given
+/// field matches the target session decides; otherwise `default` does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendPolicyConfig {
+    pub default: PolicyAction,
+    pub rules: Vec<SendRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRule {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub action: PolicyAction,
+    #[serde(default, alias = "keyPrefix")]
+    pub key_prefix: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default, alias = "agentId")]
+    pub agent_id: Option<String>,
+}
+
+impl SendPolicyConfig {
+    /// The decision for a target session, and the name of what decided it.
+    pub fn decide(&self, key: &str, kind: &str, agent_id: &str) -> (PolicyAction, String) {
+        for (i, rule) in self.rules.iter().enumerate() {
+            let matches = rule
+                .key_prefix
+                .as_deref()
+                .is_none_or(|p| key.starts_with(p))
+                && rule.kind.as_deref().is_none_or(|k| k == kind)
+                && rule.agent_id.as_deref().is_none_or(|a| a == agent_id);
+            if matches {
+                let name = rule
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("rule {}", i + 1));
+                return (rule.action, format!("send policy rule \"{name}\""));
+            }
+        }
+        (self.default, "the default send policy".to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -222,6 +324,12 @@ impl Config {
                 format!("\"{mode}\" is not an octal file mode like \"0600\" or \"0660\""),
             ));
         }
+        if self.subagents.max_depth == 0 {
+            return Err(invalid(
+                "subagents.max_depth".into(),
+                "must be at least 1 (1 lets sessions spawn children but not grandchildren)".into(),
+            ));
+        }
         if self.limits.max_frame_bytes < 1024 {
             return Err(invalid(
                 "limits.max_frame_bytes".into(),
@@ -392,6 +500,61 @@ mod tests {
         assert_eq!(
             parse("[socket]\nmode = \"0660\"\n").unwrap().socket_mode(),
             0o660
+        );
+    }
+
+    #[test]
+    fn subagent_and_session_settings_parse_in_either_case() {
+        let c = parse(
+            "[subagents]\nmaxDepth = 2\narchive_after_minutes = 5\n[session]\nvisibility = \"self\"\n[session.sendPolicy]\ndefault = \"deny\"\n[[session.sendPolicy.rules]]\nname = \"cron ok\"\naction = \"allow\"\nkeyPrefix = \"cron:\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.subagents.max_depth, 2);
+        assert_eq!(c.subagents.archive_after_minutes, 5);
+        assert_eq!(c.session.visibility, Visibility::Own);
+        let policy = &c.session.send_policy;
+        assert_eq!(
+            policy.decide("cron:x", "cron", "main"),
+            (PolicyAction::Allow, "send policy rule \"cron ok\"".into())
+        );
+        assert_eq!(
+            policy.decide("agent:main:main", "main", "main").0,
+            PolicyAction::Deny
+        );
+    }
+
+    #[test]
+    fn send_rules_match_on_every_given_field_in_order() {
+        let policy = SendPolicyConfig {
+            default: PolicyAction::Allow,
+            rules: vec![
+                SendRule {
+                    name: None,
+                    action: PolicyAction::Deny,
+                    key_prefix: Some("agent:main:".into()),
+                    kind: Some("main".into()),
+                    agent_id: None,
+                },
+                SendRule {
+                    name: Some("workers".into()),
+                    action: PolicyAction::Deny,
+                    key_prefix: None,
+                    kind: None,
+                    agent_id: Some("worker".into()),
+                },
+            ],
+        };
+        assert_eq!(
+            policy.decide("agent:main:main", "main", "main"),
+            (PolicyAction::Deny, "send policy rule \"rule 1\"".into())
+        );
+        assert_eq!(
+            policy.decide("agent:main:subagent:1", "subagent", "main").0,
+            PolicyAction::Allow
+        );
+        assert_eq!(
+            policy.decide("agent:worker:main", "main", "worker"),
+            (PolicyAction::Deny, "send policy rule \"workers\"".into())
         );
     }
 

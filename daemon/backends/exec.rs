@@ -67,6 +67,7 @@ impl ExecBackend {
             .env("OPENCLAW_SESSION_KEY", &input.session_key)
             .env("OPENCLAW_SESSION_ID", &input.session_id)
             .env("OPENCLAW_RUN_ID", &input.run_id)
+            .env("OPENCLAW_RUN_TOKEN", &input.run_token)
             .env("OPENCLAW_NO_AUTOSTART", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -19,6 +19,8 @@ pub struct TurnInput {
     pub session_key: String,
     pub session_id: String,
     pub run_id: String,
+    /// Lets the run's own processes act as its session (`OPENCLAW_RUN_TOKEN`).
+    pub run_token: String,
     pub message: String,
     pub workspace: PathBuf,
 }

@@ -2,8 +2,10 @@
 //! session in FIFO order, caps concurrency with global lanes, stops runs on kill, timeout or
 //! shutdown, and wakes waiters when a run ends (an event, never a poll).
 
+mod announce;
 mod keys;
 mod lanes;
+mod tokens;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ use crate::store::{
 };
 pub use keys::{agent_of_main, kind_of, normalize, subagent_key};
 use lanes::{Lanes, lane_for_kind, lane_named};
+pub use tokens::Acting;
+use tokens::RunTokens;
 
 /// How a run ended, as waiters see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,8 +75,11 @@ struct Turn {
     input: String,
     timeout: Option<Duration>,
     delete_after: bool,
-    /// Numbers this run's events (shared with its `LiveRun`).
+    /// Numbers this run's events.
     event_seq: Arc<AtomicU64>,
+    /// The session that spawned this one: it hears how each run ended (announce).
+    parent_key: Option<String>,
+    spawn_depth: i64,
 }
 
 struct LiveRun {
@@ -107,6 +114,8 @@ struct State {
     lanes: Lanes<Turn>,
     /// By session key (a session being created has no row id yet).
     tickets: HashMap<String, Tickets>,
+    /// Tokens of the runs executing now.
+    tokens: RunTokens,
 }
 
 /// Builds a submit's result from (run id, session key, session id), once they are known.
@@ -145,6 +154,8 @@ pub struct Engine {
     state: Mutex<State>,
     tasks: TaskTracker,
     shutting_down: AtomicBool,
+    /// Wakes the archiver when a run ends.
+    archive_wake: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -169,12 +180,14 @@ impl Engine {
                 sessions: HashMap::new(),
                 lanes: Lanes::new(&config.lanes),
                 tickets: HashMap::new(),
+                tokens: RunTokens::default(),
             }),
             config,
             backends,
             workspaces: data_dir.join("workspaces"),
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
+            archive_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -211,6 +224,8 @@ impl Engine {
                 timeout: None,
                 delete_after: session.cleanup == "delete",
                 event_seq: Arc::default(),
+                parent_key: session.parent_key.clone(),
+                spawn_depth: session.spawn_depth,
             };
             self.enqueue(turn);
         }
@@ -232,15 +247,6 @@ impl Engine {
         self.store.session_by_key(key).await.map_err(internal)
     }
 
-    /// Like `find_session`, but a missing session is `not_found` with a sentence that helps.
-    pub async fn session(&self, key_or_id: &str) -> Result<SessionRecord, RpcError> {
-        self.find_session(key_or_id).await?.ok_or_else(|| {
-            RpcError::not_found(format!(
-                "no session \"{key_or_id}\"; `openclaw sessions list` shows the sessions there are"
-            ))
-        })
-    }
-
     fn refuse_if_shutting_down(&self) -> Result<(), RpcError> {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(RpcError::app(
@@ -254,7 +260,15 @@ impl Engine {
     /// Durably records a message and its run, then queues the run. Returns once committed.
     pub async fn submit(self: &Arc<Self>, req: SubmitRequest) -> Result<Submitted, RpcError> {
         self.refuse_if_shutting_down()?;
-        let (kind, agent_id, session_key, session_id, target, delete_after) = match req.target {
+        let (
+            kind,
+            agent_id,
+            session_key,
+            session_id,
+            (parent_key, spawn_depth),
+            target,
+            delete_after,
+        ) = match req.target {
             SubmitTarget::Existing(s) => {
                 let delete = s.cleanup == "delete";
                 (
@@ -262,6 +276,7 @@ impl Engine {
                     s.agent_id.clone(),
                     s.key.clone(),
                     s.id.clone(),
+                    (s.parent_key.clone(), s.spawn_depth),
                     Target::Existing(s.sid),
                     delete,
                 )
@@ -271,6 +286,7 @@ impl Engine {
                 n.agent_id.clone(),
                 n.key.clone(),
                 n.id.clone(),
+                (n.parent_key.clone(), n.spawn_depth),
                 Target::New(n),
                 req.delete_after,
             ),
@@ -355,6 +371,8 @@ impl Engine {
                 timeout: req.run_timeout,
                 delete_after,
                 event_seq: Arc::default(),
+                parent_key,
+                spawn_depth,
             }),
             _ => None,
         };
@@ -439,13 +457,26 @@ impl Engine {
         };
         live.running = true;
         let (stop, reason) = (live.stop.clone(), live.reason.clone());
+        let token = st.tokens.issue(Acting {
+            run_id: turn.run_id.clone(),
+            sid: turn.sid,
+            session_key: turn.session_key.clone(),
+            agent_id: turn.agent_id.clone(),
+            spawn_depth: turn.spawn_depth,
+        });
         let engine = self.clone();
         self.tasks
-            .spawn(async move { engine.drive(turn, stop, reason).await });
+            .spawn(async move { engine.drive(turn, token, stop, reason).await });
     }
 
     /// One admitted run, from its start to its stored end.
-    async fn drive(self: Arc<Self>, turn: Turn, stop: CancellationToken, reason: Arc<AtomicU8>) {
+    async fn drive(
+        self: Arc<Self>,
+        turn: Turn,
+        token: Result<String, tokens::RandomFailed>,
+        stop: CancellationToken,
+        reason: Arc<AtomicU8>,
+    ) {
         let started_ms = now_ms();
         let started = Instant::now();
         self.store.run_started(&turn.run_id, turn.sid, started_ms);
@@ -453,13 +484,17 @@ impl Engine {
         events.lifecycle(|| serde_json::json!({ "phase": "started" }));
 
         let backend = self.backends.get(&turn.agent_id).cloned();
-        let result = match backend {
-            None => Err(TurnError::Failed(format!(
+        let result = match (backend, token) {
+            (_, Err(e)) => Err(TurnError::Failed(format!(
+                "cannot issue the run's token: {e}"
+            ))),
+            (None, _) => Err(TurnError::Failed(format!(
                 "agent \"{}\" is no longer configured; add it back to config.toml",
                 turn.agent_id
             ))),
-            Some(backend) => {
+            (Some(backend), Ok(run_token)) => {
                 let input = TurnInput {
+                    run_token,
                     session_key: turn.session_key.clone(),
                     session_id: turn.session_id.clone(),
                     run_id: turn.run_id.clone(),
@@ -518,6 +553,8 @@ impl Engine {
         runtime_ms: Option<i64>,
         tokens: Option<i64>,
     ) {
+        // The run's processes are gone: its token dies with it.
+        self.state().tokens.revoke(&turn.run_id);
         let ts = now_ms();
         let message = match (&outcome.status, &outcome.reply, &outcome.error) {
             (RunStatus::Ok, Some(reply), _) => Some(NewMessage {
@@ -561,6 +598,12 @@ impl Engine {
         if let Err(e) = self.store.run_finished(finished).await {
             tracing::error!(run_id = %turn.run_id, "storing the end of a run failed: {e}");
         }
+        // Before waiters wake, so a parent waiting on its child finds the announce in place.
+        if let Some(parent) = &turn.parent_key {
+            self.announce(turn, parent, &outcome, runtime_ms, tokens)
+                .await;
+        }
+        self.archive_wake.notify_one();
         // After the reply is stored (and published), before waiters wake: a follower sees the
         // reply, then `ended`; a streaming `send` has every event before its result.
         let events = self.run_events(turn);
@@ -609,6 +652,121 @@ impl Engine {
         {
             tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
         }
+    }
+
+    /// Appends the announce of a child's ended run to its parent's transcript (durably).
+    async fn announce(
+        &self,
+        turn: &Turn,
+        parent_key: &str,
+        outcome: &RunOutcome,
+        runtime_ms: Option<i64>,
+        tokens: Option<i64>,
+    ) {
+        let reply_empty = outcome.reply.as_deref().is_none_or(|r| r.trim().is_empty());
+        let last_tool_output = if reply_empty {
+            self.store
+                .last_tool_output(turn.sid, turn.run_id.clone())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let Some(text) = announce::announce_text(&announce::ChildRun {
+            status: outcome.status,
+            reply: outcome.reply.as_deref(),
+            error: outcome.error.as_deref(),
+            last_tool_output: last_tool_output.as_deref(),
+            runtime_ms,
+            tokens,
+            session_key: &turn.session_key,
+            session_id: &turn.session_id,
+        }) else {
+            return;
+        };
+        let parent = match self.store.session_by_key(parent_key.to_string()).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return, // the parent was deleted: nobody to tell
+            Err(e) => {
+                tracing::error!(parent = parent_key, "announce: {e}");
+                return;
+            }
+        };
+        let message = NewMessage {
+            ts: now_ms(),
+            role: Role::Announce,
+            content: Value::String(text),
+            run_id: Some(turn.run_id.clone()),
+            provenance: ProvenanceKind::Announce,
+            from: Some(turn.session_key.clone()),
+            usage: None,
+        };
+        if let Err(e) = self.store.append_durable(parent.sid, message).await {
+            tracing::error!(parent = parent_key, "storing an announce failed: {e}");
+        }
+    }
+
+    /// Archives sub-agent sessions `subagents.archive_after_minutes` after their last run
+    /// ended. Sleeps until the next one falls due (or, with none pending, until a run ends).
+    pub async fn run_archiver(self: Arc<Self>, shutdown: CancellationToken) {
+        let ttl = (self.config.subagents.archive_after_minutes.min(1 << 30) as i64) * 60_000;
+        loop {
+            let next_due = match self.store.oldest_archivable().await {
+                Ok(oldest) => oldest.map(|ended| ended + ttl),
+                Err(e) => {
+                    tracing::error!("archiver: {e}");
+                    None
+                }
+            };
+            let now = now_ms();
+            match next_due {
+                Some(due) if due <= now => {
+                    if let Err(e) = self.store.archive_ended_before(now - ttl).await {
+                        tracing::error!("archiving sub-agent sessions failed: {e}");
+                        tokio::select! {
+                            _ = self.archive_wake.notified() => {}
+                            _ = shutdown.cancelled() => return,
+                        }
+                    }
+                }
+                Some(due) => {
+                    let wait = Duration::from_millis((due - now) as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        _ = self.archive_wake.notified() => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Who a run token speaks for, if it belongs to a run of this daemon that is active.
+    pub fn check_token(&self, token: &str) -> Option<Acting> {
+        self.state().tokens.check(token)
+    }
+
+    pub fn token_alive(&self, run_id: &str) -> bool {
+        self.state().tokens.is_live(run_id)
+    }
+
+    /// The key of the session a run belongs to.
+    pub async fn run_session_key(&self, run_id: &str) -> Result<Option<String>, RpcError> {
+        if let Some(r) = self.state().runs.get(run_id) {
+            return Ok(Some(r.session_key.clone()));
+        }
+        Ok(self
+            .store
+            .run(run_id.to_string())
+            .await
+            .map_err(internal)?
+            .map(|r| r.session_key))
     }
 
     pub fn lane_status(&self) -> Vec<openclaw::protocol::LaneStatus> {

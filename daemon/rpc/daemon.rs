@@ -1,14 +1,24 @@
 use openclaw::protocol::{
-    DaemonStatus, HelloParams, HelloResult, NoParams, PROTOCOL_VERSION, PeerInfo, RpcError,
-    ShutdownResult,
+    ActingAs, DaemonStatus, ErrorKind, HelloParams, HelloResult, NoParams, PROTOCOL_VERSION,
+    PeerInfo, RpcError, ShutdownResult,
 };
 use openclaw::timefmt::rfc3339_ms;
 use serde_json::Value;
 
 use super::{Ctx, to_value};
 
-/// `hello`: versions, and what the daemon knows about the caller.
-pub fn hello(ctx: &Ctx, _: HelloParams) -> Result<Value, RpcError> {
+/// `hello`: versions, and what the daemon knows about the caller. With a run token, binds
+/// the connection to that run's session.
+pub fn hello(ctx: &Ctx, p: HelloParams) -> Result<Value, RpcError> {
+    if let Some(token) = &p.run_token {
+        let acting = ctx.engine.check_token(token).ok_or_else(|| {
+            RpcError::app(
+                ErrorKind::Forbidden,
+                "this run token is not valid here: its run has ended, or it was issued by another openclawd (a token lives only as long as its run, in the daemon that started it)",
+            )
+        })?;
+        *ctx.conn.acting.lock().unwrap_or_else(|p| p.into_inner()) = Some(acting);
+    }
     to_value(&HelloResult {
         daemon_version: openclaw::VERSION.to_string(),
         protocol_version: PROTOCOL_VERSION,
@@ -24,6 +34,10 @@ pub fn hello(ctx: &Ctx, _: HelloParams) -> Result<Value, RpcError> {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            acting_as: ctx.acting().map(|a| ActingAs {
+                session_key: a.session_key,
+                run_id: a.run_id,
+            }),
         },
     })
 }

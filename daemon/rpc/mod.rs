@@ -19,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Peer;
 use crate::connection::ConnShared;
 use crate::engine::Engine;
+use crate::engine::{Acting, internal};
+use crate::store::{Scope, SessionRecord};
+use openclaw::config::Visibility;
+use openclaw::protocol::ErrorKind;
 
 /// What the daemon knows about itself, for `hello` and `daemon.status`.
 pub struct DaemonInfo {
@@ -65,6 +69,84 @@ pub async fn dispatch(
         methods::DAEMON_STATUS => daemon::status(ctx, parse(params)?),
         methods::DAEMON_SHUTDOWN => daemon::shutdown(ctx, parse(params)?),
         _ => Err(RpcError::method_not_found(method)),
+    }
+}
+
+/// The answer for a session that does not exist, or that the caller may not see.
+pub fn no_session(key: &str) -> RpcError {
+    RpcError::not_found(format!(
+        "no session \"{key}\"; `openclaw sessions list` shows the sessions there are"
+    ))
+}
+
+impl Ctx {
+    /// The session this connection acts as (a run's child), or `None` for the operator.
+    pub fn acting(&self) -> Option<Acting> {
+        self.conn
+            .acting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A connection bound to a run may only be used while that run is active.
+    pub fn check_acting(&self) -> Result<(), RpcError> {
+        match self.acting() {
+            Some(a) if !self.engine.token_alive(&a.run_id) => Err(RpcError::app(
+                ErrorKind::Forbidden,
+                format!(
+                    "run {} of session {} has ended, and its token with it; this connection can no longer act for it",
+                    a.run_id, a.session_key
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A session by key or id, if this caller may see it. One the caller may not see is
+    /// `not_found`, the same answer as for one that does not exist, so existence never leaks.
+    pub async fn session(&self, key_or_id: &str) -> Result<SessionRecord, RpcError> {
+        let missing = || no_session(key_or_id);
+        let session = self
+            .engine
+            .find_session(key_or_id)
+            .await?
+            .ok_or_else(missing)?;
+        if self.can_see(&session).await? {
+            Ok(session)
+        } else {
+            Err(missing())
+        }
+    }
+
+    pub async fn can_see(&self, session: &SessionRecord) -> Result<bool, RpcError> {
+        let Some(me) = self.acting() else {
+            return Ok(true);
+        };
+        Ok(match self.engine.config.session.visibility {
+            Visibility::All => true,
+            Visibility::Own => session.key == me.session_key,
+            Visibility::Agent => session.agent_id == me.agent_id,
+            Visibility::Tree => {
+                session.key == me.session_key
+                    || self
+                        .engine
+                        .store
+                        .in_tree(me.session_key.clone(), session.key.clone())
+                        .await
+                        .map_err(internal)?
+            }
+        })
+    }
+
+    /// The sessions this caller may list.
+    pub fn scope(&self) -> Scope {
+        match (self.acting(), self.engine.config.session.visibility) {
+            (None, _) | (Some(_), Visibility::All) => Scope::All,
+            (Some(me), Visibility::Own) => Scope::Only(me.session_key),
+            (Some(me), Visibility::Tree) => Scope::Tree(me.session_key),
+            (Some(me), Visibility::Agent) => Scope::Agent(me.agent_id),
+        }
     }
 }
 

@@ -10,13 +10,16 @@ use openclaw::protocol::{
 use openclaw::timefmt::now_ms;
 use serde_json::{Value, json};
 
-use super::{Ctx, to_value, wait_duration};
+use super::{Ctx, no_session, to_value, wait_duration};
+use crate::engine::Acting;
 use crate::engine::{
     SubmitRequest, SubmitTarget, Submitted, internal, kind_of, normalize, subagent_key,
 };
 use crate::events::Event;
+use crate::store::SessionRecord;
 use crate::store::{ListFilter, NewMessage, NewSession};
 use crate::subscription::RunNote;
+use openclaw::config::PolicyAction;
 use openclaw::protocol::notifications;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -62,13 +65,26 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
             ));
         }
     };
-    let (parent_key, spawn_depth) = match &p.parent_key {
-        Some(k) => {
-            let parent = engine.session(k).await?;
-            (Some(parent.key), parent.spawn_depth + 1)
-        }
+    // From inside a run the parent is the run's own session (or, named explicitly, one it
+    // can see); an operator may name any parent.
+    let parent = match (&p.parent_key, ctx.acting()) {
+        (Some(k), _) => Some(ctx.session(k).await?),
+        (None, Some(me)) => Some(ctx.session(&me.session_key).await?),
+        (None, None) => None,
+    };
+    let (parent_key, spawn_depth) = match parent {
+        Some(parent) => (Some(parent.key), parent.spawn_depth + 1),
         None => (None, 0),
     };
+    let max_depth = engine.config.subagents.max_depth as i64;
+    if spawn_depth > max_depth {
+        return Err(RpcError::app(
+            ErrorKind::Forbidden,
+            format!(
+                "this spawn would nest sub-agents {spawn_depth} deep, and subagents.max_depth is {max_depth}; set max_depth = {spawn_depth} under [subagents] in config.toml to allow it"
+            ),
+        ));
+    }
     let uuid = uuid::Uuid::new_v4().to_string();
     let session = NewSession {
         id: uuid::Uuid::new_v4().to_string(),
@@ -209,8 +225,18 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
     // Listening before the run exists, so none of its events can be missed.
     let progress =
         (p.stream_progress == Some(true) && !wait.is_zero()).then(|| engine.bus.subscribe());
-    let target = match engine.find_session(&p.session_key).await? {
+    let acting = ctx.acting();
+    let found = match engine.find_session(&p.session_key).await? {
+        Some(s) if !ctx.can_see(&s).await? => None,
+        other => other,
+    };
+    if let (Some(me), Some(target)) = (&acting, &found) {
+        check_send_policy(ctx, me, target)?;
+    }
+    let target = match found {
         Some(s) => SubmitTarget::Existing(s),
+        // A run's child may only reach sessions that exist and that it can see.
+        None if acting.is_some() => return Err(no_session(&p.session_key)),
         None => {
             let key = normalize(&p.session_key, engine.default_agent());
             let agent = crate::engine::agent_of_main(&key).filter(|a| engine.has_agent(a));
@@ -226,12 +252,7 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
                     cleanup: "keep".into(),
                     spawn_depth: 0,
                 }),
-                None => {
-                    return Err(RpcError::not_found(format!(
-                        "no session \"{}\"; `openclaw sessions list` shows the sessions there are",
-                        p.session_key
-                    )));
-                }
+                None => return Err(no_session(&p.session_key)),
             }
         }
     };
@@ -242,8 +263,12 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
             role: Role::User,
             content: Value::String(p.message),
             run_id: None,
-            provenance: ProvenanceKind::Operator,
-            from: None,
+            provenance: if acting.is_some() {
+                ProvenanceKind::InterSession
+            } else {
+                ProvenanceKind::Operator
+            },
+            from: acting.as_ref().map(|a| a.session_key.clone()),
             usage: None,
         },
         run_timeout: None,
@@ -337,9 +362,35 @@ async fn push_run_event(ctx: &Ctx, subscription: &str, run_id: &str, event: &Eve
     }
 }
 
+/// Sends between sessions follow the target's own override, else the configured rules.
+fn check_send_policy(ctx: &Ctx, me: &Acting, target: &SessionRecord) -> Result<(), RpcError> {
+    let (action, why) = match target.send_policy.as_deref() {
+        Some("allow") => (PolicyAction::Allow, String::new()),
+        Some("deny") => (
+            PolicyAction::Deny,
+            "the session's own sendPolicy override (deny)".to_string(),
+        ),
+        _ => ctx.engine.config.session.send_policy.decide(
+            &target.key,
+            &target.kind,
+            &target.agent_id,
+        ),
+    };
+    if action == PolicyAction::Deny {
+        return Err(RpcError::app(
+            ErrorKind::Forbidden,
+            format!(
+                "session {} may not send to {}: denied by {why}; the operator can allow it with `openclaw sessions patch {} --send-policy allow`",
+                me.session_key, target.key, target.key
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `sessions.history`: the newest messages, oldest first, with a cursor to older pages.
 pub async fn history(ctx: &Ctx, p: HistoryParams) -> Result<Value, RpcError> {
-    let session = ctx.engine.session(&p.session_key).await?;
+    let session = ctx.session(&p.session_key).await?;
     let limit = p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).clamp(1, MAX_PAGE);
     let before = match p.cursor.as_deref() {
         None | Some("") => None,
@@ -390,6 +441,7 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Value, RpcError> {
         parent_key,
         include_archived: p.include_archived.unwrap_or(false),
         message_limit: p.message_limit.unwrap_or(0).min(MAX_LIST_MESSAGES),
+        scope: ctx.scope(),
     };
     let page = ctx.engine.store.list(filter).await.map_err(internal)?;
     let sessions = page
@@ -414,7 +466,7 @@ fn parse_list_cursor(c: &str) -> Option<(i64, i64)> {
 
 /// `sessions.kill`: aborts the active run (and queued ones with `clearQueued`).
 pub async fn kill(ctx: &Ctx, p: KillParams) -> Result<Value, RpcError> {
-    let session = ctx.engine.session(&p.session_key).await?;
+    let session = ctx.session(&p.session_key).await?;
     to_value(
         &ctx.engine
             .kill(&session, p.clear_queued.unwrap_or(false))
@@ -424,7 +476,7 @@ pub async fn kill(ctx: &Ctx, p: KillParams) -> Result<Value, RpcError> {
 
 /// `sessions.patch`: label, send policy, archived.
 pub async fn patch(ctx: &Ctx, p: PatchParams) -> Result<Value, RpcError> {
-    let session = ctx.engine.session(&p.session_key).await?;
+    let session = ctx.session(&p.session_key).await?;
     let send_policy = match p.send_policy.as_deref() {
         None => None,
         Some("allow") | Some("deny") => p.send_policy.clone().map(Some),
@@ -441,14 +493,14 @@ pub async fn patch(ctx: &Ctx, p: PatchParams) -> Result<Value, RpcError> {
         .patch_session(session.sid, label, p.archived, send_policy)
         .await
         .map_err(internal)?;
-    let updated = ctx.engine.session(&session.id).await?;
+    let updated = ctx.session(&session.id).await?;
     to_value(&json!({ "session": updated.to_row() }))
 }
 
 /// `sessions.delete`: removes a session, its transcript and workspace. A session with a run
 /// active or queued is refused, so no run loses its record.
 pub async fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value, RpcError> {
-    let session = ctx.engine.session(&p.session_key).await?;
+    let session = ctx.session(&p.session_key).await?;
     if ctx.engine.is_busy(session.sid) {
         return Err(RpcError::app(
             ErrorKind::Conflict,

@@ -16,9 +16,15 @@ use crate::subscription::{self, Kinds, Subscription};
 /// `sessions.subscribe`: events of one session (a gapless follow) or of all sessions.
 pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcError> {
     let session = match &p.session_key {
-        Some(k) => Some(ctx.engine.session(k).await?),
+        Some(k) => Some(ctx.session(k).await?),
         None => None,
     };
+    if session.is_none() && ctx.scope() != crate::store::Scope::All {
+        return Err(RpcError::app(
+            openclaw::protocol::ErrorKind::Forbidden,
+            "from inside a session, subscribe to one session (sessionKey) that it can see; all sessions need session.visibility = \"all\"",
+        ));
+    }
     if p.after_seq.is_some() && session.is_none() {
         return Err(RpcError::invalid_params(
             "afterSeq needs a sessionKey to follow",

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::events::EventBus;
 
-pub use queries::{HistoryPage, ListFilter, ListPage};
+pub use queries::{HistoryPage, ListFilter, ListPage, Scope};
 pub use writer::{FinishedRun, NewMessage, NewRun, NewSession, Submit, SubmitOutcome, Target};
 
 pub const DB_FILE: &str = "openclaw.db";
@@ -64,6 +64,7 @@ pub struct SessionRecord {
     pub send_policy: Option<String>,
     pub cleanup: String,
     pub spawn_depth: i64,
+    pub children: i64,
 }
 
 impl SessionRecord {
@@ -88,6 +89,8 @@ impl SessionRecord {
             last_message_preview: self.last_preview.clone(),
             archived: self.archived,
             send_policy: self.send_policy.clone(),
+            spawn_depth: self.spawn_depth.max(0) as u32,
+            children: self.children.max(0) as u64,
             messages: None,
         }
     }
@@ -298,6 +301,33 @@ impl Store {
     ) -> Result<Vec<openclaw::protocol::Message>, StoreError> {
         self.read(move |c| queries::messages_after(c, sid, after_seq, limit))
             .await
+    }
+
+    pub async fn in_tree(&self, root: String, key: String) -> Result<bool, StoreError> {
+        self.read(move |c| queries::in_tree(c, &root, &key)).await
+    }
+
+    pub async fn last_tool_output(
+        &self,
+        sid: i64,
+        run_id: String,
+    ) -> Result<Option<String>, StoreError> {
+        self.read(move |c| queries::last_tool_output(c, sid, &run_id))
+            .await
+    }
+
+    pub async fn oldest_archivable(&self) -> Result<Option<i64>, StoreError> {
+        self.read(queries::oldest_archivable).await
+    }
+
+    /// Appends a message and resolves once it is durable.
+    pub async fn append_durable(&self, sid: i64, message: NewMessage) -> Result<(), StoreError> {
+        self.writer.append_durable(sid, message).await
+    }
+
+    /// Archives the sub-agent sessions whose last run ended before `before_ms`.
+    pub async fn archive_ended_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.writer.archive_ended_before(before_ms).await
     }
 
     pub async fn last_run_id(&self, sid: i64) -> Result<Option<String>, StoreError> {

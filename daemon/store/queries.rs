@@ -9,7 +9,7 @@ use openclaw::protocol::{Provenance, ProvenanceKind, Role};
 use openclaw::timefmt::rfc3339_ms;
 use serde_json::Value;
 
-const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth";
+const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth, (SELECT count(*) FROM sessions c WHERE c.parent_key = sessions.key) AS children";
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -35,6 +35,7 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         send_policy: r.get(19)?,
         cleanup: r.get(20)?,
         spawn_depth: r.get(21)?,
+        children: r.get(22)?,
     })
 }
 
@@ -206,6 +207,73 @@ pub struct ListFilter {
     pub parent_key: Option<String>,
     pub include_archived: bool,
     pub message_limit: u32,
+    /// What the caller may see.
+    pub scope: Scope,
+}
+
+/// The sessions a caller may see (a run's token narrows it; the operator sees all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    All,
+    /// Only the session with this key.
+    Only(String),
+    /// The session with this key and its descendants.
+    Tree(String),
+    /// Sessions of this agent.
+    Agent(String),
+}
+
+/// Whether `key` is `root` or one of its descendants (walks up the parent chain).
+pub fn in_tree(c: &Connection, root: &str, key: &str) -> Result<bool, StoreError> {
+    let mut current = key.to_string();
+    // Bounded by the depth limit in practice; the cap only guards against a corrupt cycle.
+    for _ in 0..64 {
+        if current == root {
+            return Ok(true);
+        }
+        let parent: Option<Option<String>> = c
+            .prepare_cached("SELECT parent_key FROM sessions WHERE key = ?1")?
+            .query_row([&current], |r| r.get(0))
+            .optional()?;
+        match parent.flatten() {
+            Some(p) => current = p,
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+/// The output of the last tool result of a run (an announce's fallback Result).
+pub fn last_tool_output(
+    c: &Connection,
+    sid: i64,
+    run_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let content: Option<String> = c
+        .prepare_cached(
+            "SELECT content FROM messages WHERE sid = ?1 AND run_id = ?2 AND role = 'tool_result' ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(rusqlite::params![sid, run_id], |r| r.get(0))
+        .optional()?;
+    Ok(content.map(|c| match serde_json::from_str::<Value>(&c) {
+        Ok(Value::Object(o)) => match o.get("output") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => Value::Object(o).to_string(),
+        },
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => c,
+    }))
+}
+
+/// When the next sub-agent session falls due for archiving (its last run's end).
+pub fn oldest_archivable(c: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT min(ended_at) FROM sessions WHERE kind = 'subagent' AND archived = 0 AND ended_at IS NOT NULL AND active_run_id IS NULL",
+    )?
+    .query_row([], |r| r.get(0))?)
 }
 
 #[derive(Debug)]
@@ -238,6 +306,23 @@ pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
     if let Some(p) = &f.parent_key {
         sql.push_str(" AND parent_key = ?");
         args.push(Sql::Text(p.clone()));
+    }
+    match &f.scope {
+        Scope::All => {}
+        Scope::Only(key) => {
+            sql.push_str(" AND key = ?");
+            args.push(Sql::Text(key.clone()));
+        }
+        Scope::Agent(agent) => {
+            sql.push_str(" AND agent_id = ?");
+            args.push(Sql::Text(agent.clone()));
+        }
+        Scope::Tree(root) => {
+            sql.push_str(
+                " AND key IN (WITH RECURSIVE tree(k) AS (SELECT ? UNION SELECT s.key FROM sessions s JOIN tree ON s.parent_key = tree.k) SELECT k FROM tree)",
+            );
+            args.push(Sql::Text(root.clone()));
+        }
     }
     if let Some((updated, sid)) = f.after {
         sql.push_str(" AND (updated_at, sid) < (?, ?)");

@@ -70,6 +70,11 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL
     );
     "#,
+    // 2: finding the sub-agent sessions due for archiving without a scan.
+    r#"
+    CREATE INDEX sessions_archivable ON sessions(ended_at)
+        WHERE kind = 'subagent' AND archived = 0;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

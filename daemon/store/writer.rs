@@ -108,10 +108,16 @@ enum Op {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     Delete(i64, oneshot::Sender<Result<(), StoreError>>),
-    /// A message produced during a run (tool calls and results); nobody waits on it.
+    /// A message produced during a run (tool calls and results), or an announce (awaited).
     Append {
         sid: i64,
         message: NewMessage,
+        done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    },
+    /// Archive sub-agent sessions whose last run ended before this time (ms).
+    Archive {
+        before_ms: i64,
+        done: oneshot::Sender<Result<u64, StoreError>>,
     },
     Close(oneshot::Sender<()>),
 }
@@ -164,7 +170,24 @@ impl WriterHandle {
     }
 
     pub fn append(&self, sid: i64, message: NewMessage) {
-        let _ = self.tx.send(Op::Append { sid, message });
+        let _ = self.tx.send(Op::Append {
+            sid,
+            message,
+            done: None,
+        });
+    }
+
+    pub async fn append_durable(&self, sid: i64, message: NewMessage) -> Result<(), StoreError> {
+        self.call(|tx| Op::Append {
+            sid,
+            message,
+            done: Some(tx),
+        })
+        .await
+    }
+
+    pub async fn archive_ended_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.call(|done| Op::Archive { before_ms, done }).await
     }
 
     pub fn run_started(&self, run_id: &str, sid: i64, at: i64) {
@@ -219,6 +242,10 @@ enum Reply {
         Result<Option<u64>, String>,
     ),
     Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), String>),
+    Count(
+        oneshot::Sender<Result<u64, StoreError>>,
+        Result<u64, String>,
+    ),
     Close(oneshot::Sender<()>),
     /// A change nobody waits on.
     Nothing,
@@ -254,6 +281,9 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats, bus: &
                     let _ = tx.send(r.map_err(StoreError::Corrupt));
                 }
                 Reply::Unit(tx, r) => {
+                    let _ = tx.send(r.map_err(StoreError::Corrupt));
+                }
+                Reply::Count(tx, r) => {
                     let _ = tx.send(r.map_err(StoreError::Corrupt));
                 }
                 Reply::Close(tx) => {
@@ -425,15 +455,26 @@ fn apply_one(tx: &mut Transaction<'_>, op: Op, emit: &mut Emit) -> (Reply, bool)
             let ok = r.is_ok();
             (Reply::Unit(reply, r), ok)
         }
-        Op::Append { sid, message } => {
+        Op::Append { sid, message, done } => {
             let r = in_savepoint(tx, |c| {
                 let seq = append_message(c, sid, &message)?;
                 emit.message(c, sid, seq, &message)
             });
-            if let Err(e) = &r {
-                tracing::warn!(sid, "storing a message of a run failed: {e}");
+            let ok = r.is_ok();
+            match done {
+                Some(done) => (Reply::Unit(done, r), ok),
+                None => {
+                    if let Err(e) = &r {
+                        tracing::warn!(sid, "storing a message of a run failed: {e}");
+                    }
+                    (Reply::Nothing, ok)
+                }
             }
-            (Reply::Nothing, r.is_ok())
+        }
+        Op::Archive { before_ms, done } => {
+            let r = in_savepoint(tx, |c| archive(c, before_ms, emit));
+            let ok = r.is_ok();
+            (Reply::Count(done, r), ok)
         }
         Op::Close(reply) => (Reply::Close(reply), true),
     }
@@ -446,6 +487,8 @@ fn fail(op: Op, msg: &str) -> Reply {
         Op::Patch { done, .. } => Reply::Unit(done, Err(msg.to_string())),
         Op::Delete(_, tx) => Reply::Unit(tx, Err(msg.to_string())),
         Op::Close(tx) => Reply::Close(tx),
+        Op::Append { done: Some(tx), .. } => Reply::Unit(tx, Err(msg.to_string())),
+        Op::Archive { done, .. } => Reply::Count(done, Err(msg.to_string())),
         Op::RunStarted { .. } | Op::Append { .. } => Reply::Nothing,
     }
 }
@@ -455,6 +498,7 @@ fn fail_reply(r: Reply, msg: &str) -> Reply {
         Reply::Submit(tx, _) => Reply::Submit(tx, Err(msg.to_string())),
         Reply::Finished(tx, _) => Reply::Finished(tx, Err(msg.to_string())),
         Reply::Unit(tx, _) => Reply::Unit(tx, Err(msg.to_string())),
+        Reply::Count(tx, _) => Reply::Count(tx, Err(msg.to_string())),
         other => other,
     }
 }
@@ -466,6 +510,20 @@ fn preview(content: &Value) -> String {
     };
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     one_line.chars().take(PREVIEW_CHARS).collect()
+}
+
+/// Archives the sub-agent sessions idle since before `before_ms`; returns how many.
+fn archive(c: &Connection, before_ms: i64, emit: &mut Emit) -> rusqlite::Result<u64> {
+    let sids: Vec<i64> = c
+        .prepare_cached(
+            "UPDATE sessions SET archived = 1 WHERE kind = 'subagent' AND archived = 0 AND active_run_id IS NULL AND ended_at IS NOT NULL AND ended_at <= ?1 RETURNING sid",
+        )?
+        .query_map([before_ms], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for sid in &sids {
+        emit.session_changed(c, *sid, "archive")?;
+    }
+    Ok(sids.len() as u64)
 }
 
 /// Appends a message at the session's next seq and updates its counters; returns the seq.

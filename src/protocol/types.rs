@@ -11,6 +11,9 @@ use serde_json::Value;
 pub struct HelloParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// A run's token (`OPENCLAW_RUN_TOKEN`): this connection then acts as that run's session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +23,16 @@ pub struct PeerInfo {
     pub pid: Option<u32>,
     pub trusted: bool,
     pub scopes: Vec<String>,
+    /// The session this connection acts as, once a run token was presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acting_as: Option<ActingAs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActingAs {
+    pub session_key: String,
+    pub run_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -376,6 +389,12 @@ pub struct SessionRow {
     pub last_message_preview: Option<String>,
     pub archived: bool,
     pub send_policy: Option<String>,
+    /// 0 for a session nobody spawned, 1 for a child, 2 for a grandchild...
+    #[serde(default)]
+    pub spawn_depth: u32,
+    /// Sessions this one spawned (direct children).
+    #[serde(default)]
+    pub children: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<Message>>,
 }

@@ -1,0 +1,123 @@
+//! Per-run tokens: how a run's own child processes prove which session they act for. A
+//! token is `<runId>.<secret>` with 32 random bytes of secret, handed only to the run's child
+//! (in its environment), valid only while the run is active, and compared in constant time.
+
+use std::collections::HashMap;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
+/// The session a token-bearing caller acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acting {
+    pub run_id: String,
+    pub sid: i64,
+    pub session_key: String,
+    pub agent_id: String,
+    pub spawn_depth: i64,
+}
+
+#[derive(Default)]
+pub struct RunTokens {
+    live: HashMap<String, ([u8; 32], Acting)>,
+    rng: Option<SystemRandom>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the system's random number generator failed")]
+pub struct RandomFailed;
+
+impl RunTokens {
+    /// Issues the token of a starting run.
+    pub fn issue(&mut self, acting: Acting) -> Result<String, RandomFailed> {
+        let mut secret = [0u8; 32];
+        self.rng
+            .get_or_insert_with(SystemRandom::new)
+            .fill(&mut secret)
+            .map_err(|_| RandomFailed)?;
+        let token = format!("{}.{}", acting.run_id, hex(&secret));
+        self.live.insert(acting.run_id.clone(), (secret, acting));
+        Ok(token)
+    }
+
+    /// The run has ended: its token dies with it.
+    pub fn revoke(&mut self, run_id: &str) {
+        self.live.remove(run_id);
+    }
+
+    pub fn is_live(&self, run_id: &str) -> bool {
+        self.live.contains_key(run_id)
+    }
+
+    /// Who a token speaks for, if it is one this daemon issued for a run still active.
+    pub fn check(&self, token: &str) -> Option<Acting> {
+        let (run_id, secret_hex) = token.trim().split_once('.')?;
+        let given = unhex(secret_hex)?;
+        let (secret, acting) = self.live.get(run_id)?;
+        bool::from(secret.ct_eq(&given)).then(|| acting.clone())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acting(run: &str) -> Acting {
+        Acting {
+            run_id: run.into(),
+            sid: 1,
+            session_key: "agent:main:main".into(),
+            agent_id: "main".into(),
+            spawn_depth: 0,
+        }
+    }
+
+    #[test]
+    fn a_token_speaks_for_its_run_until_revoked() {
+        let mut tokens = RunTokens::default();
+        let t = tokens.issue(acting("r1")).unwrap();
+        assert_eq!(tokens.check(&t), Some(acting("r1")));
+        tokens.revoke("r1");
+        assert_eq!(tokens.check(&t), None);
+    }
+
+    #[test]
+    fn forged_and_foreign_tokens_are_refused() {
+        let mut tokens = RunTokens::default();
+        let t = tokens.issue(acting("r1")).unwrap();
+        let mut forged = t.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(tokens.check(&forged), None);
+        assert_eq!(tokens.check("r1.short"), None);
+        assert_eq!(tokens.check("no-dot"), None);
+        // Same run id, another daemon's secret.
+        let other = RunTokens::default().issue(acting("r1")).unwrap();
+        assert_ne!(other, t);
+        assert_eq!(tokens.check(&other), None);
+    }
+
+    #[test]
+    fn secrets_are_random() {
+        let mut tokens = RunTokens::default();
+        let a = tokens.issue(acting("a")).unwrap();
+        let b = tokens.issue(acting("b")).unwrap();
+        assert_ne!(a.split_once('.').unwrap().1, b.split_once('.').unwrap().1);
+    }
+}
