@@ -22,6 +22,8 @@ pub enum Exit {
     NotPermitted = 5,
     /// The wait ended before the run did (as timeout(1)).
     TimedOut = 124,
+    /// Stopped by Ctrl-C (SIGINT), as a shell reports a command it interrupted: 128 + 2.
+    Interrupted = 130,
 }
 
 impl Exit {
@@ -53,12 +55,22 @@ impl Failure {
         Failure::new(Exit::Usage, message)
     }
 
-    /// The reader of our stdout went away (`openclaw ... | head -1`): not an error, stop quietly.
-    pub fn stdout_closed() -> Failure {
+    /// An end with this status and nothing to say.
+    pub fn quiet(exit: Exit) -> Failure {
         Failure {
-            exit: Exit::Ok,
+            exit,
             message: None,
         }
+    }
+
+    /// The reader of our stdout went away (`openclaw ... | head -1`): not an error, stop quietly.
+    pub fn stdout_closed() -> Failure {
+        Failure::quiet(Exit::Ok)
+    }
+
+    /// Ctrl-C: the user knows, so nothing is printed.
+    pub fn interrupted() -> Failure {
+        Failure::quiet(Exit::Interrupted)
     }
 
     /// A failed write to stdout.
@@ -200,11 +212,12 @@ mod tests {
             Exit::NotFound,
             Exit::NotPermitted,
             Exit::TimedOut,
+            Exit::Interrupted,
         ]
         .iter()
         .map(|e| e.code())
         .collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 124]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 124, 130]);
     }
 
     #[test]

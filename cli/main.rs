@@ -8,6 +8,7 @@ mod commands;
 mod failure;
 mod manpage;
 mod output;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -31,7 +32,7 @@ A small daemon, openclawd, owns every session, its transcript and its runs; this
 Output: data on stdout (one JSON object per command with --json), diagnostics on stderr as `error: ...`. Tables and colour only on a terminal, never with NO_COLOR.";
 
 const AFTER_LONG_HELP: &str = "\
-Exit status: 0 ok, 1 run failed or other error, 2 usage, 3 daemon unreachable, 4 not found, 5 not permitted or pairing required, 124 the wait timed out (the run goes on).
+Exit status: 0 ok, 1 run failed or other error, 2 usage, 3 daemon unreachable, 4 not found, 5 not permitted or pairing required, 124 the wait timed out (the run goes on), 130 interrupted by Ctrl-C.
 
 Environment: OPENCLAW_HOME puts config, data and socket under one directory; OPENCLAW_SOCKET overrides the socket path; OPENCLAW_NO_AUTOSTART=1 stops commands from starting the daemon; OPENCLAWD names the daemon binary; NO_COLOR turns colour off.
 

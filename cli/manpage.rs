@@ -101,6 +101,10 @@ fn extra_sections() -> Roff {
             "124",
             "The wait ended before the run did; the run goes on (`openclaw sessions wait RUN_ID` waits again).",
         ),
+        (
+            "130",
+            "Interrupted by Ctrl-C (follow, subscribe, send --stream stop quietly).",
+        ),
     ] {
         item(&mut roff, code, meaning);
     }
@@ -170,6 +174,18 @@ fn extra_sections() -> Roff {
         (
             "openclaw sessions send \"$key\" later --no-wait",
             "Print the run id at once; `openclaw sessions wait RUN_ID --timeout 5` waits for it later.",
+        ),
+        (
+            "openclaw sessions follow \"$key\" --from-start --until-done",
+            "The whole transcript, then new messages as they land; exits when the run ends, with its outcome as exit status.",
+        ),
+        (
+            "openclaw sessions send \"$key\" \"build it\" --stream",
+            "The reply as it is written, tool calls on stderr.",
+        ),
+        (
+            "openclaw sessions subscribe --json --events lifecycle",
+            "One JSON line per session created, started, ended or deleted, and per run queued, started or ended.",
         ),
         (
             "0 6 * * * openclaw sessions spawn --task \"run the daily report\"",
@@ -250,6 +266,8 @@ mod tests {
             "openclaw sessions spawn",
             "openclaw sessions send",
             "openclaw sessions wait",
+            "openclaw sessions follow",
+            "openclaw sessions subscribe",
             "openclaw sessions history",
             "openclaw sessions list",
             "openclaw sessions kill",
@@ -276,6 +294,7 @@ mod tests {
         for needle in [
             ".SH \"EXIT STATUS\"",
             "124",
+            "130",
             "OPENCLAW_NO_AUTOSTART",
             "NO_COLOR",
         ] {

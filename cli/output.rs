@@ -3,11 +3,14 @@
 
 use std::ffi::OsStr;
 use std::io::{self, IsTerminal, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use crate::failure::Failure;
 
@@ -97,6 +100,43 @@ pub fn print_line(text: &str) -> Result<(), Failure> {
 /// One JSON value on one line: the `--json` form of every command.
 pub fn print_json(value: &Value) -> Result<(), Failure> {
     print_line(&value.to_string())
+}
+
+/// Writes text for stdout and then for stderr (either may be empty). A closed stdout ends the
+/// command quietly, as `write_stdout` does.
+pub fn write_both(stdout: &str, stderr: &str) -> Result<(), Failure> {
+    if !stdout.is_empty() {
+        write_stdout(stdout)?;
+    }
+    if !stderr.is_empty() {
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(stderr.as_bytes()).and_then(|()| err.flush());
+    }
+    Ok(())
+}
+
+/// Resolves once nobody can read our stdout any more: the reader of the pipe it is went away
+/// (`openclaw sessions follow KEY | head -n 3`). A command that waits for events then ends at
+/// once instead of at its next write. Never resolves where this cannot be told (a file, a
+/// terminal): nothing is polled, the kernel reports the pipe's error state.
+pub async fn stdout_reader_gone() {
+    match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => reader_gone(fd).await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Resolves when `fd`, the write end of a pipe, reports an error: its reader has closed it.
+async fn reader_gone(fd: OwnedFd) {
+    // SAFETY: the AsyncFd owns this duplicate fd, so it stays open (and the same open file)
+    // for the AsyncFd's whole life. Registration fails for what epoll cannot watch (regular
+    // files, /dev/null), which never lose their reader anyway.
+    if let Ok(watch) = unsafe { AsyncFd::register_with_interest(fd, Interest::ERROR) }
+        && watch.ready(Interest::ERROR).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending::<()>().await
 }
 
 /// A diagnostic on stderr. A stderr nobody reads is not worth failing over.
@@ -321,6 +361,29 @@ k2               running  with tab
     fn coloured_header_is_bold() {
         let out = sample().aligned(true);
         assert!(out.starts_with("\x1b[1mKEY"), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_pipe_whose_reader_left_is_noticed_without_writing() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills two fds, which become owned here.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read_end, write_end) = unsafe {
+            use std::os::fd::FromRawFd;
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        let gone = reader_gone(write_end);
+        tokio::pin!(gone);
+        // While the reader is there, nothing happens.
+        tokio::select! {
+            biased;
+            () = &mut gone => panic!("reported gone while the reader is open"),
+            () = std::future::ready(()) => {}
+        }
+        drop(read_end);
+        tokio::time::timeout(Duration::from_secs(10), gone)
+            .await
+            .expect("a closed reader was never reported");
     }
 
     #[test]

@@ -42,18 +42,31 @@ pub struct Peer {
     pub trust: Trust,
 }
 
-impl Peer {
-    /// The sentence an unpaired peer gets for every call.
-    pub fn pairing_message(&self, daemon_euid: u32) -> String {
-        let who = self
-            .uid
-            .map(|u| format!("uid {u}"))
-            .unwrap_or_else(|| "an unknown user".into());
-        format!(
-            "this client ({who}) is not paired with the openclaw daemon owned by uid {daemon_euid}; \
-             only the owner can use it until pairing of other users is available — ask the owner to run the command"
-        )
+/// A fresh random nonce (hex), one per connection.
+pub fn nonce() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    // Should the system RNG fail, an all-zero nonce would be replayable; a uuid from the
+    // OS RNG keeps it unique instead.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        return uuid::Uuid::new_v4().simple().to_string();
     }
+    openclaw::device::hex(&bytes)
+}
+
+/// The login name of a uid, for showing pairing requests to the owner.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; getpwuid_r writes only into them.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points into `buf`, NUL-terminated by getpwuid_r.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
@@ -83,6 +96,17 @@ mod tests {
     fn unknown_credentials_are_never_trusted() {
         assert_eq!(trust(None, 1000), Trust::Unpaired);
         assert_eq!(trust(None, 0), Trust::Unpaired);
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        assert_ne!(nonce(), nonce());
+        assert_eq!(nonce().len(), 64);
+    }
+
+    #[test]
+    fn root_has_a_name() {
+        assert_eq!(user_name(0).as_deref(), Some("root"));
     }
 
     #[test]

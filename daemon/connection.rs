@@ -53,17 +53,31 @@ pub struct Outbound {
     tx: mpsc::Sender<Vec<u8>>,
     /// Frames queued and not yet written, over all connections (for `daemon.status`).
     buffered: Arc<AtomicI64>,
+    /// Cancelled to drop the connection (here: when its reader stalls too long).
+    close: CancellationToken,
+    stall_limit: Duration,
 }
 
 impl Outbound {
-    /// Queues a frame; false once the connection is gone.
+    /// Queues a frame; false once the connection is gone. A peer that leaves its queue full
+    /// for `stall_limit` is disconnected rather than allowed to hold the daemon's memory.
     pub async fn send(&self, frame: Vec<u8>) -> bool {
         self.buffered.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(frame).await.is_err() {
+        let sent = tokio::select! {
+            r = tokio::time::timeout(self.stall_limit, self.tx.send(frame)) => match r {
+                Ok(r) => r.is_ok(),
+                Err(_) => {
+                    tracing::warn!("a client left its replies unread for {:?}; disconnecting it", self.stall_limit);
+                    self.close.cancel();
+                    false
+                }
+            },
+            _ = self.close.cancelled() => false,
+        };
+        if !sent {
             self.buffered.fetch_sub(1, Ordering::Relaxed);
-            return false;
         }
-        true
+        sent
     }
 
     /// Queues a notification.
@@ -88,13 +102,27 @@ impl Outbound {
     }
 }
 
+/// A paired device this connection proved to be.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth {
+    pub fingerprint: String,
+    pub scopes: Vec<String>,
+}
+
 /// What the handlers of one connection share: its write side and its subscriptions.
 pub struct ConnShared {
+    pub id: u64,
     pub out: Outbound,
+    /// Fresh per connection: what another user's device signs, so a signature is worth
+    /// nothing on any other connection.
+    pub nonce: String,
+    /// Set once another user's client proved a paired device.
+    pub device: std::sync::Mutex<Option<DeviceAuth>>,
     pub subscriptions:
         std::sync::Mutex<HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>>,
     pub next_subscription: AtomicU64,
-    /// Cancelled when the connection ends: its subscriptions stop.
+    /// Cancelled when the connection ends, or to end it (revocation, handshake deadline,
+    /// stalled reader): its reads and subscriptions stop.
     pub closed: CancellationToken,
     /// Subscription tasks, waited for before the connection closes.
     pub tasks: TaskTracker,
@@ -111,6 +139,7 @@ pub async fn serve(
     max_frame: usize,
 ) {
     let stream = Arc::new(stream);
+    let limits = engine.config.limits;
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
     let buffered = daemon.buffered.clone();
     let write_half = stream.clone();
@@ -128,17 +157,45 @@ pub async fn serve(
             writer_buffered.fetch_sub(1, Ordering::Relaxed);
         }
     });
+    let closed = CancellationToken::new();
     let conn = Arc::new(ConnShared {
+        id: daemon.next_connection.fetch_add(1, Ordering::Relaxed),
         out: Outbound {
             tx: out_tx.clone(),
             buffered,
+            close: closed.clone(),
+            stall_limit: Duration::from_secs(limits.stalled_reader_seconds.max(1)),
         },
+        nonce: crate::auth::nonce(),
+        device: Default::default(),
         subscriptions: Default::default(),
         next_subscription: AtomicU64::new(1),
-        closed: CancellationToken::new(),
+        closed: closed.clone(),
         tasks: TaskTracker::new(),
         acting: Default::default(),
     });
+    if !peer.trust.is_trusted() {
+        // Another user's client must prove a paired device promptly, or make room.
+        let (conn, deadline) = (
+            conn.clone(),
+            Duration::from_millis(limits.handshake_timeout_ms),
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(deadline) => {}
+                _ = conn.closed.cancelled() => return,
+            }
+            let proven = conn
+                .device
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
+            if !proven {
+                tracing::info!("closing an unauthenticated connection at its handshake deadline");
+                conn.closed.cancel();
+            }
+        });
+    }
     let ctx = Arc::new(Ctx {
         engine,
         daemon,
@@ -153,6 +210,7 @@ pub async fn serve(
         let frame = tokio::select! {
             f = frames.next_frame() => f,
             _ = shutdown.cancelled() => break,
+            _ = conn.closed.cancelled() => break,
         };
         match frame {
             Ok(Some(Frame::Line(bytes))) => {
@@ -162,7 +220,7 @@ pub async fn serve(
                 };
                 let Ok(slot) = slot else { break };
                 let ctx = ctx.clone();
-                let out = out_tx.clone();
+                let out = conn.out.clone();
                 inflight.spawn(async move {
                     if let Some(reply) = handle_frame(&ctx, &bytes).await {
                         let _ = out.send(reply).await;
@@ -178,7 +236,7 @@ pub async fn serve(
                     ),
                 )
                 .with_data("limit", limit.into());
-                let _ = out_tx.send(encode(&Response::err(Id::Null, err))).await;
+                conn.out.send(encode(&Response::err(Id::Null, err))).await;
             }
             Ok(None) => break,
             Err(e) => {
@@ -201,6 +259,11 @@ pub async fn serve(
         inflight.wait().await;
     }
     conn.closed.cancel();
+    ctx.daemon
+        .device_connections
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&conn.id);
     drop(ctx);
     drop(conn);
     drop(out_tx);
@@ -301,9 +364,9 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
             RpcError::invalid_request("\"params\" must be an object or an array when present"),
         ));
     }
-    let result = if let Err(e) = ctx.check_acting() {
+    let result = if let Err(e) = authorize(ctx, &method) {
         Err(e)
-    } else if ctx.peer.trust.is_trusted() {
+    } else {
         // On its own task, so that a bug in one handler answers -32603 instead of hanging.
         let task_ctx = ctx.clone();
         match tokio::spawn(async move { dispatch(&task_ctx, &method, params).await }).await {
@@ -315,17 +378,35 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
                 ))
             }
         }
-    } else {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        Err(RpcError::app(
-            ErrorKind::PairingRequired,
-            ctx.peer.pairing_message(euid),
-        ))
     };
     let id = id?; // a notification gets no reply, whatever happened
     Some(match result {
         Ok(v) => Response::ok(id, v),
         Err(e) => Response::err(id, e),
     })
+}
+
+/// May this connection call `method`? The owner (and root) may call anything; another user's
+/// client needs a paired device holding the method's scope.
+fn authorize(ctx: &Ctx, method: &str) -> Result<(), RpcError> {
+    ctx.check_acting()?;
+    let Some(scope) = openclaw::protocol::methods::required_scope(method) else {
+        return Ok(());
+    };
+    if ctx.peer.trust.is_trusted() {
+        return Ok(());
+    }
+    match ctx.device() {
+        None => Err(ctx.pairing_required()),
+        Some(d) if d.scopes.iter().any(|s| s == scope) => Ok(()),
+        Some(d) => Err(RpcError::app(
+            ErrorKind::Forbidden,
+            format!(
+                "this device ({}…) is not allowed {method}: it needs the scope `{scope}`, and the owner granted {}",
+                &d.fingerprint[..8.min(d.fingerprint.len())],
+                if d.scopes.is_empty() { "none".to_string() } else { d.scopes.join(", ") }
+            ),
+        )
+        .with_data("scope", scope.into())),
+    }
 }

@@ -87,7 +87,24 @@ fn man_page() -> Option<String> {
     Some(lines.join("\n") + "\n")
 }
 
+/// Lets the daemon hold as many connections as the system allows this user: the soft limit
+/// on open files (often 1024) is raised to the hard one.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct for this process.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let ready = match args.ready_fd {
         Some(fd) => Some(take_fd(fd)?),
         None => None,

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
-use openclaw::config::Config;
+use openclaw::config::{Config, LimitsConfig};
 use openclaw::paths::Paths;
 use openclaw::timefmt::now_ms;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +93,8 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
         shutdown: shutdown.clone(),
         buffered: Default::default(),
         subscriptions: Default::default(),
+        next_connection: Default::default(),
+        device_connections: Default::default(),
     });
     spawn_signal_handler(shutdown.clone())?;
     tokio::spawn(engine.clone().run_archiver(shutdown.clone()));
@@ -103,6 +105,7 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
     tracing::info!(socket = %paths.socket.display(), "listening");
 
     let connections = TaskTracker::new();
+    let slots = Arc::new(ConnectionSlots::default());
     let max_frame = config.limits.max_frame_bytes;
     loop {
         let accepted = tokio::select! {
@@ -117,11 +120,20 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
             }
         };
         let peer = peer_of(&stream, euid);
+        let slot = match slots.admit(peer.uid, &config.limits) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Told why, then closed; the accept loop does not wait for the peer.
+                tokio::spawn(refuse(stream, refusal));
+                continue;
+            }
+        };
         let (engine, daemon, stop) = (engine.clone(), daemon.clone(), shutdown.clone());
         daemon.connections.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
             crate::connection::serve(stream, engine, daemon.clone(), peer, stop, max_frame).await;
             daemon.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
     tracing::info!("stopping");
@@ -130,6 +142,83 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Open connections, in total and per uid, within the configured caps.
+#[derive(Default)]
+struct ConnectionSlots {
+    counts: std::sync::Mutex<(u32, std::collections::HashMap<Option<u32>, u32>)>,
+}
+
+/// A held connection slot, given back when dropped.
+struct Slot {
+    slots: Arc<ConnectionSlots>,
+    uid: Option<u32>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.0 = counts.0.saturating_sub(1);
+        if let Some(n) = counts.1.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.1.remove(&self.uid);
+            }
+        }
+    }
+}
+
+impl ConnectionSlots {
+    fn admit(self: &Arc<Self>, uid: Option<u32>, limits: &LimitsConfig) -> Result<Slot, String> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let of_uid = counts.1.get(&uid).copied().unwrap_or(0);
+        admission(counts.0, of_uid, uid, limits)?;
+        counts.0 += 1;
+        *counts.1.entry(uid).or_insert(0) += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            uid,
+        })
+    }
+}
+
+/// The connection caps as a pure function: the refusal, if any, as a sentence.
+fn admission(
+    total: u32,
+    of_uid: u32,
+    uid: Option<u32>,
+    limits: &LimitsConfig,
+) -> Result<(), String> {
+    if of_uid >= limits.max_connections_per_uid {
+        let who = uid
+            .map(|u| format!("uid {u}"))
+            .unwrap_or_else(|| "this user".into());
+        return Err(format!(
+            "{who} already has {of_uid} connections open, the limit ([limits] max_connections_per_uid); close some and retry"
+        ));
+    }
+    if total >= limits.max_connections {
+        return Err(format!(
+            "the daemon has {total} connections open, its limit ([limits] max_connections); retry shortly"
+        ));
+    }
+    Ok(())
+}
+
+async fn refuse(stream: interprocess::local_socket::tokio::Stream, why: String) {
+    let reply = openclaw::protocol::Response::err(
+        openclaw::protocol::Id::Null,
+        openclaw::protocol::RpcError::busy(why, 1000),
+    );
+    if let Ok(bytes) = serde_json::to_vec(&reply) {
+        let mut w: &interprocess::local_socket::tokio::Stream = &stream;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            openclaw::frame::write_frame(&mut w, &bytes),
+        )
+        .await;
+    }
 }
 
 fn peer_of(stream: &interprocess::local_socket::tokio::Stream, daemon_euid: u32) -> Peer {
@@ -292,6 +381,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("belongs to uid 0"), "{err}");
+    }
+
+    #[test]
+    fn connection_caps_per_uid_then_in_total() {
+        let limits = LimitsConfig {
+            max_connections: 10,
+            max_connections_per_uid: 3,
+            ..Default::default()
+        };
+        assert!(admission(0, 0, Some(1000), &limits).is_ok());
+        assert!(admission(9, 2, Some(1000), &limits).is_ok());
+        let err = admission(5, 3, Some(1000), &limits).unwrap_err();
+        assert!(
+            err.contains("uid 1000") && err.contains("max_connections_per_uid"),
+            "{err}"
+        );
+        let err = admission(10, 0, Some(1001), &limits).unwrap_err();
+        assert!(err.contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn slots_are_given_back() {
+        let limits = LimitsConfig {
+            max_connections: 10,
+            max_connections_per_uid: 1,
+            ..Default::default()
+        };
+        let slots = Arc::new(ConnectionSlots::default());
+        let a = slots.admit(Some(1), &limits).unwrap();
+        assert!(slots.admit(Some(1), &limits).is_err());
+        assert!(
+            slots.admit(Some(2), &limits).is_ok(),
+            "other uids still get in"
+        );
+        drop(a);
+        assert!(slots.admit(Some(1), &limits).is_ok());
     }
 
     #[test]

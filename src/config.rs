@@ -27,6 +27,27 @@ pub struct Config {
     pub subagents: SubagentsConfig,
     #[serde(default)]
     pub session: SessionConfig,
+    #[serde(default)]
+    pub pairing: PairingConfig,
+}
+
+/// Requests from other users' devices.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PairingConfig {
+    /// A pending request is dropped after this long.
+    pub request_ttl_minutes: u64,
+    /// Pending requests one uid may hold at once.
+    pub max_pending_per_uid: u32,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        PairingConfig {
+            request_ttl_minutes: 60,
+            max_pending_per_uid: 5,
+        }
+    }
 }
 
 /// Sessions spawned from inside other sessions.
@@ -207,6 +228,14 @@ pub struct LimitsConfig {
     pub max_queued_per_session: usize,
     /// Grace between SIGTERM and SIGKILL when stopping an `exec` run.
     pub kill_grace_ms: u64,
+    /// Open connections, over all users.
+    pub max_connections: u32,
+    /// Open connections of one uid.
+    pub max_connections_per_uid: u32,
+    /// How long another user's client has to prove its device before it is disconnected.
+    pub handshake_timeout_ms: u64,
+    /// How long a client may leave replies unread (its queue full) before it is disconnected.
+    pub stalled_reader_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -216,6 +245,10 @@ impl Default for LimitsConfig {
             max_queued_runs: 100_000,
             max_queued_per_session: 1_000,
             kill_grace_ms: 2_000,
+            max_connections: 1024,
+            max_connections_per_uid: 512,
+            handshake_timeout_ms: 10_000,
+            stalled_reader_seconds: 60,
         }
     }
 }
@@ -328,6 +361,12 @@ impl Config {
             return Err(invalid(
                 "subagents.max_depth".into(),
                 "must be at least 1 (1 lets sessions spawn children but not grandchildren)".into(),
+            ));
+        }
+        if self.limits.max_connections == 0 || self.limits.max_connections_per_uid == 0 {
+            return Err(invalid(
+                "limits.max_connections".into(),
+                "connection caps must be at least 1".into(),
             ));
         }
         if self.limits.max_frame_bytes < 1024 {

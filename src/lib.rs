@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod config;
+pub mod device;
 pub mod frame;
 pub mod paths;
 pub mod protocol;

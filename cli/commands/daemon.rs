@@ -19,7 +19,7 @@ use crate::failure::Failure;
 use crate::output::{print_json, write_stdout};
 
 /// How long `daemon stop` waits for the daemon to finish its runs' shutdown and exit.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
@@ -106,6 +106,13 @@ fn render_status(status: &DaemonStatus) -> String {
         format!(
             "{} commits, {} changes",
             status.store_commits, status.store_changes
+        ),
+    ));
+    fields.push((
+        "live".into(),
+        format!(
+            "{} subscriptions, {} notifications buffered",
+            status.subscriptions, status.buffered_notifications
         ),
     ));
     if status.interrupted_at_startup > 0 {
@@ -197,19 +204,19 @@ async fn stop(ctx: &Context) -> Result<(), Failure> {
 
 /// A process we can wait for without being its parent: a pidfd becomes readable when the
 /// process exits (Linux 5.3+), so there is nothing to poll.
-struct ProcessExit {
+pub(crate) struct ProcessExit {
     pidfd: AsyncFd<OwnedFd>,
 }
 
 impl ProcessExit {
-    fn watch(pid: u32) -> io::Result<ProcessExit> {
+    pub(crate) fn watch(pid: u32) -> io::Result<ProcessExit> {
         let pidfd = autostart::pidfd_open(pid)?;
         // SAFETY: the AsyncFd takes ownership of the pidfd; nothing else closes or replaces it.
         let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }?;
         Ok(ProcessExit { pidfd })
     }
 
-    async fn exited(&self) -> io::Result<()> {
+    pub(crate) async fn exited(&self) -> io::Result<()> {
         self.pidfd.readable().await.map(|_| ())
     }
 }
@@ -284,6 +291,7 @@ config file  /h/config.toml
 connections  1
 lane main    1 running of 8, 0 queued
 store        3 commits, 7 changes
+live         0 subscriptions, 0 notifications buffered
 ";
         assert_eq!(render_status(&status), expected);
     }

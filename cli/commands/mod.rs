@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod daemon;
+pub mod live;
 pub mod sessions;
 
 use std::io::Read;

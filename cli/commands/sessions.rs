@@ -1,4 +1,5 @@
-//! `openclaw sessions ...`: spawn, send, wait, history, list, kill, patch, delete.
+//! `openclaw sessions ...`: spawn, send, wait, history, list, kill, patch, delete; the
+//! streaming ones (follow, subscribe, send --stream, spawn --follow) are in `live`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,38 +8,49 @@ use clap::{Args, Subcommand, ValueEnum};
 use openclaw::Client;
 use openclaw::protocol::{
     Attachment, Cleanup, DEFAULT_WAIT_SECONDS, DeleteParams, HistoryParams, HistoryResult,
-    KillParams, KillResult, ListParams, ListResult, Message, PatchParams, RunResult, RunStatus,
-    Runtime, SendParams, SessionRow, SpawnMode, SpawnParams, SpawnResult, WaitParams, WaitStatus,
-    methods,
+    KillParams, KillResult, ListParams, ListResult, Message, PatchParams, RunResult, Runtime,
+    SendParams, SessionRow, SpawnMode, SpawnParams, SpawnResult, WaitParams, WaitStatus, methods,
 };
 use serde::Serialize;
 use serde_json::Value;
 
+use super::live::{self, FollowArgs, SubscribeArgs};
 use super::{Context, call_raw, format_seconds, parse_seconds, text_or_stdin, typed};
 use crate::base64;
 use crate::failure::{Exit, Failure};
 use crate::output::{
-    Paint, Spinner, Table, diagnostic, escape_controls, paint, print_json, print_line, write_stdout,
+    Spinner, Table, diagnostic, escape_controls, print_json, print_line, write_stdout,
 };
+use crate::stream::{LineStyle, Widths, render_message, run_failure};
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
     /// Start a session on a task and print its key at once (never waits for the agent)
     #[command(
-        long_about = "Start a session on a task and print its key at once.\n\nThe session and its first message are stored before this returns, so the key can be used right away (for example with `openclaw sessions history`). The agent runs in the background; --wait waits for it and prints its reply instead.\n\nPrints the session key alone on a line, so `key=$(openclaw sessions spawn --task ...)` works; with --json, the whole result (sessionKey, sessionId, runId, ignoredFields)."
+        long_about = "Start a session on a task and print its key at once.\n\nThe session and its first message are stored before this returns, so the key can be used right away (for example with `openclaw sessions history`). The agent runs in the background; --wait waits for it and prints its reply instead, and --follow prints the key on stderr and then the session's transcript as it grows, until the run ends (exit status as `follow --until-done`).\n\nPrints the session key alone on a line, so `key=$(openclaw sessions spawn --task ...)` works; with --json, the whole result (sessionKey, sessionId, runId, ignoredFields)."
     )]
     // Boxed: its many flags would make every command value as large as a spawn.
     Spawn(Box<SpawnArgs>),
     /// Send a message to a session, wait for the reply and print it
     #[command(
-        long_about = "Send a message to a session, wait for the reply and print it.\n\nWaits up to --timeout seconds (default 30). When the wait ends first the run goes on: the exit status is 124 and `openclaw sessions wait RUN_ID` waits again. --no-wait prints the run id at once instead. Sending to `main` (or agent:ID:main) creates that session on first use."
+        long_about = "Send a message to a session, wait for the reply and print it.\n\nWaits up to --timeout seconds (default 30). When the wait ends first the run goes on: the exit status is 124 and `openclaw sessions wait RUN_ID` waits again. --no-wait prints the run id at once instead; --stream prints the run's progress while waiting: the assistant's text as it is written, and a line per tool call on stderr. Sending to `main` (or agent:ID:main) creates that session on first use."
     )]
     Send(SendArgs),
     /// Wait for a run to end and print its reply
     #[command(
-        long_about = "Wait for a run to end and print its reply (exit 0), or its error on stderr (exit 1). When the wait ends first the run goes on and the exit status is 124."
+        long_about = "Wait for a run to end and print its reply (exit 0), or its error on stderr (exit 1). When the wait ends first the run goes on and the exit status is 124.\n\nWith --session KEY instead of RUN_ID: wait for the session's active run, or report its last run if none is active (exit 4 if the session never ran)."
     )]
     Wait(WaitArgs),
+    /// Print a session's messages as they land, like `tail -f`
+    #[command(
+        long_about = "Print a session's messages as they land, like `tail -f`, until Ctrl-C (exit 130).\n\nBy default only new messages; --from-start prints the whole transcript first and --since SEQ everything after message SEQ, then the live ones: each message exactly once, in order, with no gap. Lines look like those of `openclaw sessions history`. --events adds live run events: the assistant's text as it streams (printed inline, standing for the reply it becomes), tool calls, usage and lifecycle lines. With --json: one JSON object per line, each the daemon's notification with an \"event\" field naming it (session.message, run.event, sessions.changed, subscription.lagged, subscription.ended).\n\n--until-done exits when the session's active run ends: 0 if it ended ok, 1 if it failed, timed out, was aborted or interrupted (the error on stderr). With no active run it exits once the transcript is printed, with the last run's outcome.\n\nIf the daemon stops or restarts, follow says so on stderr and exits 3; with --retry it reconnects (starting the daemon if needed) and resumes after the last message it printed. A deleted session ends it with exit 4. When the reader of stdout goes away (`| head`), it exits 0 at once."
+    )]
+    Follow(FollowArgs),
+    /// Print live events of every session (or one) as they happen
+    #[command(
+        long_about = "Print live events of every session, or of one with --session, as they happen, until Ctrl-C (exit 130): sessions created, started, ended, patched and deleted; runs queued, started and ended; transcript messages; the assistant's text as it streams; tool calls; usage. --events picks the kinds. One compact line per event, starting with the session key; with --json, one JSON object per line, each the daemon's notification with an \"event\" field naming it. Nothing is replayed: only what happens from now on. If the daemon stops, it exits 3."
+    )]
+    Subscribe(SubscribeArgs),
     /// Print a session's transcript, oldest message first
     #[command(
         long_about = "Print a session's transcript, oldest message first: the newest --limit messages, one group of lines per message (`#SEQ ROLE  CONTENT`). Older messages are reached with --cursor, using the nextCursor of the previous page (shown with --json, and on stderr on a terminal)."
@@ -65,6 +77,8 @@ pub async fn run(ctx: &Context, command: SessionsCommand) -> Result<(), Failure>
         SessionsCommand::Spawn(args) => spawn(ctx, *args).await,
         SessionsCommand::Send(args) => send(ctx, args).await,
         SessionsCommand::Wait(args) => wait(ctx, args).await,
+        SessionsCommand::Follow(args) => live::follow(ctx, args).await,
+        SessionsCommand::Subscribe(args) => live::subscribe(ctx, args).await,
         SessionsCommand::History(args) => history(ctx, args).await,
         SessionsCommand::List(args) => list(ctx, args).await,
         SessionsCommand::Kill(args) => kill(ctx, args).await,
@@ -142,8 +156,11 @@ pub struct SpawnArgs {
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
     /// Wait for the run and print its reply, as `openclaw sessions wait` does
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     pub wait: bool,
+    /// Print the key on stderr, then the session's transcript as it grows until the run ends; the exit status is the run's, as with `follow --until-done`
+    #[arg(long)]
+    pub follow: bool,
     /// With --wait: how long to wait (default 30)
     #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
     pub wait_timeout: Option<f64>,
@@ -236,7 +253,16 @@ async fn spawn(ctx: &Context, args: SpawnArgs) -> Result<(), Failure> {
         );
     }
     if args.wait {
-        return wait_for_run(ctx, &client, spawned.run_id, args.wait_timeout).await;
+        return wait_for_run(
+            ctx,
+            &client,
+            WaitFor::Run(spawned.run_id),
+            args.wait_timeout,
+        )
+        .await;
+    }
+    if args.follow {
+        return live::follow_spawned(ctx, client, spawned.session_key, spawned.run_id).await;
     }
     if ctx.json {
         print_json(&raw)
@@ -261,6 +287,9 @@ pub struct SendArgs {
     /// Do not wait: print the run id at once
     #[arg(long)]
     pub no_wait: bool,
+    /// Print the run's progress as it comes: the assistant's text on stdout, one line per tool call on stderr (with --json: each event as a JSON line, then the result)
+    #[arg(long, conflicts_with = "no_wait")]
+    pub stream: bool,
     /// Retrying with the same KEY returns the first send instead of sending twice
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
@@ -276,16 +305,22 @@ fn send_params(args: &SendArgs, message: String) -> SendParams {
         } else {
             args.timeout
         },
-        stream_progress: None,
+        stream_progress: args.stream.then_some(true),
         idempotency_key: args.idempotency_key.clone(),
     }
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("target").required(true).args(["run_id", "session"])
+))]
 pub struct WaitArgs {
     /// The run, as printed by `send --no-wait` or in a spawn's runId
     #[arg(value_name = "RUN_ID")]
-    pub run_id: String,
+    pub run_id: Option<String>,
+    /// Instead of a run: the session's active run, else its last one
+    #[arg(long, value_name = "KEY")]
+    pub session: Option<String>,
     /// How long to wait (default 30); the run goes on after the wait ends
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Option<f64>,
@@ -296,6 +331,9 @@ async fn send(ctx: &Context, args: SendArgs) -> Result<(), Failure> {
     let params = send_params(&args, message);
     let client = ctx.client().await?;
     let waited = params.timeout_seconds.unwrap_or(DEFAULT_WAIT_SECONDS);
+    if args.stream {
+        return live::send_streaming(ctx, &client, params, waited).await;
+    }
     let spinner =
         (waited > 0.0).then(|| Spinner::start(&ctx.terminal, "waiting for the reply".into()));
     let raw = call_waiting(&client, methods::SESSIONS_SEND, &params, waited).await;
@@ -303,23 +341,44 @@ async fn send(ctx: &Context, args: SendArgs) -> Result<(), Failure> {
     finish_run(ctx, methods::SESSIONS_SEND, raw?, waited)
 }
 
+/// What `wait` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WaitFor {
+    Run(String),
+    /// The session's active run, else its last one.
+    Session(String),
+}
+
+impl WaitFor {
+    fn from_args(args: &WaitArgs) -> WaitFor {
+        match (&args.run_id, &args.session) {
+            (_, Some(key)) => WaitFor::Session(key.clone()),
+            (Some(run), None) => WaitFor::Run(run.clone()),
+            // clap requires one of them.
+            (None, None) => WaitFor::Run(String::new()),
+        }
+    }
+}
+
 async fn wait(ctx: &Context, args: WaitArgs) -> Result<(), Failure> {
     let client = ctx.client().await?;
-    wait_for_run(ctx, &client, args.run_id, args.timeout).await
+    wait_for_run(ctx, &client, WaitFor::from_args(&args), args.timeout).await
 }
 
 async fn wait_for_run(
     ctx: &Context,
     client: &Client,
-    run_id: String,
+    target: WaitFor,
     timeout: Option<f64>,
 ) -> Result<(), Failure> {
-    let spinner = Spinner::start(&ctx.terminal, format!("waiting for run {run_id}"));
-    let params = WaitParams {
-        run_id: Some(run_id),
-        session_key: None,
-        timeout_seconds: timeout,
-    };
+    let spinner = Spinner::start(
+        &ctx.terminal,
+        match &target {
+            WaitFor::Run(run) => format!("waiting for run {run}"),
+            WaitFor::Session(key) => format!("waiting for the run of {key}"),
+        },
+    );
+    let params = wait_params(target, timeout);
     let waited = timeout.unwrap_or(DEFAULT_WAIT_SECONDS);
     let raw = call_waiting(client, methods::RUNS_WAIT, &params, waited).await;
     drop(spinner);
@@ -330,8 +389,20 @@ async fn wait_for_run(
 /// so this only fires when it is stuck, and then a cron job must not hang forever.
 const ANSWER_GRACE: Duration = Duration::from_secs(30);
 
+fn wait_params(target: WaitFor, timeout: Option<f64>) -> WaitParams {
+    let (run_id, session_key) = match target {
+        WaitFor::Run(run) => (Some(run), None),
+        WaitFor::Session(key) => (None, Some(key)),
+    };
+    WaitParams {
+        run_id,
+        session_key,
+        timeout_seconds: timeout,
+    }
+}
+
 /// A call in which the daemon waits up to `waited_secs` before answering.
-async fn call_waiting<P: Serialize>(
+pub(super) async fn call_waiting<P: Serialize>(
     client: &Client,
     method: &str,
     params: &P,
@@ -370,12 +441,21 @@ fn finish_run(ctx: &Context, method: &str, raw: Value, waited_secs: f64) -> Resu
 
 /// What a send or wait result means: what to print on stdout, and whether it failed.
 #[derive(Debug)]
-struct RunOutcome {
-    stdout: Option<String>,
-    failure: Option<Failure>,
+pub(super) struct RunOutcome {
+    pub stdout: Option<String>,
+    pub failure: Option<Failure>,
 }
 
-fn run_outcome(result: &RunResult, waited_secs: f64) -> RunOutcome {
+/// A reply as printed: with one line end.
+pub(super) fn reply_text(reply: &str) -> String {
+    if reply.is_empty() || reply.ends_with('\n') {
+        reply.to_string()
+    } else {
+        format!("{reply}\n")
+    }
+}
+
+pub(super) fn run_outcome(result: &RunResult, waited_secs: f64) -> RunOutcome {
     let run = &result.run_id;
     match result.status {
         WaitStatus::Accepted => RunOutcome {
@@ -387,13 +467,7 @@ fn run_outcome(result: &RunResult, waited_secs: f64) -> RunOutcome {
                 .reply
                 .as_deref()
                 .filter(|r| !r.is_empty())
-                .map(|reply| {
-                    if reply.ends_with('\n') {
-                        reply.to_string()
-                    } else {
-                        format!("{reply}\n")
-                    }
-                }),
+                .map(reply_text),
             failure: None,
         },
         WaitStatus::Timeout => RunOutcome {
@@ -401,31 +475,16 @@ fn run_outcome(result: &RunResult, waited_secs: f64) -> RunOutcome {
             failure: Some(Failure::new(
                 Exit::TimedOut,
                 format!(
-                    "no reply within {}; run {run} goes on. Wait for it with `openclaw sessions wait {run}`",
-                    format_seconds(waited_secs)
+                    "no reply within {}; run {run} goes on. Wait for it with `openclaw sessions wait {run}`, or follow its session with `openclaw sessions follow {} --until-done`",
+                    format_seconds(waited_secs),
+                    result.session_key
                 ),
             )),
         },
-        WaitStatus::Error => {
-            let what = match result.run_status {
-                RunStatus::Timeout => format!("run {run} timed out (its run timeout ran out)"),
-                RunStatus::Aborted => format!("run {run} was aborted"),
-                RunStatus::Interrupted => {
-                    format!("run {run} was interrupted: the daemon stopped while it was running")
-                }
-                RunStatus::Error => format!("run {run} failed"),
-                other => format!("run {run} ended with status {}", other.as_str()),
-            };
-            let message = match result.error.as_deref().map(str::trim_end) {
-                Some(detail) if detail.contains('\n') => format!("{what}:\n{detail}"),
-                Some(detail) if !detail.is_empty() => format!("{what}: {detail}"),
-                _ => what,
-            };
-            RunOutcome {
-                stdout: None,
-                failure: Some(Failure::failed(message)),
-            }
-        }
+        WaitStatus::Error => RunOutcome {
+            stdout: None,
+            failure: Some(run_failure(run, result.run_status, result.error.as_deref())),
+        },
     }
 }
 
@@ -463,7 +522,7 @@ async fn history(ctx: &Context, args: HistoryArgs) -> Result<(), Failure> {
         return print_json(&raw);
     }
     let page: HistoryResult = typed(methods::SESSIONS_HISTORY, raw)?;
-    let style = HistoryStyle {
+    let style = LineStyle {
         color: ctx.terminal.color,
         escape: ctx.terminal.stdout_is_tty,
         timestamps: args.timestamps,
@@ -484,100 +543,25 @@ async fn history(ctx: &Context, args: HistoryArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct HistoryStyle {
-    color: bool,
-    /// Make control characters visible (output to a terminal).
-    escape: bool,
-    timestamps: bool,
-}
-
-/// One group of lines per message: `#SEQ [TS ]ROLE  CONTENT`, continuation lines indented
-/// under the content so a multi-line reply stays readable.
-fn render_history(messages: &[Message], style: HistoryStyle) -> String {
-    let seq_width = messages
-        .iter()
-        .map(|m| m.seq.to_string().len() + 1)
-        .max()
-        .unwrap_or(0);
-    let role_width = messages
-        .iter()
-        .map(|m| m.role.as_str().len())
-        .max()
-        .unwrap_or(0);
-    let ts_width = if style.timestamps {
-        messages.iter().map(|m| m.ts.len()).max().unwrap_or(0) + 1
-    } else {
-        0
-    };
-    let indent = " ".repeat(seq_width + 1 + ts_width + role_width + 2);
-    let mut out = String::new();
-    for message in messages {
-        let seq = format!("{:<seq_width$}", format!("#{}", message.seq));
-        out.push_str(&paint(style.color, Paint::Dim, &seq));
-        out.push(' ');
-        if style.timestamps {
-            let ts = format!("{:<width$}", message.ts, width = ts_width - 1);
-            out.push_str(&paint(style.color, Paint::Dim, &ts));
-            out.push(' ');
-        }
-        let role = message.role.as_str();
-        out.push_str(&paint(style.color, role_paint(role), role));
-        let mut content = content_text(&message.content);
-        if style.escape {
-            content = escape_controls(&content);
-        }
-        let mut lines = content.lines();
-        match lines.next() {
-            Some(first) if !first.is_empty() => {
-                out.extend(std::iter::repeat_n(' ', role_width - role.len() + 2));
-                out.push_str(first);
-            }
-            _ => {}
-        }
-        for line in lines {
-            out.push('\n');
-            if !line.is_empty() {
-                out.push_str(&indent);
-                out.push_str(line);
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn role_paint(role: &str) -> Paint {
-    match role {
-        "user" => Paint::Cyan,
-        "assistant" => Paint::Green,
-        "tool_call" => Paint::Yellow,
-        "tool_result" => Paint::Magenta,
-        "announce" => Paint::Blue,
-        _ => Paint::Dim,
-    }
-}
-
-/// Message content as text: a string as is; typed blocks by their `text`, other blocks (and
-/// any other JSON) compactly as JSON.
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        Value::Array(blocks) => blocks
+/// One group of lines per message (`#SEQ [TS ]ROLE  CONTENT`), columns lined up over the page.
+fn render_history(messages: &[Message], style: LineStyle) -> String {
+    let widths = Widths {
+        seq: messages
             .iter()
-            .map(|block| match block {
-                Value::String(text) => text.clone(),
-                Value::Object(fields) => match fields.get("text") {
-                    Some(Value::String(text)) => text.clone(),
-                    _ => block.to_string(),
-                },
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-        other => other.to_string(),
-    }
+            .map(|m| m.seq.to_string().len() + 1)
+            .max()
+            .unwrap_or(0),
+        ts: messages.iter().map(|m| m.ts.len()).max().unwrap_or(0),
+        role: messages
+            .iter()
+            .map(|m| m.role.as_str().len())
+            .max()
+            .unwrap_or(0),
+    };
+    messages
+        .iter()
+        .map(|m| render_message(m, style, widths))
+        .collect()
 }
 
 // ---------------------------------------------------------------- list
@@ -770,8 +754,9 @@ async fn delete(ctx: &Context, args: DeleteArgs) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::content_text;
     use clap::Parser;
-    use openclaw::protocol::{Provenance, ProvenanceKind, Role};
+    use openclaw::protocol::{Provenance, ProvenanceKind, Role, RunStatus};
     use serde_json::json;
 
     /// Parses `openclaw sessions ARGS...` with the real clap tree.
@@ -911,6 +896,61 @@ mod tests {
     }
 
     #[test]
+    fn send_stream_asks_for_progress_and_cannot_skip_the_wait() {
+        let SessionsCommand::Send(args) = parse(&["send", "k", "m", "--stream", "--timeout", "5"])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::to_value(send_params(&args, "m".into())).unwrap(),
+            json!({"sessionKey": "k", "message": "m", "timeoutSeconds": 5.0, "streamProgress": true})
+        );
+        let argv = [
+            "openclaw",
+            "sessions",
+            "send",
+            "k",
+            "m",
+            "--stream",
+            "--no-wait",
+        ];
+        assert_eq!(crate::Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn spawn_follow_and_wait_conflict() {
+        assert!(spawn_args(&["--task", "t", "--follow"]).follow);
+        let argv = [
+            "openclaw", "sessions", "spawn", "--task", "t", "--follow", "--wait",
+        ];
+        assert_eq!(crate::Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn wait_takes_a_run_or_a_session() {
+        let SessionsCommand::Wait(args) = parse(&["wait", "r1", "--timeout", "2"]) else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::to_value(wait_params(WaitFor::from_args(&args), args.timeout)).unwrap(),
+            json!({"runId": "r1", "timeoutSeconds": 2.0})
+        );
+        let SessionsCommand::Wait(args) = parse(&["wait", "--session", "main"]) else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::to_value(wait_params(WaitFor::from_args(&args), args.timeout)).unwrap(),
+            json!({"sessionKey": "main"})
+        );
+        for argv in [
+            &["openclaw", "sessions", "wait"][..],
+            &["openclaw", "sessions", "wait", "r1", "--session", "main"][..],
+        ] {
+            assert_eq!(crate::Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
+        }
+    }
+
+    #[test]
     fn send_timeout_and_no_wait_conflict() {
         let argv = [
             "openclaw",
@@ -1015,16 +1055,16 @@ mod tests {
 #10 assistant  line one
                line two
 ";
-        assert_eq!(render_history(&messages, HistoryStyle::default()), expected);
+        assert_eq!(render_history(&messages, LineStyle::default()), expected);
     }
 
     #[test]
     fn history_with_timestamps_and_escaping() {
         let messages = [message(1, Role::Assistant, json!("\x1b[2Jgone\n"))];
-        let style = HistoryStyle {
+        let style = LineStyle {
             escape: true,
             timestamps: true,
-            ..HistoryStyle::default()
+            ..LineStyle::default()
         };
         assert_eq!(
             render_history(&messages, style),
@@ -1035,9 +1075,9 @@ mod tests {
     #[test]
     fn history_colours_the_role_but_keeps_alignment() {
         let messages = [message(1, Role::User, json!("hi"))];
-        let style = HistoryStyle {
+        let style = LineStyle {
             color: true,
-            ..HistoryStyle::default()
+            ..LineStyle::default()
         };
         assert_eq!(
             render_history(&messages, style),
@@ -1047,7 +1087,7 @@ mod tests {
 
     #[test]
     fn empty_history_prints_nothing() {
-        assert_eq!(render_history(&[], HistoryStyle::default()), "");
+        assert_eq!(render_history(&[], LineStyle::default()), "");
     }
 
     #[test]

@@ -134,8 +134,8 @@ pub struct SubmitRequest {
 }
 
 pub enum SubmitTarget {
-    Existing(SessionRecord),
-    New(NewSession),
+    Existing(Box<SessionRecord>),
+    New(Box<NewSession>),
 }
 
 pub enum Submitted {
@@ -607,9 +607,6 @@ impl Engine {
         // After the reply is stored (and published), before waiters wake: a follower sees the
         // reply, then `ended`; a streaming `send` has every event before its result.
         let events = self.run_events(turn);
-        if let Some(t) = tokens {
-            events.usage(t);
-        }
         events.lifecycle(|| {
             let mut data = serde_json::json!({ "phase": "ended", "status": outcome.status });
             if let Some(e) = &outcome.error {

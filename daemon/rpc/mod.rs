@@ -2,6 +2,7 @@
 
 mod agents;
 mod daemon;
+mod pairing;
 mod runs;
 mod sessions;
 mod subscriptions;
@@ -18,11 +19,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Peer;
 use crate::connection::ConnShared;
+use crate::connection::DeviceAuth;
 use crate::engine::Engine;
 use crate::engine::{Acting, internal};
 use crate::store::{Scope, SessionRecord};
 use openclaw::config::Visibility;
 use openclaw::protocol::ErrorKind;
+use openclaw::protocol::scopes;
+use std::collections::HashMap;
 
 /// What the daemon knows about itself, for `hello` and `daemon.status`.
 pub struct DaemonInfo {
@@ -38,6 +42,10 @@ pub struct DaemonInfo {
     pub buffered: Arc<std::sync::atomic::AtomicI64>,
     /// Live subscriptions, over all connections.
     pub subscriptions: std::sync::atomic::AtomicU64,
+    pub next_connection: std::sync::atomic::AtomicU64,
+    /// Connections of paired devices, so revoking a device drops them at once:
+    /// connection id → (fingerprint, the connection's close token).
+    pub device_connections: std::sync::Mutex<HashMap<u64, (String, CancellationToken)>>,
 }
 
 /// Everything a handler may use: the engine, the daemon, and who is calling.
@@ -64,6 +72,11 @@ pub async fn dispatch(
         methods::SESSIONS_DELETE => sessions::delete(ctx, parse(params)?).await,
         methods::SESSIONS_SUBSCRIBE => subscriptions::subscribe(ctx, parse(params)?).await,
         methods::SESSIONS_UNSUBSCRIBE => subscriptions::unsubscribe(ctx, parse(params)?).await,
+        methods::PAIRING_AUTHENTICATE => pairing::authenticate(ctx, parse(params)?).await,
+        methods::PAIRING_LIST => pairing::list(ctx, parse(params)?).await,
+        methods::PAIRING_APPROVE => pairing::approve(ctx, parse(params)?).await,
+        methods::PAIRING_REJECT => pairing::reject(ctx, parse(params)?).await,
+        methods::PAIRING_REVOKE => pairing::revoke(ctx, parse(params)?).await,
         methods::RUNS_WAIT => runs::wait(ctx, parse(params)?).await,
         methods::AGENTS_LIST => agents::list(ctx, parse(params)?),
         methods::DAEMON_STATUS => daemon::status(ctx, parse(params)?),
@@ -80,6 +93,43 @@ pub fn no_session(key: &str) -> RpcError {
 }
 
 impl Ctx {
+    /// The paired device this connection proved, if any.
+    pub fn device(&self) -> Option<DeviceAuth> {
+        self.conn
+            .device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What an unauthenticated peer is told: how to prove its device (the CLI does it
+    /// itself) with this connection's nonce.
+    pub fn pairing_required(&self) -> RpcError {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let who = self
+            .peer
+            .uid
+            .map(|u| format!("uid {u}"))
+            .unwrap_or_else(|| "an unknown user".into());
+        RpcError::app(
+            ErrorKind::PairingRequired,
+            format!(
+                "this client ({who}) is not paired with the openclaw daemon owned by uid {euid}; the openclaw CLI proves its device key and asks for pairing by itself — run it to get a request the owner can approve"
+            ),
+        )
+        .with_data("nonce", self.conn.nonce.clone().into())
+        .with_data("daemonId", self.daemon.daemon_id.clone().into())
+    }
+
+    /// Sessions created by a paired device belong to it; a device without `admin` sees
+    /// only its own.
+    pub fn owner_filter(&self) -> Option<String> {
+        self.device()
+            .filter(|d| !d.scopes.iter().any(|s| s == scopes::ADMIN))
+            .map(|d| d.fingerprint)
+    }
+
     /// The session this connection acts as (a run's child), or `None` for the operator.
     pub fn acting(&self) -> Option<Acting> {
         self.conn
@@ -120,6 +170,9 @@ impl Ctx {
     }
 
     pub async fn can_see(&self, session: &SessionRecord) -> Result<bool, RpcError> {
+        if let Some(fp) = self.owner_filter() {
+            return Ok(session.owner.as_deref() == Some(fp.as_str()));
+        }
         let Some(me) = self.acting() else {
             return Ok(true);
         };
@@ -141,6 +194,9 @@ impl Ctx {
 
     /// The sessions this caller may list.
     pub fn scope(&self) -> Scope {
+        if let Some(fp) = self.owner_filter() {
+            return Scope::Owner(fp);
+        }
         match (self.acting(), self.engine.config.session.visibility) {
             (None, _) | (Some(_), Visibility::All) => Scope::All,
             (Some(me), Visibility::Own) => Scope::Only(me.session_key),

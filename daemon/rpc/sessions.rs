@@ -68,7 +68,27 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
     // From inside a run the parent is the run's own session (or, named explicitly, one it
     // can see); an operator may name any parent.
     let parent = match (&p.parent_key, ctx.acting()) {
-        (Some(k), _) => Some(ctx.session(k).await?),
+        (Some(k), Some(me)) => {
+            // Only itself or its own descendants: never adopt into another tree, which
+            // would also step around the depth limit.
+            let parent = ctx.session(k).await?;
+            let own = engine
+                .store
+                .in_tree(me.session_key.clone(), parent.key.clone())
+                .await
+                .map_err(internal)?;
+            if !own {
+                return Err(RpcError::app(
+                    ErrorKind::Forbidden,
+                    format!(
+                        "a run of {} may spawn only under its own session or the sessions it spawned, not under {}",
+                        me.session_key, parent.key
+                    ),
+                ));
+            }
+            Some(parent)
+        }
+        (Some(k), None) => Some(ctx.session(k).await?),
         (None, Some(me)) => Some(ctx.session(&me.session_key).await?),
         (None, None) => None,
     };
@@ -101,6 +121,7 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
         }
         .into(),
         spawn_depth,
+        owner: ctx.device().map(|d| d.fingerprint),
     };
     let workspace = engine.workspace(&session.id);
     let content = if p.attachments.is_empty() {
@@ -115,7 +136,7 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
     };
     let delete_after = session.cleanup == "delete";
     let request = SubmitRequest {
-        target: SubmitTarget::New(session),
+        target: SubmitTarget::New(Box::new(session)),
         message: NewMessage {
             ts: now_ms(),
             role: Role::User,
@@ -227,21 +248,21 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
         (p.stream_progress == Some(true) && !wait.is_zero()).then(|| engine.bus.subscribe());
     let acting = ctx.acting();
     let found = match engine.find_session(&p.session_key).await? {
-        Some(s) if !ctx.can_see(&s).await? => None,
+        Some(s) if !ctx.can_see(&s).await? => return Err(no_session(&p.session_key)),
         other => other,
     };
     if let (Some(me), Some(target)) = (&acting, &found) {
         check_send_policy(ctx, me, target)?;
     }
     let target = match found {
-        Some(s) => SubmitTarget::Existing(s),
+        Some(s) => SubmitTarget::Existing(Box::new(s)),
         // A run's child may only reach sessions that exist and that it can see.
         None if acting.is_some() => return Err(no_session(&p.session_key)),
         None => {
             let key = normalize(&p.session_key, engine.default_agent());
             let agent = crate::engine::agent_of_main(&key).filter(|a| engine.has_agent(a));
             match agent {
-                Some(agent_id) => SubmitTarget::New(NewSession {
+                Some(agent_id) => SubmitTarget::New(Box::new(NewSession {
                     id: uuid::Uuid::new_v4().to_string(),
                     kind: kind_of(&key).to_string(),
                     agent_id: agent_id.to_string(),
@@ -251,7 +272,8 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
                     model: None,
                     cleanup: "keep".into(),
                     spawn_depth: 0,
-                }),
+                    owner: ctx.device().map(|d| d.fingerprint),
+                })),
                 None => return Err(no_session(&p.session_key)),
             }
         }

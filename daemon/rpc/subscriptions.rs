@@ -36,13 +36,15 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
     let kinds = Kinds::of(p.events.as_deref());
     let (last_seq, active_run_id) = match &session {
         Some(s) => {
+            // Read after listening: a session deleted in between is gone here too, and its
+            // delete event can no longer be missed.
             let last = ctx
                 .engine
                 .store
                 .last_seq(s.sid)
                 .await
                 .map_err(internal)?
-                .unwrap_or(0);
+                .ok_or_else(|| super::no_session(&s.key))?;
             (Some(last), ctx.engine.active_run(s.sid))
         }
         None => (None, None),

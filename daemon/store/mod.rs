@@ -2,6 +2,7 @@
 //! them in groups (one transaction and one sync per group, however many callers are waiting);
 //! reads go through a small pool of read-only connections on the blocking thread pool.
 
+pub mod pairing;
 mod queries;
 mod schema;
 mod writer;
@@ -64,6 +65,8 @@ pub struct SessionRecord {
     pub send_policy: Option<String>,
     pub cleanup: String,
     pub spawn_depth: i64,
+    /// The paired device that created it; `None` for the daemon's owner.
+    pub owner: Option<String>,
     pub children: i64,
 }
 
@@ -126,6 +129,8 @@ pub struct Recovery {
 #[derive(Clone)]
 pub struct Store {
     writer: writer::WriterHandle,
+    /// For rare administrative writes (pairing), outside the group-commit writer.
+    admin: Arc<std::sync::Mutex<Connection>>,
     readers: Arc<Vec<std::sync::Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
 }
@@ -181,7 +186,10 @@ impl Store {
             configure(&r)?;
             readers.push(std::sync::Mutex::new(r));
         }
+        let admin = Connection::open(&path).map_err(open_err)?;
+        configure(&admin)?;
         let store = Store {
+            admin: Arc::new(std::sync::Mutex::new(admin)),
             writer: writer::spawn(conn, bus),
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
@@ -203,6 +211,22 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+    }
+
+    /// Runs `f` on the administrative connection (it may write) on the blocking pool.
+    pub async fn admin<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static + From<StoreError>,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let admin = self.admin.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = admin.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Corrupt(format!("store task failed: {e}"))))?
     }
 
     // ------------------------------------------------------------ writes

@@ -9,7 +9,7 @@ use openclaw::protocol::{Provenance, ProvenanceKind, Role};
 use openclaw::timefmt::rfc3339_ms;
 use serde_json::Value;
 
-const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth, (SELECT count(*) FROM sessions c WHERE c.parent_key = sessions.key) AS children";
+const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth, owner, (SELECT count(*) FROM sessions c WHERE c.parent_key = sessions.key) AS children";
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -35,7 +35,8 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         send_policy: r.get(19)?,
         cleanup: r.get(20)?,
         spawn_depth: r.get(21)?,
-        children: r.get(22)?,
+        owner: r.get(22)?,
+        children: r.get(23)?,
     })
 }
 
@@ -222,6 +223,8 @@ pub enum Scope {
     Tree(String),
     /// Sessions of this agent.
     Agent(String),
+    /// Sessions created by this paired device.
+    Owner(String),
 }
 
 /// Whether `key` is `root` or one of its descendants (walks up the parent chain).
@@ -312,6 +315,10 @@ pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
         Scope::Only(key) => {
             sql.push_str(" AND key = ?");
             args.push(Sql::Text(key.clone()));
+        }
+        Scope::Owner(fp) => {
+            sql.push_str(" AND owner = ?");
+            args.push(Sql::Text(fp.clone()));
         }
         Scope::Agent(agent) => {
             sql.push_str(" AND agent_id = ?");

@@ -75,6 +75,29 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_archivable ON sessions(ended_at)
         WHERE kind = 'subagent' AND archived = 0;
     "#,
+    // 3: other local users: pairing requests, paired devices, and who created each session.
+    r#"
+    CREATE TABLE pairing_requests (
+        id            TEXT PRIMARY KEY,
+        uid           INTEGER NOT NULL,
+        user          TEXT,
+        fingerprint   TEXT NOT NULL,
+        public_key    TEXT NOT NULL,
+        requested_at  INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL
+    );
+    CREATE INDEX pairing_requests_by_uid ON pairing_requests(uid);
+    CREATE TABLE devices (
+        fingerprint   TEXT PRIMARY KEY,
+        public_key    TEXT NOT NULL,
+        uid           INTEGER NOT NULL,
+        user          TEXT,
+        scopes        TEXT NOT NULL,
+        approved_at   INTEGER NOT NULL,
+        revoked_at    INTEGER
+    );
+    ALTER TABLE sessions ADD COLUMN owner TEXT;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -32,6 +32,8 @@ pub struct NewSession {
     pub model: Option<String>,
     pub cleanup: String,
     pub spawn_depth: i64,
+    /// The paired device that created it; `None` for the daemon's owner.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +57,7 @@ pub struct NewRun {
 pub enum Target {
     Existing(i64),
     /// Created unless a session with this key exists, which is then used.
-    New(NewSession),
+    New(Box<NewSession>),
 }
 
 /// A message that starts a run: the first of a spawn, or a send.
@@ -90,7 +92,10 @@ pub struct FinishedRun {
 }
 
 enum Op {
-    Submit(Submit, oneshot::Sender<Result<SubmitOutcome, StoreError>>),
+    Submit(
+        Box<Submit>,
+        oneshot::Sender<Result<SubmitOutcome, StoreError>>,
+    ),
     RunStarted {
         run_id: String,
         sid: i64,
@@ -164,7 +169,7 @@ impl WriterHandle {
     ) -> Result<impl Future<Output = Result<SubmitOutcome, StoreError>> + use<>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Op::Submit(s, tx))
+            .send(Op::Submit(Box::new(s), tx))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(async move { rx.await.map_err(|_| StoreError::WriterGone)? })
     }
@@ -565,11 +570,13 @@ fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> rusqlite::Result<Submi
         Target::Existing(sid) => *sid,
         Target::New(n) => {
             c.prepare_cached(
-                "INSERT INTO sessions (id, key, agent_id, kind, label, parent_key, model, status, created_at, updated_at, cleanup, spawn_depth)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10) ON CONFLICT(key) DO NOTHING",
+                "INSERT INTO sessions (id, key, agent_id, kind, label, parent_key, model, status, created_at, updated_at, cleanup, spawn_depth, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10, ?11) ON CONFLICT(key) DO NOTHING",
             )?
             .execute(params![
-                n.id, n.key, n.agent_id, n.kind, n.label, n.parent_key, n.model, now, n.cleanup, n.spawn_depth
+                n.id, n.key, n.agent_id, n.kind, n.label, n.parent_key, n.model, now, n.cleanup,
+                n.spawn_depth,
+                n.owner
             ])?;
             let created = c.changes() == 1;
             let sid = c
@@ -767,7 +774,7 @@ mod tests {
     }
 
     fn new_session(key: &str) -> Target {
-        Target::New(NewSession {
+        Target::New(Box::new(NewSession {
             id: format!("id-{key}"),
             key: key.into(),
             agent_id: "main".into(),
@@ -777,7 +784,8 @@ mod tests {
             model: None,
             cleanup: "keep".into(),
             spawn_depth: 0,
-        })
+            owner: None,
+        }))
     }
 
     fn submit_op(
@@ -801,7 +809,7 @@ mod tests {
                 )
             }),
         };
-        (Op::Submit(s, tx), rx)
+        (Op::Submit(Box::new(s), tx), rx)
     }
 
     #[test]

@@ -14,3 +14,24 @@ pub const RUNS_WAIT: &str = "runs.wait";
 pub const AGENTS_LIST: &str = "agents.list";
 pub const DAEMON_STATUS: &str = "daemon.status";
 pub const DAEMON_SHUTDOWN: &str = "daemon.shutdown";
+pub const PAIRING_AUTHENTICATE: &str = "pairing.authenticate";
+pub const PAIRING_LIST: &str = "pairing.list";
+pub const PAIRING_APPROVE: &str = "pairing.approve";
+pub const PAIRING_REJECT: &str = "pairing.reject";
+pub const PAIRING_REVOKE: &str = "pairing.revoke";
+
+/// The scope a method needs (see `protocol::scopes`); `None` for methods every connected
+/// peer may call (the handshake itself).
+pub fn required_scope(method: &str) -> Option<&'static str> {
+    use super::scopes::*;
+    Some(match method {
+        HELLO | PAIRING_AUTHENTICATE => return None,
+        SESSIONS_SPAWN | SESSIONS_SEND | SESSIONS_KILL | SESSIONS_PATCH | SESSIONS_DELETE => {
+            SESSIONS_WRITE
+        }
+        PAIRING_LIST | PAIRING_APPROVE | PAIRING_REJECT | PAIRING_REVOKE | DAEMON_SHUTDOWN => ADMIN,
+        // Reads, and anything unknown (which then answers "unknown method" to those allowed
+        // to read).
+        _ => SESSIONS_READ,
+    })
+}

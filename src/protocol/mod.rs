@@ -5,11 +5,13 @@ mod errors;
 mod events;
 mod jsonrpc;
 pub mod methods;
+mod pairing;
 mod types;
 
 pub use errors::{ErrorKind, RpcError, codes};
 pub use events::*;
 pub use jsonrpc::{Id, Notification, Request, Response};
+pub use pairing::*;
 pub use types::*;
 
 /// Bumped when a change to the wire format would break an existing client.

@@ -575,3 +575,145 @@ impl Drop for BlockingAgent {
         }
     }
 }
+
+// ------------------------------------------------------------------ helpers added for live
+// (follow / subscribe / send --stream): a shell bound to a daemon, a child read line by line.
+
+impl Daemon {
+    /// `sh -c SCRIPT` with the same clean environment as [`Daemon::cli`]; the script finds the
+    /// `openclaw` binary in `$OPENCLAW_BIN`.
+    pub fn sh(&self, script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.home.path())
+            .env("OPENCLAW_HOME", self.home.path())
+            .env("OPENCLAW_NO_AUTOSTART", "1")
+            .env("OPENCLAW_BIN", OPENCLAW)
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+/// A child whose stdout is read line by line as it comes (a helper thread feeds a channel) and
+/// whose stderr is collected; SIGKILLed when dropped if still running. Lets a test wait for
+/// "the follower has printed its first line" instead of sleeping.
+pub struct LineChild {
+    pub child: Child,
+    pub what: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stdout line received so far.
+    pub seen: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl LineChild {
+    pub fn spawn(cmd: &mut Command, what: &str) -> LineChild {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+        let out = child.stdout.take().expect("piped stdout");
+        let mut err = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        LineChild {
+            child,
+            what: what.to_string(),
+            lines: rx,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The next stdout line; `Err` at end of output or when none arrives within `within`.
+    pub fn next_line(&mut self, within: Duration) -> Result<String, String> {
+        match self.lines.recv_timeout(within) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Ok(line)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "{}: no stdout line within {within:?}; lines so far: {:?}",
+                self.what, self.seen
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(format!(
+                "{}: stdout ended; lines so far: {:?}",
+                self.what, self.seen
+            )),
+        }
+    }
+
+    /// Reads stdout lines until one satisfies `pred` (returned); panics after `secs` or at end
+    /// of output, showing everything printed.
+    pub fn wait_line(&mut self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let end = deadline(secs);
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(e) => {
+                    let err = self.kill_and_stderr();
+                    panic!("{e}\nstderr: {err}");
+                }
+            }
+        }
+    }
+
+    /// Waits (up to `secs`) for the child to exit; returns its status, every stdout line
+    /// (including those already seen) and its stderr. Panics naming the child if it does not
+    /// exit in time.
+    pub fn finish(&mut self, secs: u64) -> (std::process::ExitStatus, Vec<String>, String) {
+        let status = wait_child(&mut self.child, Duration::from_secs(secs));
+        // The child is gone: the reader thread sees EOF unless a grandchild holds stdout.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        let err = self.take_stderr();
+        let status = status.unwrap_or_else(|| {
+            panic!(
+                "{}: did not exit within {secs} s (killed it)\nstdout: {:?}\nstderr: {err}",
+                self.what, self.seen
+            )
+        });
+        (status, self.seen.clone(), err)
+    }
+
+    fn take_stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn kill_and_stderr(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.take_stderr()
+    }
+}
+
+impl Drop for LineChild {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
