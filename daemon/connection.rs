@@ -2,17 +2,15 @@
 //! never blocks the next request, and pipelined calls are served concurrently), and write
 //! replies through one writer task.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
+use openclaw::client::SharedRead;
 use openclaw::frame::{Frame, FrameReader, write_frame};
 use openclaw::protocol::{ErrorKind, Id, Response, RpcError};
 use serde_json::Value;
-use tokio::io::{AsyncRead, BufReader, ReadBuf};
+use tokio::io::BufReader;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,19 +29,6 @@ const OUTBOUND_QUEUE: usize = 256;
 const MAX_IN_FLIGHT: usize = 1024;
 /// How long in-flight calls may take to answer once the daemon is stopping.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
-
-struct SharedRead(Arc<Stream>);
-
-impl AsyncRead for SharedRead {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let mut s: &Stream = &self.0;
-        Pin::new(&mut s).poll_read(cx, buf)
-    }
-}
 
 /// The write side of a connection, shared by request handlers and subscriptions. Bounded:
 /// when the peer stops reading, senders wait (and subscriptions fall back to the store)

@@ -60,8 +60,9 @@ pub struct Client {
     reader: tokio::task::JoinHandle<()>,
 }
 
-/// Reads through a shared stream: `&Stream` is `AsyncRead`, so reader and writer can share it.
-struct SharedRead(Arc<Stream>);
+/// Reads through a shared stream: `&Stream` is `AsyncRead`, so one task can read while
+/// others write through the same `Arc<Stream>`.
+pub struct SharedRead(pub Arc<Stream>);
 
 impl AsyncRead for SharedRead {
     fn poll_read(

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use openclaw::device::hex;
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
@@ -58,20 +59,9 @@ impl RunTokens {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
+/// The 32-byte secret of a token, if the text is one.
 fn unhex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let pair = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
+    openclaw::device::unhex(s)?.try_into().ok()
 }
 
 #[cfg(test)]
