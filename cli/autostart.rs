@@ -18,6 +18,7 @@ use openclaw::paths::Paths;
 use openclaw::protocol::{HelloParams, methods};
 use openclaw::{Client, ClientError};
 
+use crate::connection::Connection;
 use crate::failure::{Exit, Failure};
 
 /// The daemon's executable name, looked up next to ours and then on PATH.
@@ -60,7 +61,7 @@ pub fn is_truthy(value: &OsStr) -> bool {
 }
 
 /// A connection to the daemon, starting it first when `autostart` allows.
-pub async fn connect(paths: &Paths, autostart: Autostart) -> Result<Client, Failure> {
+pub async fn connect(paths: &Paths, autostart: Autostart) -> Result<Connection, Failure> {
     let client = match Client::connect(&paths.socket).await {
         Ok(client) => client,
         Err(err) if err.is_unreachable() && autostart == Autostart::Allowed => {
@@ -70,7 +71,7 @@ pub async fn connect(paths: &Paths, autostart: Autostart) -> Result<Client, Fail
         Err(err) => return Err(connect_failure(err, autostart)),
     };
     present_run_token(&client).await?;
-    Ok(client)
+    Ok(Connection::new(client, paths))
 }
 
 /// Inside a run (an agent's own command), act as that run's session: the daemon then records

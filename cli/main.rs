@@ -5,6 +5,7 @@
 mod autostart;
 mod base64;
 mod commands;
+mod connection;
 mod failure;
 mod manpage;
 mod output;
@@ -17,6 +18,7 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use crate::commands::Context;
 use crate::commands::agents::AgentsCommand;
 use crate::commands::daemon::DaemonCommand;
+use crate::commands::pairing::PairingCommand;
 use crate::commands::sessions::SessionsCommand;
 use crate::failure::{Exit, Failure};
 use crate::output::{Terminal, diagnostic, write_stdout};
@@ -72,6 +74,12 @@ pub enum Command {
     /// Show the agents the daemon knows
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Admit other local users' devices: list, approve, reject or revoke them
+    #[command(
+        subcommand,
+        long_about = "Admit other local users' devices. When the daemon's owner opens its socket to others ([socket] mode and group in config.toml), another user's openclaw proves a device key (kept 0600 in that user's config directory) by itself; an unknown device gets a pending request, which the owner approves with scopes, or rejects. A paired device can be revoked at any time. These commands need the admin scope, which the owner has."
+    )]
+    Pairing(PairingCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         long_about = "Print a shell completion script on stdout. For bash: `openclaw completions bash > ~/.local/share/bash-completion/completions/openclaw`."
@@ -125,6 +133,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sessions(command) => block_on(commands::sessions::run(&ctx, command)),
         Command::Daemon(command) => block_on(commands::daemon::run(&ctx, command)),
         Command::Agents(command) => block_on(commands::agents::run(&ctx, command)),
+        Command::Pairing(command) => block_on(commands::pairing::run(&ctx, command)),
     }
 }
 

@@ -82,7 +82,7 @@ fn extra_sections() -> Roff {
         ("0", "Success."),
         (
             "1",
-            "The run failed (its error is on stderr), or another error.",
+            "The run failed (its error is on stderr), the daemon is busy (the message says when to retry), or another error.",
         ),
         (
             "2",
@@ -95,7 +95,7 @@ fn extra_sections() -> Roff {
         ("4", "Not found: no such session or run."),
         (
             "5",
-            "Not permitted: pairing required, or forbidden by policy.",
+            "Not permitted: the socket is not open to this user, this device is not paired with the daemon (the message names the request the owner approves with `openclaw pairing approve`), the device key cannot be used, or the device lacks the scope the command needs.",
         ),
         (
             "124",
@@ -153,6 +153,10 @@ fn extra_sections() -> Roff {
             "$XDG_RUNTIME_DIR/openclaw/openclaw.sock",
             "The daemon's socket (without XDG_RUNTIME_DIR: /run/user/UID/openclaw/ when it exists, else /tmp/openclaw-UID/). The directory also holds openclaw.start.lock, which lets only one command at a time start the daemon.",
         ),
+        (
+            "$XDG_CONFIG_HOME/openclaw/device.key",
+            "This user's device key (Ed25519, mode 0600; with OPENCLAW_HOME, DIR/device.key). Made the first time a daemon owned by another user asks this openclaw to prove its device, which it then does by itself on every connection; the daemon's owner never needs one. A key other users can read is refused (`chmod 600` it). Deleting it makes a new device, which needs approving again.",
+        ),
     ] {
         item(&mut roff, path, meaning);
     }
@@ -186,6 +190,14 @@ fn extra_sections() -> Roff {
         (
             "openclaw sessions subscribe --json --events lifecycle",
             "One JSON line per session created, started, ended or deleted, and per run queued, started or ended.",
+        ),
+        (
+            "openclaw pairing approve 7f3a1b2c --scopes sessions.read",
+            "As the daemon's owner: admit the device of request 7f3a1b2c (named in the error the other user saw) to list, read and follow its own sessions, nothing more.",
+        ),
+        (
+            "openclaw pairing revoke 3fa9c1d2",
+            "Unpair a device; its open connections are dropped at once.",
         ),
         (
             "0 6 * * * openclaw sessions spawn --task \"run the daily report\"",
@@ -278,6 +290,10 @@ mod tests {
             "openclaw daemon status",
             "openclaw daemon run",
             "openclaw agents list",
+            "openclaw pairing list",
+            "openclaw pairing approve",
+            "openclaw pairing reject",
+            "openclaw pairing revoke",
             "openclaw completions",
         ] {
             assert!(

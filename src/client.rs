@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, BufReader, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::frame::{DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, write_frame};
-use crate::protocol::{Id, Notification, Request, Response, RpcError};
+use crate::protocol::{ErrorKind, Id, Notification, Request, Response, RpcError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -50,11 +50,15 @@ impl ClientError {
 }
 
 type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Response>>>>;
+type Refusal = Arc<Mutex<Option<RpcError>>>;
 
 pub struct Client {
     stream: Arc<Stream>,
     write_lock: tokio::sync::Mutex<()>,
     pending: Pending,
+    /// An error the daemon sent about the connection itself (id null), kept so that calls
+    /// made after it still learn why the connection ended.
+    refusal: Refusal,
     notifications: tokio::sync::Mutex<mpsc::UnboundedReceiver<Notification>>,
     next_id: AtomicI64,
     reader: tokio::task::JoinHandle<()>,
@@ -91,8 +95,14 @@ impl Client {
     fn from_stream(stream: Stream) -> Client {
         let stream = Arc::new(stream);
         let pending: Pending = Arc::default();
+        let refusal: Refusal = Arc::default();
         let (tx, rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(SharedRead(stream.clone()), pending.clone(), tx));
+        let reader = tokio::spawn(read_loop(
+            SharedRead(stream.clone()),
+            pending.clone(),
+            refusal.clone(),
+            tx,
+        ));
         Client {
             stream,
             write_lock: tokio::sync::Mutex::new(()),
@@ -100,6 +110,7 @@ impl Client {
             notifications: tokio::sync::Mutex::new(rx),
             next_id: AtomicI64::new(1),
             reader,
+            refusal,
         }
     }
 
@@ -139,7 +150,14 @@ impl Client {
                 .remove(&id);
             return Err(e.into());
         }
-        let response = rx.await.map_err(|_| ClientError::Disconnected)?;
+        let Ok(response) = rx.await else {
+            let refusal = self
+                .refusal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            return Err(refusal.map_or(ClientError::Disconnected, ClientError::Rpc));
+        };
         match (response.result, response.error) {
             (_, Some(err)) => Err(ClientError::Rpc(err)),
             (Some(result), None) => Ok(result),
@@ -175,6 +193,7 @@ impl Drop for Client {
 async fn read_loop(
     read: SharedRead,
     pending: Pending,
+    refusal: Refusal,
     notifications: mpsc::UnboundedSender<Notification>,
 ) {
     let mut frames = FrameReader::new(BufReader::new(read), DEFAULT_MAX_FRAME_BYTES);
@@ -191,14 +210,37 @@ async fn read_loop(
         let Ok(response) = serde_json::from_value::<Response>(value) else {
             continue;
         };
-        if let Id::Num(id) = response.id {
-            let waiter = pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            if let Some(tx) = waiter {
-                let _ = tx.send(response);
+        match response.id {
+            Id::Num(id) => {
+                let waiter = pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                if let Some(tx) = waiter {
+                    let _ = tx.send(response);
+                }
             }
+            // The daemon turning the whole connection away (a connection cap): every
+            // waiting call, and every later one, gets its answer.
+            Id::Null
+                if response.error.as_ref().and_then(RpcError::kind) == Some(ErrorKind::Busy) =>
+            {
+                *refusal.lock().unwrap_or_else(|p| p.into_inner()) = response.error.clone();
+                let waiting: Vec<_> = pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .drain()
+                    .collect();
+                for (id, tx) in waiting {
+                    let _ = tx.send(Response {
+                        jsonrpc: response.jsonrpc.clone(),
+                        result: None,
+                        error: response.error.clone(),
+                        id: Id::Num(id),
+                    });
+                }
+            }
+            _ => {}
         }
     }
     // Dropping the senders wakes every waiting call with `Disconnected`.

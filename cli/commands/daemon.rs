@@ -15,6 +15,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::{Context, call_raw, typed};
 use crate::autostart::{self, Autostart};
+use crate::connection::{CallError, Connection};
 use crate::failure::Failure;
 use crate::output::{print_json, write_stdout};
 
@@ -148,8 +149,9 @@ fn format_duration_ms(ms: u64) -> String {
 }
 
 async fn stop(ctx: &Context) -> Result<(), Failure> {
-    let client = match Client::connect(&ctx.paths()?.socket).await {
-        Ok(client) => client,
+    let paths = ctx.paths()?;
+    let client = match Client::connect(&paths.socket).await {
+        Ok(client) => Connection::new(client, &paths),
         Err(err) if err.is_unreachable() => {
             // Not running is what the caller wants: nothing to do.
             if ctx.json {
@@ -174,8 +176,8 @@ async fn stop(ctx: &Context) -> Result<(), Failure> {
     {
         Ok(raw) => raw,
         // Already on its way out: the same outcome as asking.
-        Err(ClientError::Disconnected) => json!({ "stopping": true }),
-        Err(ClientError::Rpc(err)) if err.kind() == Some(ErrorKind::ShuttingDown) => {
+        Err(CallError::Client(ClientError::Disconnected)) => json!({ "stopping": true }),
+        Err(err) if err.rpc().and_then(|e| e.kind()) == Some(ErrorKind::ShuttingDown) => {
             json!({ "stopping": true })
         }
         Err(err) => return Err(err.into()),

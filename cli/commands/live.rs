@@ -8,11 +8,11 @@ use openclaw::protocol::{
     DaemonStatus, ErrorKind, EventKind, HistoryParams, HistoryResult, NoParams, RunResult,
     SendParams, SubscribeParams, SubscribeResult, WaitParams, WaitStatus, methods,
 };
-use openclaw::{Client, ClientError};
 use serde_json::Value;
 
 use super::{Context, call_raw, format_seconds, typed};
 use crate::commands::daemon::{ProcessExit, STOP_TIMEOUT};
+use crate::connection::Connection;
 use crate::failure::{Exit, Failure};
 use crate::output::{
     diagnostic, escape_controls, print_json, stdout_reader_gone, write_both, write_stdout,
@@ -179,7 +179,7 @@ pub async fn follow(ctx: &Context, args: FollowArgs) -> Result<(), Failure> {
 /// `spawn --follow`, once the spawn has answered.
 pub async fn follow_spawned(
     ctx: &Context,
-    client: Client,
+    client: Connection,
     key: String,
     run_id: String,
 ) -> Result<(), Failure> {
@@ -270,7 +270,7 @@ struct FollowState {
     json: bool,
 }
 
-async fn run_follow(ctx: &Context, mut client: Client, follow: Follow) -> Result<(), Failure> {
+async fn run_follow(ctx: &Context, mut client: Connection, follow: Follow) -> Result<(), Failure> {
     let subscribed = follow.subscribed(ctx.json);
     let mut state = FollowState {
         key: follow.key.clone(),
@@ -333,7 +333,12 @@ async fn run_follow(ctx: &Context, mut client: Client, follow: Follow) -> Result
             End::Done(result) => return result,
             End::Lost { shutdown } => {
                 if !follow.retry {
-                    return Err(lost(&state.key, &state.cursor, shutdown));
+                    let what = if shutdown {
+                        "the daemon stopped"
+                    } else {
+                        client.lost_reason()
+                    };
+                    return Err(lost(&state.key, &state.cursor, what));
                 }
                 diagnostic(
                     "note",
@@ -348,9 +353,13 @@ async fn run_follow(ctx: &Context, mut client: Client, follow: Follow) -> Result
                         state.cursor.last().unwrap_or(0)
                     ),
                 );
+                // Another user's device loses its connection when the owner revokes it, and the
+                // daemon stays up: reconnect at once, which then reports the refusal.
+                let await_exit = shutdown || !client.device_proven();
                 drop(client);
                 // A restart can only start once the old daemon has let go of its locks.
                 if let Some(pid) = daemon_pid
+                    && await_exit
                     && let Ok(watch) = ProcessExit::watch(pid)
                 {
                     let _ = tokio::time::timeout(STOP_TIMEOUT, watch.exited()).await;
@@ -362,7 +371,11 @@ async fn run_follow(ctx: &Context, mut client: Client, follow: Follow) -> Result
 }
 
 /// Reads the subscription's events until the follow is over or the connection closes.
-async fn pump(client: &Client, subscription: &str, st: &mut FollowState) -> Result<End, Failure> {
+async fn pump(
+    client: &Connection,
+    subscription: &str,
+    st: &mut FollowState,
+) -> Result<End, Failure> {
     let mut shutdown = false;
     while let Some(notification) = client.next_notification().await {
         if subscription_of(&notification.params) != Some(subscription) {
@@ -455,7 +468,7 @@ async fn pump(client: &Client, subscription: &str, st: &mut FollowState) -> Resu
 /// Updates the goal once a subscription has told which run is active (left as it was if
 /// the daemon cannot be asked).
 async fn settle(
-    client: &Client,
+    client: &Connection,
     goal: &mut Goal,
     sub: &SubscribeResult,
     key: &str,
@@ -484,7 +497,7 @@ enum WaitTarget {
 /// Asks the daemon, without waiting, whether the run is over. If it is, the follow finishes
 /// once the transcript as it is now has been printed: the run's messages were stored before it
 /// ended, and the subscription delivers each of them.
-async fn check(client: &Client, key: &str, target: WaitTarget) -> Result<Goal, Failure> {
+async fn check(client: &Connection, key: &str, target: WaitTarget) -> Result<Goal, Failure> {
     let (run_id, session_key) = match &target {
         WaitTarget::Run(run) => (Some(run.clone()), None),
         WaitTarget::Session(session) => (None, Some(session.clone())),
@@ -498,9 +511,9 @@ async fn check(client: &Client, key: &str, target: WaitTarget) -> Result<Goal, F
     let state = match answer {
         Ok(raw) => run_state(&typed::<RunResult>(methods::RUNS_WAIT, raw)?),
         // A session that never ran: done once caught up.
-        Err(ClientError::Rpc(err))
+        Err(err)
             if matches!(target, WaitTarget::Session(_))
-                && err.kind() == Some(ErrorKind::NotFound) =>
+                && err.rpc().and_then(|e| e.kind()) == Some(ErrorKind::NotFound) =>
         {
             RunState::Over(None)
         }
@@ -516,7 +529,7 @@ async fn check(client: &Client, key: &str, target: WaitTarget) -> Result<Goal, F
 }
 
 /// The session's newest seq now (tool messages included).
-async fn newest_seq(client: &Client, key: &str) -> Result<u64, Failure> {
+async fn newest_seq(client: &Connection, key: &str) -> Result<u64, Failure> {
     let params = HistoryParams {
         session_key: key.to_string(),
         limit: Some(1),
@@ -528,7 +541,7 @@ async fn newest_seq(client: &Client, key: &str) -> Result<u64, Failure> {
     Ok(page.messages.last().map_or(0, |m| m.seq))
 }
 
-async fn daemon_pid(client: &Client) -> Option<u32> {
+async fn daemon_pid(client: &Connection) -> Option<u32> {
     client
         .call::<_, DaemonStatus>(methods::DAEMON_STATUS, &NoParams {})
         .await
@@ -537,12 +550,7 @@ async fn daemon_pid(client: &Client) -> Option<u32> {
 }
 
 /// The connection closed under a follow without --retry: exit 3, saying how to resume.
-fn lost(key: &str, cursor: &SeqCursor, shutdown: bool) -> Failure {
-    let what = if shutdown {
-        "the daemon stopped"
-    } else {
-        "lost the connection to the daemon (it stopped or restarted)"
-    };
+fn lost(key: &str, cursor: &SeqCursor, what: &str) -> Failure {
     let resume = match cursor.last() {
         Some(seq) if seq > 0 => format!(
             "; it had followed {key} up to message #{seq}: resume with `openclaw sessions follow {key} --since {seq}`"
@@ -650,7 +658,7 @@ pub async fn subscribe(ctx: &Context, args: SubscribeArgs) -> Result<(), Failure
             if shutdown {
                 "the daemon stopped"
             } else {
-                "lost the connection to the daemon (it stopped or restarted)"
+                client.lost_reason()
             },
         ))
     })
@@ -662,7 +670,7 @@ pub async fn subscribe(ctx: &Context, args: SubscribeArgs) -> Result<(), Failure
 /// `sessions send --stream`: the run's events as they come, then its result.
 pub async fn send_streaming(
     ctx: &Context,
-    client: &Client,
+    client: &Connection,
     params: SendParams,
     waited: f64,
 ) -> Result<(), Failure> {
@@ -893,14 +901,18 @@ mod tests {
         let mut cursor = SeqCursor::new(Some(0));
         cursor.admit(1);
         cursor.admit(2);
-        let f = lost("agent:main:main", &cursor, false);
+        let f = lost(
+            "agent:main:main",
+            &cursor,
+            "lost the connection to the daemon",
+        );
         assert_eq!(f.exit, Exit::Unreachable);
         let message = f.message.unwrap();
         assert!(
             message.contains("openclaw sessions follow agent:main:main --since 2"),
             "{message}"
         );
-        let f = lost("k", &SeqCursor::new(None), true);
+        let f = lost("k", &SeqCursor::new(None), "the daemon stopped");
         assert!(f.message.unwrap().starts_with("the daemon stopped"));
     }
 

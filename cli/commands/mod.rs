@@ -4,17 +4,18 @@
 pub mod agents;
 pub mod daemon;
 pub mod live;
+pub mod pairing;
 pub mod sessions;
 
 use std::io::Read;
 
-use openclaw::Client;
 use openclaw::paths::Paths;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::autostart::{self, Autostart};
+use crate::connection::Connection;
 use crate::failure::Failure;
 use crate::output::Terminal;
 
@@ -33,7 +34,8 @@ impl Context {
     }
 
     /// A connection to the daemon, starting it on demand unless OPENCLAW_NO_AUTOSTART is set.
-    pub async fn client(&self) -> Result<Client, Failure> {
+    /// Another user's device is proven on it when the daemon asks (see `connection`).
+    pub async fn client(&self) -> Result<Connection, Failure> {
         autostart::connect(&self.paths()?, Autostart::from_env()).await
     }
 }
@@ -41,7 +43,7 @@ impl Context {
 /// Calls `method`, returning the raw result (so `--json` prints exactly what the daemon sent,
 /// including fields this CLI does not know yet).
 pub async fn call_raw<P: Serialize>(
-    client: &Client,
+    client: &Connection,
     method: &str,
     params: &P,
 ) -> Result<Value, Failure> {

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use openclaw::Client;
 use openclaw::protocol::{
     Attachment, Cleanup, DEFAULT_WAIT_SECONDS, DeleteParams, HistoryParams, HistoryResult,
     KillParams, KillResult, ListParams, ListResult, Message, PatchParams, RunResult, Runtime,
@@ -17,6 +16,7 @@ use serde_json::Value;
 use super::live::{self, FollowArgs, SubscribeArgs};
 use super::{Context, call_raw, format_seconds, parse_seconds, text_or_stdin, typed};
 use crate::base64;
+use crate::connection::Connection;
 use crate::failure::{Exit, Failure};
 use crate::output::{
     Spinner, Table, diagnostic, escape_controls, print_json, print_line, write_stdout,
@@ -367,7 +367,7 @@ async fn wait(ctx: &Context, args: WaitArgs) -> Result<(), Failure> {
 
 async fn wait_for_run(
     ctx: &Context,
-    client: &Client,
+    client: &Connection,
     target: WaitFor,
     timeout: Option<f64>,
 ) -> Result<(), Failure> {
@@ -403,7 +403,7 @@ fn wait_params(target: WaitFor, timeout: Option<f64>) -> WaitParams {
 
 /// A call in which the daemon waits up to `waited_secs` before answering.
 pub(super) async fn call_waiting<P: Serialize>(
-    client: &Client,
+    client: &Connection,
     method: &str,
     params: &P,
     waited_secs: f64,
