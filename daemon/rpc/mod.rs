@@ -120,6 +120,8 @@ impl Ctx {
         )
         .with_data("nonce", self.conn.nonce.clone().into())
         .with_data("daemonId", self.daemon.daemon_id.clone().into())
+        // The path the proof must name (the client may have reached it another way).
+        .with_data("socket", self.daemon.paths.socket.display().to_string().into())
     }
 
     /// Sessions created by a paired device belong to it; a device without `admin` sees

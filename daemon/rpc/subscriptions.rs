@@ -20,10 +20,12 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
         None => None,
     };
     if session.is_none() && ctx.scope() != crate::store::Scope::All {
-        return Err(RpcError::app(
-            openclaw::protocol::ErrorKind::Forbidden,
-            "from inside a session, subscribe to one session (sessionKey) that it can see; all sessions need session.visibility = \"all\"",
-        ));
+        let why = if ctx.owner_filter().is_some() {
+            "this device sees only the sessions it created: subscribe to one of them (sessionKey); all sessions need the admin scope"
+        } else {
+            "from inside a session, subscribe to one session (sessionKey) that it can see; all sessions need session.visibility = \"all\""
+        };
+        return Err(RpcError::app(openclaw::protocol::ErrorKind::Forbidden, why));
     }
     if p.after_seq.is_some() && session.is_none() {
         return Err(RpcError::invalid_params(
