@@ -106,8 +106,11 @@ pub struct ConnShared {
     pub subscriptions:
         std::sync::Mutex<HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>>,
     pub next_subscription: AtomicU64,
-    /// Cancelled when the connection ends, or to end it (revocation, handshake deadline,
-    /// stalled reader): its reads and subscriptions stop.
+    /// Cancelled to drop the connection at once (revocation, handshake deadline, stalled
+    /// reader): reads and writes stop, nothing more is sent.
+    pub kill: CancellationToken,
+    /// Cancelled when the connection ends, gracefully or not (a child of `kill`): its
+    /// subscriptions stop.
     pub closed: CancellationToken,
     /// Subscription tasks, waited for before the connection closes.
     pub tasks: TaskTracker,
@@ -129,12 +132,18 @@ pub async fn serve(
     let buffered = daemon.buffered.clone();
     let write_half = stream.clone();
     let writer_buffered = buffered.clone();
+    let kill = CancellationToken::new();
+    let writer_kill = kill.clone();
     let writer = tokio::spawn(async move {
         let mut w: &Stream = &write_half;
         while let Some(bytes) = out_rx.recv().await {
             writer_buffered.fetch_sub(1, Ordering::Relaxed);
-            if write_frame(&mut w, &bytes).await.is_err() {
-                break; // the peer is gone; its remaining replies have nowhere to go
+            let written = tokio::select! {
+                r = write_frame(&mut w, &bytes) => r.is_ok(),
+                _ = writer_kill.cancelled() => false,
+            };
+            if !written {
+                break; // the peer is gone (or dropped): its remaining replies have nowhere to go
             }
         }
         out_rx.close();
@@ -142,19 +151,20 @@ pub async fn serve(
             writer_buffered.fetch_sub(1, Ordering::Relaxed);
         }
     });
-    let closed = CancellationToken::new();
+    let closed = kill.child_token();
     let conn = Arc::new(ConnShared {
         id: daemon.next_connection.fetch_add(1, Ordering::Relaxed),
         out: Outbound {
             tx: out_tx.clone(),
             buffered,
-            close: closed.clone(),
+            close: kill.clone(),
             stall_limit: Duration::from_secs(limits.stalled_reader_seconds.max(1)),
         },
         nonce: crate::auth::nonce(),
         device: Default::default(),
         subscriptions: Default::default(),
         next_subscription: AtomicU64::new(1),
+        kill: kill.clone(),
         closed: closed.clone(),
         tasks: TaskTracker::new(),
         acting: Default::default(),
@@ -177,7 +187,7 @@ pub async fn serve(
                 .is_some();
             if !proven {
                 tracing::info!("closing an unauthenticated connection at its handshake deadline");
-                conn.closed.cancel();
+                conn.kill.cancel();
             }
         });
     }
@@ -195,7 +205,7 @@ pub async fn serve(
         let frame = tokio::select! {
             f = frames.next_frame() => f,
             _ = shutdown.cancelled() => break,
-            _ = conn.closed.cancelled() => break,
+            _ = conn.kill.cancelled() => break,
         };
         match frame {
             Ok(Some(Frame::Line(bytes))) => {
@@ -232,15 +242,13 @@ pub async fn serve(
     }
     inflight.close();
     conn.tasks.close();
-    if !shutdown.is_cancelled() {
-        // The peer stopped sending: its subscriptions end with the connection. (On shutdown
-        // they end themselves, telling the peer why.)
-        conn.closed.cancel();
-    }
     if shutdown.is_cancelled() {
+        // Subscriptions end themselves, telling the peer why; calls get a moment to answer.
         let _ = tokio::time::timeout(SHUTDOWN_DRAIN, conn.tasks.wait()).await;
         let _ = tokio::time::timeout(SHUTDOWN_DRAIN, inflight.wait()).await;
     } else {
+        // The peer stopped sending (it may still read: `printf ... | nc -N` half-closes):
+        // every request it sent is answered, then its subscriptions end with the connection.
         inflight.wait().await;
     }
     conn.closed.cancel();

@@ -44,7 +44,7 @@ pub struct DaemonInfo {
     pub subscriptions: std::sync::atomic::AtomicU64,
     pub next_connection: std::sync::atomic::AtomicU64,
     /// Connections of paired devices, so revoking a device drops them at once:
-    /// connection id → (fingerprint, the connection's close token).
+    /// connection id → (fingerprint, the connection's kill token).
     pub device_connections: std::sync::Mutex<HashMap<u64, (String, CancellationToken)>>,
 }
 

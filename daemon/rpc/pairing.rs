@@ -82,7 +82,7 @@ pub async fn authenticate(ctx: &Arc<Ctx>, p: AuthenticateParams) -> Result<Value
             .unwrap_or_else(|p| p.into_inner())
             .insert(
                 ctx.conn.id,
-                (device.fingerprint.clone(), ctx.conn.closed.clone()),
+                (device.fingerprint.clone(), ctx.conn.kill.clone()),
             );
         return to_value(&AuthenticateResult {
             fingerprint: device.fingerprint,

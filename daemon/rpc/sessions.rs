@@ -26,6 +26,8 @@ use tokio::sync::broadcast::error::RecvError;
 const DEFAULT_HISTORY_LIMIT: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 const MAX_LIST_MESSAGES: u32 = 100;
+/// What `kinds` may name (see `engine::kind_of`).
+const SESSION_KINDS: [&str; 5] = ["main", "subagent", "cron", "hook", "other"];
 
 /// `sessions.spawn`: a new session and its first run. Answers once both are durable; never
 /// waits for the run.
@@ -455,8 +457,18 @@ pub async fn list(ctx: &Ctx, p: ListParams) -> Result<Value, RpcError> {
     let parent_key = p
         .parent_key
         .map(|k| normalize(&k, ctx.engine.default_agent()));
+    let mut kinds = p.kinds.unwrap_or_default();
+    if let Some(bad) = kinds.iter().find(|k| !SESSION_KINDS.contains(&k.as_str())) {
+        return Err(RpcError::invalid_params(format!(
+            "kinds: \"{}\" is not a session kind; kinds are {}",
+            bad.chars().take(64).collect::<String>(),
+            SESSION_KINDS.join(", ")
+        )));
+    }
+    kinds.sort();
+    kinds.dedup();
     let filter = ListFilter {
-        kinds: p.kinds.unwrap_or_default(),
+        kinds,
         limit: p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).clamp(1, MAX_PAGE),
         after,
         active_minutes: p.active_minutes,

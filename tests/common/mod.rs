@@ -717,3 +717,279 @@ impl Drop for LineChild {
         }
     }
 }
+
+// ------------------------------------------------------------------ helpers added for hostile /
+// pairing: root checks, commands and sockets as another uid, store integrity, peer hang-ups.
+
+/// uid and gid of `nobody`/`nogroup`, the other local user of the multi-user tests.
+pub const NOBODY_UID: u32 = 65534;
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The first executable named `name` in /usr/bin, /bin, /usr/local/bin: system paths, so that
+/// `nobody` can run it too (a tool under /root, e.g. a pyenv shim, would not do).
+pub fn system_tool(name: &str) -> Option<PathBuf> {
+    ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Why the tests that run something as `nobody` cannot run here, if they cannot.
+pub fn nobody_unavailable() -> Option<String> {
+    if !is_root() {
+        return Some("needs root to run commands as uid nobody (setpriv)".into());
+    }
+    if system_tool("setpriv").is_none() {
+        return Some("setpriv(1) not found".into());
+    }
+    None
+}
+
+/// `setpriv --reuid=nobody --regid=nogroup --clear-groups PROGRAM ARGS...` with a clean env.
+pub fn nobody_command(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let setpriv = system_tool("setpriv").expect("setpriv(1) (check nobody_unavailable first)");
+    let mut cmd = Command::new(setpriv);
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Makes a daemon's socket reachable by other users: its home directory 0755 (the socket's own
+/// mode comes from `[socket] mode` in the config).
+pub fn open_home_to_others(d: &Daemon) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.home_path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 755 the daemon's home");
+}
+
+/// Python run as `nobody`: connects to the socket in argv[1] and hands the connected socket
+/// back over fd 3 (SCM_RIGHTS). The peer credentials the daemon sees are fixed at connect(2),
+/// so the test then speaks on a connection that is, for the daemon, uid nobody's.
+const CONNECT_AND_PASS_FD_PY: &str = "import socket, sys\n\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+s.connect(sys.argv[1])\n\
+socket.send_fds(socket.socket(fileno=3), [b'fd'], [s.fileno()])\n";
+
+/// A connection to `socket` made by uid `nobody` (see [`CONNECT_AND_PASS_FD_PY`]), ready for
+/// the test to use. Needs root, setpriv and a system python3.
+pub fn connect_as_nobody(socket: &Path) -> Result<std::os::unix::net::UnixStream, String> {
+    use std::os::unix::net::UnixStream;
+    let python = system_tool("python3").ok_or("no python3 in /usr/bin, /bin or /usr/local/bin")?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let raw = theirs.as_raw_fd();
+    let socket_arg = socket.to_str().ok_or("socket path is not UTF-8")?;
+    let mut cmd = nobody_command(&python, &["-c", CONNECT_AND_PASS_FD_PY, socket_arg], &[]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("start python3 as nobody: {e}"))?;
+    drop(theirs);
+    ours.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| format!("socketpair timeout: {e}"))?;
+    let received = recv_fd(&ours);
+    let status = wait_child(&mut child, Duration::from_secs(20));
+    let mut err = String::new();
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    match received {
+        Ok(fd) => Ok(UnixStream::from(fd)),
+        Err(e) => Err(format!(
+            "connecting to {} as nobody failed ({e}); python exited {status:?}: {err}",
+            socket.display()
+        )),
+    }
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS.
+fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::io::Result<OwnedFd> {
+    let mut data = [0u8; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // u64 elements: aligned for cmsghdr; 64 bytes hold one header and one fd with room.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; all-zero is a valid empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the sizes it states.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the helper closed its end without sending a socket",
+        ));
+    }
+    // SAFETY: msg was filled in by recvmsg; CMSG_FIRSTHDR/CMSG_DATA stay within `control`.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(std::io::Error::other("no SCM_RIGHTS message"));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// `PRAGMA integrity_check` of an SQLite database (the daemon may be running: WAL readers
+/// don't disturb it). "ok" when the file is sound.
+pub fn integrity_check(db: &Path) -> String {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .unwrap_or_else(|e| panic!("open {} read-only: {e}", db.display()));
+    conn.busy_timeout(Duration::from_secs(20))
+        .expect("busy timeout");
+    let mut stmt = conn
+        .prepare("PRAGMA integrity_check")
+        .expect("prepare integrity_check");
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("run integrity_check")
+        .map(|r| r.expect("integrity_check row"))
+        .collect();
+    rows.join("\n")
+}
+
+/// Blocks (poll, no polling loop) until the peer of `sock` has closed the connection or shut
+/// down its writing side, or `within` passes. True when it did. Unread data waiting in the
+/// socket does not matter: POLLRDHUP reports the hang-up without reading (so a test can learn
+/// that the daemon dropped a client that never reads, without reading).
+pub fn wait_peer_closed(sock: &impl AsRawFd, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc > 0 {
+            return pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
+        }
+        if rc == 0 {
+            return false;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Raises this process's soft RLIMIT_NOFILE to at least `min` (up to the hard limit), for tests
+/// that hold many sockets; daemons started afterwards inherit it. Returns the soft limit now.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+pub fn raise_nofile(min: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointer to an rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    if (lim.rlim_cur as u64) < min {
+        let want = (min as libc::rlim_t).min(lim.rlim_max);
+        let new = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: valid pointer to an rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            lim.rlim_cur = want;
+        }
+    }
+    lim.rlim_cur as u64
+}
+
+impl RawConn {
+    /// Wraps an already connected stream (e.g. one from [`connect_as_nobody`]).
+    pub fn from_stream(stream: std::os::unix::net::UnixStream) -> RawConn {
+        stream
+            .set_read_timeout(Some(Self::TIMEOUT))
+            .expect("read timeout");
+        stream
+            .set_write_timeout(Some(Self::TIMEOUT))
+            .expect("write timeout");
+        let reader = std::io::BufReader::new(stream.try_clone().expect("clone stream"));
+        RawConn { stream, reader }
+    }
+
+    /// Like [`RawConn::read_line`], but a timeout or I/O error is returned, not a panic.
+    pub fn try_read_line(&mut self) -> std::io::Result<Option<String>> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line)? {
+            0 => Ok(None),
+            _ => Ok(Some(line.trim_end_matches(['\n', '\r']).to_string())),
+        }
+    }
+
+    /// Writes bytes, returning the error instead of panicking (the daemon may have closed).
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.stream.write_all(bytes)
+    }
+}
+
+/// The `openclaw` binary, somewhere `nobody` can run it: target/ itself when nobody can read
+/// and execute it there, else a 0755 copy in `scratch` (made 0755 too).
+pub fn openclaw_for_nobody(scratch: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = output_within(
+        &mut nobody_command(
+            Path::new("/bin/sh"),
+            &["-c", "test -x \"$1\" && test -r \"$1\"", "sh", OPENCLAW],
+            &[],
+        ),
+        20,
+        "probe whether nobody can run the openclaw binary",
+    );
+    if probe.status.success() {
+        return PathBuf::from(OPENCLAW);
+    }
+    std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 755 scratch dir");
+    let copy = scratch.join("openclaw");
+    std::fs::copy(OPENCLAW, &copy).expect("copy the openclaw binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 755 the copy");
+    copy
+}
