@@ -245,8 +245,8 @@ impl Default for LimitsConfig {
             max_queued_runs: 100_000,
             max_queued_per_session: 1_000,
             kill_grace_ms: 2_000,
-            max_connections: 1024,
-            max_connections_per_uid: 512,
+            max_connections: 4096,
+            max_connections_per_uid: 2048,
             handshake_timeout_ms: 10_000,
             stalled_reader_seconds: 60,
         }

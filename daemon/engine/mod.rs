@@ -156,6 +156,7 @@ pub struct Engine {
     shutting_down: AtomicBool,
     /// Wakes the archiver when a run ends.
     archive_wake: tokio::sync::Notify,
+    last_trim_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Engine {
@@ -188,6 +189,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
             archive_wake: tokio::sync::Notify::new(),
+            last_trim_ms: Default::default(),
         })
     }
 
@@ -643,12 +645,36 @@ impl Engine {
                 }
             }
         };
+        self.give_back_memory_when_idle();
         if session_done
             && turn.delete_after
             && let Err(e) = self.store.delete_session(turn.sid).await
         {
             tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
         }
+    }
+
+    /// After a burst, the memory of thousands of queued runs is free but kept by the
+    /// allocator; once nothing is queued or running, hand it back to the system (at most
+    /// every few seconds: the call walks the heap).
+    fn give_back_memory_when_idle(&self) {
+        if !self.state().runs.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let last = self.last_trim_ms.load(Ordering::Relaxed);
+        if now - last < 5_000
+            || self
+                .last_trim_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
+            unsafe { libc::malloc_trim(0) };
+        });
     }
 
     /// Appends the announce of a child's ended run to its parent's transcript (durably).
