@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{Daemon, OPENCLAW, json_stdout, output_within, stderr, stdout};
+use common::{Daemon, OPENCLAW, describe, json_stdout, output_within, stderr, stdout};
 use openclaw::protocol::{
     AgentsListResult, DaemonStatus, HistoryResult, KillResult, ListResult, Message, ProvenanceKind,
     Role, RunResult, RunStatus, SpawnResult, WaitStatus,
@@ -22,16 +22,6 @@ fn run(d: &Daemon, args: &[&str]) -> Output {
         d.cli().args(args),
         CALL_SECS,
         &format!("openclaw {}", args.join(" ")),
-    )
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "openclaw {}\n  exit: {:?}\n  stdout: {}\n  stderr: {}",
-        args.join(" "),
-        out.status.code(),
-        stdout(out),
-        stderr(out)
     )
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Daemon, fifo, fifo_write_within};
+use common::{Daemon, JSONL_SCRIPT, fifo, fifo_write_within, steps};
 use openclaw::Client;
 use serde_json::{Value, json};
 
@@ -792,46 +792,6 @@ async fn a_stalled_follower_keeps_daemon_buffers_bounded_then_drains_every_messa
 }
 
 // ------------------------------------------------------------------ send with streamProgress
-
-/// An exec jsonl agent: text, a tool call and its result, more text.
-const JSONL_SCRIPT: &str = r#"cat >/dev/null; echo '{"type":"text","text":"hel"}'; echo '{"type":"tool_start","id":"t1","name":"grep","input":{}}'; echo '{"type":"tool_end","id":"t1","output":"x","status":"ok"}'; echo '{"type":"text","text":"lo"}'"#;
-
-/// A run's events (notification params) as comparable steps: `lifecycle:PHASE[:STATUS]`,
-/// `assistant:TEXT` (consecutive deltas joined), `tool:start:ID:NAME:INPUT`,
-/// `tool:end:ID:OUTPUT:STATUS`, `usage:TOKENS`. A leading `lifecycle:queued` is dropped (a
-/// daemon may or may not report the queueing of a run that starts at once).
-fn steps(events: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for p in events {
-        let data = &p["data"];
-        let s = |k: &str| data[k].as_str().unwrap_or("").to_string();
-        let step = match p["stream"].as_str().unwrap_or("") {
-            "lifecycle" if data["phase"] == "ended" => format!("lifecycle:ended:{}", s("status")),
-            "lifecycle" => format!("lifecycle:{}", s("phase")),
-            "assistant" => {
-                if let Some(last) = out.last_mut().filter(|l| l.starts_with("assistant:")) {
-                    last.push_str(&s("delta"));
-                    continue;
-                }
-                format!("assistant:{}", s("delta"))
-            }
-            "tool" if data["phase"] == "start" => {
-                format!("tool:start:{}:{}:{}", s("id"), s("name"), data["input"])
-            }
-            "tool" if data["phase"] == "end" => {
-                format!("tool:end:{}:{}:{}", s("id"), s("output"), s("status"))
-            }
-            "tool" => format!("tool:{}:{}", s("phase"), s("id")),
-            "usage" => format!("usage:{}", data["tokens"]),
-            other => format!("{other}:{data}"),
-        };
-        out.push(step);
-    }
-    if out.first().is_some_and(|s| s == "lifecycle:queued") {
-        out.remove(0);
-    }
-    out
-}
 
 const JSONL_STEPS: [&str; 6] = [
     "lifecycle:started",

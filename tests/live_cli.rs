@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{Daemon, LineChild, RawConn, fifo, fifo_write_within, output_within, stderr, stdout};
+use common::{
+    Daemon, JSONL_SCRIPT, LineChild, RawConn, describe, fifo, fifo_write_within, output_within,
+    stderr, stdout, steps,
+};
 use serde_json::{Value, json};
 
 const CALL_SECS: u64 = 20;
@@ -40,16 +43,6 @@ fn run(d: &Daemon, args: &[&str]) -> Output {
         d.cli().args(args),
         CALL_SECS,
         &format!("openclaw {}", args.join(" ")),
-    )
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "openclaw {}\n  exit: {:?}\n  stdout: {}\n  stderr: {}",
-        args.join(" "),
-        out.status.code(),
-        stdout(out),
-        stderr(out)
     )
 }
 
@@ -145,49 +138,12 @@ impl Drop for FifoGate {
 
 // ------------------------------------------------------------------ send --stream
 
-/// An exec jsonl agent: text, a tool call and its result, more text.
-const JSONL_SCRIPT: &str = r#"cat >/dev/null; echo '{"type":"text","text":"hel"}'; echo '{"type":"tool_start","id":"t1","name":"grep","input":{}}'; echo '{"type":"tool_end","id":"t1","output":"x","status":"ok"}'; echo '{"type":"text","text":"lo"}'"#;
-
+/// A daemon whose default agent is the jsonl agent of `JSONL_SCRIPT`.
 fn jsonl_daemon() -> Daemon {
     Daemon::start_with_config(&format!(
         "default_agent = \"main\"\n\n{}",
         exec_agent("main", JSONL_SCRIPT, "jsonl")
     ))
-}
-
-/// Run events as comparable steps (see tests/live.rs): consecutive assistant deltas joined, a
-/// leading `lifecycle:queued` dropped.
-fn steps(events: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for p in events {
-        let data = &p["data"];
-        let s = |k: &str| data[k].as_str().unwrap_or("").to_string();
-        let step = match p["stream"].as_str().unwrap_or("") {
-            "lifecycle" if data["phase"] == "ended" => format!("lifecycle:ended:{}", s("status")),
-            "lifecycle" => format!("lifecycle:{}", s("phase")),
-            "assistant" => {
-                if let Some(last) = out.last_mut().filter(|l| l.starts_with("assistant:")) {
-                    last.push_str(&s("delta"));
-                    continue;
-                }
-                format!("assistant:{}", s("delta"))
-            }
-            "tool" if data["phase"] == "start" => {
-                format!("tool:start:{}:{}:{}", s("id"), s("name"), data["input"])
-            }
-            "tool" if data["phase"] == "end" => {
-                format!("tool:end:{}:{}:{}", s("id"), s("output"), s("status"))
-            }
-            "tool" => format!("tool:{}:{}", s("phase"), s("id")),
-            "usage" => format!("usage:{}", data["tokens"]),
-            other => format!("{other}:{data}"),
-        };
-        out.push(step);
-    }
-    if out.first().is_some_and(|s| s == "lifecycle:queued") {
-        out.remove(0);
-    }
-    out
 }
 
 #[test]
