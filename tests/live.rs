@@ -8,14 +8,13 @@ mod common;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Daemon, JSONL_SCRIPT, fifo, fifo_write_within, steps};
+use common::{Daemon, FifoGate, JSONL_SCRIPT, steps};
 use openclaw::Client;
 use serde_json::{Value, json};
 
@@ -180,40 +179,6 @@ fn tempdir() -> tempfile::TempDir {
         .prefix("openclaw-live-")
         .tempdir()
         .expect("tempdir")
-}
-
-/// Writes a FIFO once, so a blocked agent finishes; if the test did not release it (it failed
-/// first), the drop does, without blocking, so no agent is left behind.
-struct FifoGate {
-    path: PathBuf,
-    released: bool,
-}
-
-impl FifoGate {
-    fn new(dir: &Path, name: &str) -> FifoGate {
-        FifoGate {
-            path: fifo(dir, name),
-            released: false,
-        }
-    }
-    fn release(&mut self) {
-        fifo_write_within(&self.path, "go\n", Duration::from_secs(READ_SECS))
-            .unwrap_or_else(|e| panic!("could not release the blocked agent: {e}"));
-        self.released = true;
-    }
-}
-
-impl Drop for FifoGate {
-    fn drop(&mut self) {
-        if !self.released
-            && let Ok(mut f) = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.path)
-        {
-            let _ = f.write_all(b"go\n");
-        }
-    }
 }
 
 // ------------------------------------------------------------------ bursts of sends

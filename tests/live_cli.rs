@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use common::{
-    Daemon, JSONL_SCRIPT, LineChild, RawConn, describe, fifo, fifo_write_within, output_within,
-    stderr, stdout, steps,
+    Daemon, FifoGate, JSONL_SCRIPT, LineChild, RawConn, describe, output_within, stderr, stdout,
+    steps,
 };
 use serde_json::{Value, json};
 
@@ -98,42 +97,6 @@ fn assert_daemon_unharmed(d: &mut Daemon, key: &str, count: usize) {
         Some(count),
         "history of {key}: {h}"
     );
-}
-
-/// Writes a FIFO once; if the test did not (it failed first), the drop does, without
-/// blocking, so no agent is left blocked.
-struct FifoGate {
-    path: PathBuf,
-    released: bool,
-}
-
-impl FifoGate {
-    fn new(dir: &Path, name: &str) -> FifoGate {
-        FifoGate {
-            path: fifo(dir, name),
-            released: false,
-        }
-    }
-    fn release(&mut self) {
-        fifo_write_within(&self.path, "go\n", Duration::from_secs(CALL_SECS))
-            .unwrap_or_else(|e| panic!("could not release the blocked agent: {e}"));
-        self.released = true;
-    }
-}
-
-impl Drop for FifoGate {
-    fn drop(&mut self) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        if !self.released
-            && let Ok(mut f) = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.path)
-        {
-            let _ = f.write_all(b"go\n");
-        }
-    }
 }
 
 // ------------------------------------------------------------------ send --stream

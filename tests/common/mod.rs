@@ -1044,3 +1044,40 @@ pub fn steps(events: &[serde_json::Value]) -> Vec<String> {
     }
     out
 }
+
+/// Writes a FIFO once, so an agent blocked on it finishes; if the test did not release it (it
+/// failed first), the drop does, without blocking, so no agent is left behind.
+pub struct FifoGate {
+    pub path: PathBuf,
+    released: bool,
+}
+
+impl FifoGate {
+    pub fn new(dir: &Path, name: &str) -> FifoGate {
+        FifoGate {
+            path: fifo(dir, name),
+            released: false,
+        }
+    }
+
+    pub fn release(&mut self) {
+        fifo_write_within(&self.path, "go\n", Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("could not release the blocked agent: {e}"));
+        self.released = true;
+    }
+}
+
+impl Drop for FifoGate {
+    fn drop(&mut self) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if !self.released
+            && let Ok(mut f) = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&self.path)
+        {
+            let _ = f.write_all(b"go\n");
+        }
+    }
+}
