@@ -158,6 +158,7 @@ impl From<ClientError> for Failure {
                 Exit::Unreachable,
                 format!("the connection to the daemon failed: {e}"),
             ),
+            err @ ClientError::TooLarge { .. } => Failure::new(Exit::Usage, err.to_string()),
             ClientError::Decode(e) => Failure::failed(format!(
                 "the daemon sent a reply this openclaw cannot read ({e}); are the CLI and the daemon the same version? `openclaw daemon status` shows the daemon's"
             )),

@@ -27,6 +27,9 @@ const OUTBOUND_QUEUE: usize = 256;
 /// Requests of one connection handled at once; past this the daemon stops reading from it
 /// until some finish, so a pipelining client gets backpressure instead of unbounded tasks.
 const MAX_IN_FLIGHT: usize = 1024;
+/// Requests in one batch; a batch is answered as a whole, so it is bounded like the calls in
+/// flight on a connection.
+const MAX_BATCH: usize = 1024;
 /// How long in-flight calls may take to answer once the daemon is stopping.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
 
@@ -143,7 +146,10 @@ pub async fn serve(
                 _ = writer_kill.cancelled() => false,
             };
             if !written {
-                break; // the peer is gone (or dropped): its remaining replies have nowhere to go
+                // The peer is gone (or dropped): its remaining replies have nowhere to go, and
+                // its pending calls need not run on.
+                writer_kill.cancel();
+                break;
             }
         }
         out_rx.close();
@@ -217,7 +223,7 @@ pub async fn serve(
                 let ctx = ctx.clone();
                 let out = conn.out.clone();
                 inflight.spawn(async move {
-                    if let Some(reply) = handle_frame(&ctx, &bytes).await {
+                    if let Some(reply) = handle_frame(&ctx, bytes).await {
                         let _ = out.send(reply).await;
                     }
                     drop(slot);
@@ -274,8 +280,12 @@ fn encode(r: &Response) -> Vec<u8> {
 }
 
 /// One frame: a request, a notification or a batch. `None` when nothing is to be sent back.
-async fn handle_frame(ctx: &Arc<Ctx>, bytes: &[u8]) -> Option<Vec<u8>> {
-    let value: Value = match serde_json::from_slice(bytes) {
+/// Takes the bytes by value: they are dropped once parsed, so a long call does not keep its
+/// (possibly padded) request in memory.
+async fn handle_frame(ctx: &Arc<Ctx>, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    let parsed = serde_json::from_slice::<Value>(&bytes);
+    drop(bytes);
+    let value: Value = match parsed {
         Ok(v) => v,
         Err(e) => {
             let err = RpcError::parse_error(format!(
@@ -288,6 +298,13 @@ async fn handle_frame(ctx: &Arc<Ctx>, bytes: &[u8]) -> Option<Vec<u8>> {
         Value::Array(items) if items.is_empty() => Some(encode(&Response::err(
             Id::Null,
             RpcError::invalid_request("an empty batch is not a valid request"),
+        ))),
+        Value::Array(items) if items.len() > MAX_BATCH => Some(encode(&Response::err(
+            Id::Null,
+            RpcError::invalid_request(format!(
+                "a batch of {} requests is more than this daemon takes at once ({MAX_BATCH}); split it",
+                items.len()
+            )),
         ))),
         Value::Array(items) => {
             let mut set = tokio::task::JoinSet::new();
@@ -362,7 +379,14 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
     } else {
         // On its own task, so that a bug in one handler answers -32603 instead of hanging.
         let task_ctx = ctx.clone();
-        match tokio::spawn(async move { dispatch(&task_ctx, &method, params).await }).await {
+        let handler = tokio::spawn(async move { dispatch(&task_ctx, &method, params).await });
+        let joined = tokio::select! {
+            j = handler => j,
+            // The peer is gone: nobody to answer, and its connection need not wait for it
+            // (a wait then simply ends on its own; it holds nothing else).
+            _ = ctx.conn.kill.cancelled() => return None,
+        };
+        match joined {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("handler failed: {e}");

@@ -34,6 +34,10 @@ pub enum ClientError {
     Decode(#[from] serde_json::Error),
     #[error("{0}")]
     Rpc(#[from] RpcError),
+    #[error(
+        "this request is {bytes} bytes, more than the {limit} bytes a daemon reads by default; send less at once (a large message can go in an attachment file)"
+    )]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 impl ClientError {
@@ -143,6 +147,17 @@ impl Client {
             params,
         };
         let bytes = serde_json::to_vec(&request)?;
+        if bytes.len() > DEFAULT_MAX_FRAME_BYTES {
+            // The daemon would skip it and could not say which call it was: refuse here.
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            return Err(ClientError::TooLarge {
+                bytes: bytes.len(),
+                limit: DEFAULT_MAX_FRAME_BYTES,
+            });
+        }
         if let Err(e) = self.write(&bytes).await {
             self.pending
                 .lock()

@@ -1216,3 +1216,50 @@ fn failed_child_is_announced_with_status_error_and_its_stderr() {
         "Stats line with the child's key:\n{text}"
     );
 }
+
+#[test]
+fn idempotency_keys_are_scoped_to_their_caller() {
+    // The same key from a run's child and from the operator names two different requests:
+    // a retry returns the caller's own first result, never someone else's.
+    let fx = Fixture::new();
+    let (agent, tok_fifo, gate) = holder(&fx);
+    let d = Daemon::start_with_config(&agent);
+    let (hk, _, hrun) = spawn(&d, "holder", "hold");
+    let token = read_token(&tok_fifo);
+
+    let mut operator = RawConn::connect(&d.socket());
+    let first = operator.call_ok(
+        "sessions.spawn",
+        json!({"task": "op", "idempotencyKey": "k"}),
+    );
+    let again = operator.call_ok(
+        "sessions.spawn",
+        json!({"task": "op", "idempotencyKey": "k"}),
+    );
+    assert_eq!(
+        first["sessionKey"], again["sessionKey"],
+        "a retry by the same caller returns its first result"
+    );
+
+    let mut bound = RawConn::connect(&d.socket());
+    bound.call_ok("hello", json!({"runToken": token}));
+    let child = bound.call_ok(
+        "sessions.spawn",
+        json!({"task": "child", "idempotencyKey": "k"}),
+    );
+    assert_ne!(
+        child["sessionKey"], first["sessionKey"],
+        "a run's child using the operator's idempotency key must not get the operator's session: {child}"
+    );
+    assert_eq!(
+        rows(&d)
+            .iter()
+            .find(|r| r["key"] == child["sessionKey"])
+            .map(|r| r["parentKey"].clone()),
+        Some(json!(hk)),
+        "the child's spawn really happened, under the holder"
+    );
+    common::fifo_write_within(&gate, "go\n", Duration::from_secs(WAIT_SECS))
+        .unwrap_or_else(|e| panic!("could not release the holder: {e}"));
+    assert_eq!(reply_of(&d, &hrun, "holder"), "held");
+}

@@ -454,6 +454,10 @@ impl Engine {
     }
 
     fn start(self: &Arc<Self>, st: &mut State, turn: Turn) {
+        // Stopping: a turn that has not started stays queued in the store, for the next start.
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(live) = st.runs.get_mut(&turn.run_id) else {
             return;
         };
@@ -641,16 +645,21 @@ impl Engine {
                 }
                 None => {
                     st.sessions.remove(&turn.sid);
-                    true
+                    // A send acknowledged but not yet queued keeps the session alive.
+                    !st.tickets.contains_key(&turn.session_key)
                 }
             }
         };
         self.give_back_memory_when_idle();
-        if session_done
-            && turn.delete_after
-            && let Err(e) = self.store.delete_session(turn.sid).await
-        {
-            tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
+        if session_done && turn.delete_after {
+            match self.store.delete_session(turn.sid).await {
+                Ok(()) => {
+                    let _ = tokio::fs::remove_dir_all(self.workspace(&turn.session_id)).await;
+                }
+                Err(e) => {
+                    tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
+                }
+            }
         }
     }
 
@@ -982,9 +991,10 @@ impl Engine {
         }
     }
 
-    /// True while the session has a run active or queued.
-    pub fn is_busy(&self, sid: i64) -> bool {
-        self.state().sessions.contains_key(&sid)
+    /// True while the session has a run active or queued, or a message being committed.
+    pub fn is_busy(&self, session: &SessionRecord) -> bool {
+        let st = self.state();
+        st.sessions.contains_key(&session.sid) || st.tickets.contains_key(&session.key)
     }
 
     /// Stops every run (recorded as `interrupted`; queued ones stay queued for the next start)

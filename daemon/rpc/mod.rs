@@ -194,6 +194,23 @@ impl Ctx {
         })
     }
 
+    /// Who is calling, for scoping idempotency keys: a paired device, a run's session, or
+    /// the operator. One caller's key never returns another caller's result.
+    pub fn caller_id(&self) -> String {
+        if let Some(d) = self.device() {
+            return format!("device:{}", d.fingerprint);
+        }
+        match self.acting() {
+            Some(a) => format!("session:{}", a.session_key),
+            None => "operator".to_string(),
+        }
+    }
+
+    /// Idempotency key as stored: scoped to the caller.
+    pub fn idempotency_key(&self, key: Option<String>) -> Option<String> {
+        key.map(|k| format!("{}:{k}", self.caller_id()))
+    }
+
     /// The sessions this caller may list.
     pub fn scope(&self) -> Scope {
         if let Some(fp) = self.owner_filter() {

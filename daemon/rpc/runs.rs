@@ -9,7 +9,7 @@ pub async fn wait(ctx: &Ctx, p: WaitParams) -> Result<Value, RpcError> {
     let timeout = wait_duration(p.timeout_seconds, DEFAULT_WAIT_SECONDS)?;
     let result = match (p.run_id, p.session_key) {
         (Some(run_id), None) => {
-            if ctx.acting().is_some() {
+            if ctx.acting().is_some() || ctx.owner_filter().is_some() {
                 // From inside a run, only runs of sessions it can see.
                 let key = ctx.engine.run_session_key(&run_id).await?;
                 let visible = match key {

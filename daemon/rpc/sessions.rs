@@ -150,7 +150,7 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
         },
         run_timeout,
         delete_after,
-        idempotency_key: p.idempotency_key.clone(),
+        idempotency_key: ctx.idempotency_key(p.idempotency_key.clone()),
         method: methods::SESSIONS_SPAWN,
         make_result: Box::new(move |run_id, key, id| {
             serde_json::to_value(SpawnResult {
@@ -258,8 +258,11 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
     }
     let target = match found {
         Some(s) => SubmitTarget::Existing(Box::new(s)),
-        // A run's child may only reach sessions that exist and that it can see.
-        None if acting.is_some() => return Err(no_session(&p.session_key)),
+        // A run's child, or a device without admin, may only reach sessions that exist and
+        // that it can see: it never creates an agent's main session (the operator's).
+        None if acting.is_some() || ctx.owner_filter().is_some() => {
+            return Err(no_session(&p.session_key));
+        }
         None => {
             let key = normalize(&p.session_key, engine.default_agent());
             let agent = crate::engine::agent_of_main(&key).filter(|a| engine.has_agent(a));
@@ -297,7 +300,7 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
         },
         run_timeout: None,
         delete_after: false,
-        idempotency_key: p.idempotency_key,
+        idempotency_key: ctx.idempotency_key(p.idempotency_key),
         method: methods::SESSIONS_SEND,
         make_result: Box::new(|run_id, key, _| json!({ "runId": run_id, "sessionKey": key })),
     };
@@ -535,7 +538,7 @@ pub async fn patch(ctx: &Ctx, p: PatchParams) -> Result<Value, RpcError> {
 /// active or queued is refused, so no run loses its record.
 pub async fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value, RpcError> {
     let session = ctx.session(&p.session_key).await?;
-    if ctx.engine.is_busy(session.sid) {
+    if ctx.engine.is_busy(&session) {
         return Err(RpcError::app(
             ErrorKind::Conflict,
             format!(

@@ -13,6 +13,9 @@ use super::{Ctx, to_value};
 use crate::engine::internal;
 use crate::subscription::{self, Kinds, Subscription};
 
+/// Subscriptions one connection may hold: each is a task woken by every event.
+const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
+
 /// `sessions.subscribe`: events of one session (a gapless follow) or of all sessions.
 pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcError> {
     let session = match &p.session_key {
@@ -51,6 +54,27 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
         }
         None => (None, None),
     };
+    if let (Some(after), Some(last)) = (p.after_seq, last_seq)
+        && after > last
+    {
+        return Err(RpcError::invalid_params(format!(
+            "afterSeq {after} is past the end of the transcript (its newest seq is {last})"
+        )));
+    }
+    let open = ctx
+        .conn
+        .subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .len();
+    if open >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
+        return Err(RpcError::busy(
+            format!(
+                "this connection already has {open} subscriptions; unsubscribe some (or use another connection)"
+            ),
+            1000,
+        ));
+    }
     let n = ctx.conn.next_subscription.fetch_add(1, Ordering::Relaxed);
     let id = format!("sub-{n}");
     let follow_from = match (&session, kinds.has(openclaw::protocol::EventKind::Message)) {
