@@ -551,3 +551,54 @@ fn acknowledged_fire_and_forget_sends_survive_kill9() {
     d.restart();
     assert_all_in_store(&d, &acked);
 }
+
+#[test]
+fn a_run_queued_again_after_a_crash_keeps_its_time_limit() {
+    // One sub-agent lane slot: the first spawn runs (blocked on a FIFO nobody writes), the
+    // second waits for the slot with a 1 s time limit. After kill -9 and a restart the first
+    // is interrupted and the second, queued again, must still stop after its 1 s — not block
+    // forever on the FIFO.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = common::fifo(dir.path(), "never");
+    let config = format!(
+        "[lanes]\nsubagent = 1\n\n[agents.block]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"cat {} >/dev/null; echo done\"]\n",
+        gate.display()
+    );
+    let mut d = Daemon::start_with_config(&config);
+    let mut c = RawConn::connect(&d.socket());
+    let first = c.call_ok("sessions.spawn", json!({"task": "a", "agentId": "block"}));
+    let second = c.call_ok(
+        "sessions.spawn",
+        json!({"task": "b", "agentId": "block", "runTimeoutSeconds": 1}),
+    );
+    let state = |c: &mut RawConn, run: &Value| {
+        c.call_ok("runs.wait", json!({"runId": run, "timeoutSeconds": 0}))["runStatus"].clone()
+    };
+    assert_eq!(
+        state(&mut c, &first["runId"]),
+        "running",
+        "the first spawn holds the lane's one slot"
+    );
+    assert_eq!(
+        state(&mut c, &second["runId"]),
+        "queued",
+        "the second waits for the slot"
+    );
+    drop(c);
+
+    d.restart();
+    let mut c = RawConn::connect(&d.socket());
+    let first_end = c.call_ok(
+        "runs.wait",
+        json!({"runId": first["runId"], "timeoutSeconds": 20}),
+    );
+    assert_eq!(first_end["runStatus"], "interrupted", "{first_end}");
+    let second_end = c.call_ok(
+        "runs.wait",
+        json!({"runId": second["runId"], "timeoutSeconds": 20}),
+    );
+    assert_eq!(
+        second_end["runStatus"], "timeout",
+        "a run queued again after the restart must keep its runTimeoutSeconds: {second_end}"
+    );
+}

@@ -223,7 +223,9 @@ impl Engine {
                 agent_id: session.agent_id.clone(),
                 lane: lane_named(&p.lane),
                 input: p.input,
-                timeout: None,
+                timeout: p
+                    .timeout_ms
+                    .map(|ms| Duration::from_millis(ms.max(1) as u64)),
                 delete_after: session.cleanup == "delete",
                 event_seq: Arc::default(),
                 parent_key: session.parent_key.clone(),
@@ -342,6 +344,7 @@ impl Engine {
             run: NewRun {
                 id: run_id.clone(),
                 lane: lane.to_string(),
+                timeout_ms: req.run_timeout.map(|t| t.as_millis() as i64),
             },
             idempotency: req.idempotency_key.map(|k| {
                 (

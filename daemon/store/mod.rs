@@ -115,6 +115,7 @@ pub struct PendingRun {
     pub sid: i64,
     pub lane: String,
     pub input: String,
+    pub timeout_ms: Option<i64>,
 }
 
 /// What start-up found and repaired.

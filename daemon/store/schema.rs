@@ -98,6 +98,10 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE sessions ADD COLUMN owner TEXT;
     "#,
+    // 4: a run's own time limit, so a run queued again after a restart keeps it.
+    r#"
+    ALTER TABLE runs ADD COLUMN timeout_ms INTEGER;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -51,6 +51,8 @@ pub struct NewMessage {
 pub struct NewRun {
     pub id: String,
     pub lane: String,
+    /// `runTimeoutSeconds`, kept so a run queued again after a restart still has it.
+    pub timeout_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -591,9 +593,9 @@ fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> rusqlite::Result<Submi
     let seq = append_message(c, sid, &s.message)?;
     emit.message(c, sid, seq, &s.message)?;
     c.prepare_cached(
-        "INSERT INTO runs (id, sid, status, lane, input_seq, created_at) VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
+        "INSERT INTO runs (id, sid, status, lane, input_seq, created_at, timeout_ms) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![s.run.id, sid, s.run.lane, seq as i64, now])?;
+    .execute(params![s.run.id, sid, s.run.lane, seq as i64, now, s.run.timeout_ms])?;
     c.prepare_cached(
         "UPDATE sessions SET status = 'queued' WHERE sid = ?1 AND active_run_id IS NULL",
     )?
@@ -731,7 +733,7 @@ pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
     let mut requeue = Vec::new();
     {
         let mut stmt = tx.prepare(
-            "SELECT r.id, r.sid, r.lane, m.content FROM runs r
+            "SELECT r.id, r.sid, r.lane, m.content, r.timeout_ms FROM runs r
              JOIN messages m ON m.sid = r.sid AND m.seq = r.input_seq
              WHERE r.status IN ('queued', 'running') AND r.status = 'queued'
              ORDER BY r.sid, r.input_seq",
@@ -742,10 +744,11 @@ pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
                 r.get::<_, i64>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
             ))
         })?;
         for row in rows {
-            let (run_id, sid, lane, content) = row?;
+            let (run_id, sid, lane, content, timeout_ms) = row?;
             let input = match serde_json::from_str::<Value>(&content) {
                 Ok(Value::String(s)) => s,
                 Ok(other) => other.to_string(),
@@ -756,6 +759,7 @@ pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
                 sid,
                 lane,
                 input,
+                timeout_ms,
             });
         }
     }
@@ -809,6 +813,7 @@ mod tests {
             run: NewRun {
                 id: run.into(),
                 lane: "main".into(),
+                timeout_ms: None,
             },
             idempotency: idem.map(|k| {
                 (
@@ -870,6 +875,7 @@ mod tests {
             run: NewRun {
                 id: "run-1".into(),
                 lane: "main".into(),
+                timeout_ms: None,
             },
             idempotency: Some((
                 "k".into(),
@@ -889,6 +895,7 @@ mod tests {
             run: NewRun {
                 id: "run-2".into(),
                 lane: "main".into(),
+                timeout_ms: None,
             },
             ..first
         };
