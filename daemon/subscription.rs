@@ -121,6 +121,11 @@ pub async fn run(
                     break;
                 }
             };
+            if ctx.check_acting().is_err() {
+                // Opened with a run's token: it ends with the run.
+                end(&ctx, &sub, "run_ended").await;
+                break;
+            }
             let flow = match event {
                 Ok(event) => forward(&ctx, &mut sub, &event).await,
                 Err(RecvError::Lagged(skipped)) => {

@@ -1263,3 +1263,32 @@ fn idempotency_keys_are_scoped_to_their_caller() {
         .unwrap_or_else(|e| panic!("could not release the holder: {e}"));
     assert_eq!(reply_of(&d, &hrun, "holder"), "held");
 }
+
+#[test]
+fn a_subscription_opened_with_a_run_token_ends_with_the_run() {
+    let fx = Fixture::new();
+    let (agent, tok_fifo, gate) = holder(&fx);
+    let d = Daemon::start_with_config(&agent);
+    let (hk, _, hrun) = spawn(&d, "holder", "hold");
+    let token = read_token(&tok_fifo);
+
+    let mut bound = RawConn::connect(&d.socket());
+    bound.call_ok("hello", json!({"runToken": token}));
+    let sub = bound.call_ok("sessions.subscribe", json!({"sessionKey": hk}));
+    common::fifo_write_within(&gate, "go\n", Duration::from_secs(WAIT_SECS))
+        .unwrap_or_else(|e| panic!("could not release the holder: {e}"));
+    assert_eq!(reply_of(&d, &hrun, "holder"), "held");
+    // Notifications until the subscription says it is over (the reply message may come first).
+    for _ in 0..50 {
+        let note = bound.read_json();
+        if note["method"] == "subscription.ended" {
+            assert_eq!(
+                note["params"]["subscription"], sub["subscription"],
+                "{note}"
+            );
+            assert_eq!(note["params"]["reason"], "run_ended", "{note}");
+            return;
+        }
+    }
+    panic!("the subscription opened with the run's token did not end when the run did");
+}

@@ -84,6 +84,22 @@ pub async fn authenticate(ctx: &Arc<Ctx>, p: AuthenticateParams) -> Result<Value
                 ctx.conn.id,
                 (device.fingerprint.clone(), ctx.conn.kill.clone()),
             );
+        // A revoke that ran between the lookup and the registration found nothing to drop:
+        // look again now that a revoke would find this connection.
+        let fp = device.fingerprint.clone();
+        let still = ctx
+            .engine
+            .store
+            .admin(move |c| pairing::paired(c, &fp, uid))
+            .await;
+        if !matches!(still, Ok(Some(_))) {
+            *ctx.conn.device.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            ctx.conn.kill.cancel();
+            return Err(RpcError::app(
+                ErrorKind::Forbidden,
+                "this device's pairing was revoked while it was signing in",
+            ));
+        }
         return to_value(&AuthenticateResult {
             fingerprint: device.fingerprint,
             scopes: device.scopes,

@@ -154,6 +154,6 @@ pub struct SubscriptionLaggedParams {
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionEndedParams {
     pub subscription: String,
-    /// deleted, unsubscribed, shutdown
+    /// deleted, shutdown, run_ended (it was opened with a run's token, and the run ended)
     pub reason: String,
 }
