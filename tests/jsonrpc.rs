@@ -827,3 +827,41 @@ fn the_daemon_survives_garbage_and_keeps_serving() {
     daemon_alive(&mut d);
     assert_result(&c.call(9, "hello", json!({})), &json!(9));
 }
+
+#[test]
+fn concurrent_sends_never_overshoot_the_session_queue_limit() {
+    // One session, its agent blocked on a FIFO nobody writes: one run active, at most
+    // max_queued_per_session behind it. 30 sends pipelined on one connection are handled
+    // concurrently; however they interleave, no more than 1 + 2 may be accepted.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = common::fifo(dir.path(), "never");
+    let config = format!(
+        "[limits]\nmax_queued_per_session = 2\n\n[agents.main]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"cat {} >/dev/null\"]\n",
+        gate.display()
+    );
+    let d = Daemon::start_with_config(&config);
+    let mut c = RawConn::connect(&d.socket());
+    for i in 0..30 {
+        c.send_line(
+            &json!({"jsonrpc": "2.0", "id": i, "method": "sessions.send",
+                    "params": {"sessionKey": "main", "message": format!("m{i}"), "timeoutSeconds": 0}})
+            .to_string(),
+        );
+    }
+    let (mut accepted, mut busy) = (0, 0);
+    for _ in 0..30 {
+        let r = c.read_json();
+        if r["result"]["status"] == "accepted" {
+            accepted += 1;
+        } else if r["error"]["data"]["kind"] == "busy" {
+            busy += 1;
+        } else {
+            panic!("neither accepted nor busy: {r}");
+        }
+    }
+    assert!(
+        (1..=3).contains(&accepted),
+        "one active run plus at most 2 queued may be accepted, got {accepted} accepted and {busy} busy"
+    );
+    assert_eq!(accepted + busy, 30);
+}

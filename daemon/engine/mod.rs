@@ -302,29 +302,10 @@ impl Engine {
             )));
         }
         let lane = lane_for_kind(&kind);
-        let max_lane = self.config.limits.max_queued_runs;
-        if self.state().lanes.queued(lane) as usize >= max_lane {
-            return Err(RpcError::busy(
-                format!("the {lane} lane has {max_lane} runs waiting; retry later"),
-                1000,
-            ));
-        }
-        if let Target::Existing(sid) = &target {
-            let waiting = self
-                .state()
-                .sessions
-                .get(sid)
-                .map_or(0, |q| q.waiting.len());
-            let max = self.config.limits.max_queued_per_session;
-            if waiting >= max {
-                return Err(RpcError::busy(
-                    format!(
-                        "session {session_key} already has {max} messages queued; retry when its runs have caught up"
-                    ),
-                    500,
-                ));
-            }
-        }
+        let sid_now = match &target {
+            Target::Existing(sid) => Some(*sid),
+            Target::New(_) => None,
+        };
         let run_id = uuid::Uuid::new_v4().to_string();
         let result = (req.make_result)(&run_id, &session_key, &session_id);
         let input = match &req.message.content {
@@ -356,7 +337,32 @@ impl Engine {
         };
         let (ticket, committed) = {
             let mut st = self.state();
+            // Checked under the lock that takes the ticket, counting submits still being
+            // committed, so concurrent callers cannot overshoot the limits together.
+            let max_lane = self.config.limits.max_queued_runs;
+            if st.lanes.queued(lane) as usize >= max_lane {
+                return Err(RpcError::busy(
+                    format!("the {lane} lane has {max_lane} runs waiting; retry later"),
+                    1000,
+                ));
+            }
+            let waiting = sid_now
+                .and_then(|sid| st.sessions.get(&sid))
+                .map_or(0, |q| q.waiting.len())
+                + st.tickets
+                    .get(&session_key)
+                    .map_or(0, |t| (t.issued - t.next) as usize);
+            let max = self.config.limits.max_queued_per_session;
+            if waiting >= max {
+                return Err(RpcError::busy(
+                    format!(
+                        "session {session_key} already has {max} messages queued; retry when its runs have caught up"
+                    ),
+                    500,
+                ));
+            }
             let committed = self.store.submit(submit).map_err(internal)?;
+            st.lanes.add_queued(lane);
             // Registered before the caller hears of the run, so a wait always finds it.
             register_run(&mut st, &run_id, &session_key);
             let tickets = st.tickets.entry(session_key.clone()).or_default();
@@ -381,7 +387,7 @@ impl Engine {
             }),
             _ => None,
         };
-        self.release_ticket(&session_key, ticket, turn, &run_id);
+        self.release_ticket(&session_key, ticket, turn, &run_id, lane);
         match outcome.map_err(internal)? {
             SubmitOutcome::Existing(v) => Ok(Submitted::Existing(v)),
             SubmitOutcome::Created { .. } => Ok(Submitted::New(result)),
@@ -396,10 +402,12 @@ impl Engine {
         ticket: u64,
         turn: Option<Turn>,
         run_id: &str,
+        lane: &'static str,
     ) {
         let mut st = self.state();
         if turn.is_none() {
             st.runs.remove(run_id); // nothing was queued under this run id
+            st.lanes.remove_queued(lane);
         }
         let Some(tickets) = st.tickets.get_mut(session_key) else {
             return;
@@ -422,11 +430,12 @@ impl Engine {
     fn enqueue(self: &Arc<Self>, turn: Turn) {
         let mut st = self.state();
         register_run(&mut st, &turn.run_id, &turn.session_key);
+        st.lanes.add_queued(turn.lane);
         self.enqueue_locked(&mut st, turn);
     }
 
+    /// Queues a committed turn (already counted in its lane) in its session.
     fn enqueue_locked(self: &Arc<Self>, st: &mut State, turn: Turn) {
-        st.lanes.add_queued(turn.lane);
         self.run_events(&turn)
             .lifecycle(|| serde_json::json!({ "phase": "queued" }));
         let queue = st.sessions.entry(turn.sid).or_default();
