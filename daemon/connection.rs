@@ -139,7 +139,12 @@ pub async fn serve(
     let writer_kill = kill.clone();
     let writer = tokio::spawn(async move {
         let mut w: &Stream = &write_half;
-        while let Some(bytes) = out_rx.recv().await {
+        loop {
+            let next = tokio::select! {
+                b = out_rx.recv() => b,
+                _ = writer_kill.cancelled() => None,
+            };
+            let Some(bytes) = next else { break };
             writer_buffered.fetch_sub(1, Ordering::Relaxed);
             let written = tokio::select! {
                 r = write_frame(&mut w, &bytes) => r.is_ok(),
@@ -239,7 +244,14 @@ pub async fn serve(
                 .with_data("limit", limit.into());
                 conn.out.send(encode(&Response::err(Id::Null, err))).await;
             }
-            Ok(None) => break,
+            Ok(None) => {
+                if peer_hung_up(&stream) {
+                    // Gone for good, not just done sending: nothing it asked for can be
+                    // answered, so its calls (a day-long wait, say) need not hold its slot.
+                    conn.kill.cancel();
+                }
+                break;
+            }
             Err(e) => {
                 tracing::debug!("connection ended: {e}");
                 break;
@@ -277,6 +289,21 @@ fn encode(r: &Response) -> Vec<u8> {
     serde_json::to_vec(r).unwrap_or_else(|_| {
         br#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"could not encode the reply"},"id":null}"#.to_vec()
     })
+}
+
+/// Whether the peer closed its whole connection (not just its sending side, as
+/// `printf ... | nc -N` does): POLLHUP on a Unix socket means both directions are shut.
+fn peer_hung_up(stream: &Stream) -> bool {
+    use std::os::fd::{AsFd, AsRawFd};
+    let Stream::UdSocket(uds) = stream;
+    let mut pfd = libc::pollfd {
+        fd: uds.as_fd().as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout: this only inspects the socket's state.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ready > 0 && pfd.revents & libc::POLLHUP != 0
 }
 
 /// One frame: a request, a notification or a batch. `None` when nothing is to be sent back.
@@ -382,8 +409,9 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
         let handler = tokio::spawn(async move { dispatch(&task_ctx, &method, params).await });
         let joined = tokio::select! {
             j = handler => j,
-            // The peer is gone: nobody to answer, and its connection need not wait for it
-            // (a wait then simply ends on its own; it holds nothing else).
+            // The peer is gone: nobody to answer, and its connection need not wait. The call
+            // itself is not aborted (a submit half-way would leave its session's queue
+            // waiting for it): it finishes on its own, holding nothing but memory.
             _ = ctx.conn.kill.cancelled() => return None,
         };
         match joined {

@@ -865,3 +865,58 @@ fn concurrent_sends_never_overshoot_the_session_queue_limit() {
     );
     assert_eq!(accepted + busy, 30);
 }
+
+#[test]
+fn a_peer_gone_mid_wait_frees_its_connection() {
+    // A day-long wait, then the client closes its socket: the daemon must not keep the
+    // connection (and its slot under the connection caps) for the day.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = common::fifo(dir.path(), "never");
+    let config = format!(
+        "[agents.main]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"cat {} >/dev/null\"]\n",
+        gate.display()
+    );
+    let d = Daemon::start_with_config(&config);
+    let mut status = RawConn::connect(&d.socket());
+    let run = status.call_ok(
+        "sessions.send",
+        json!({"sessionKey": "main", "message": "block", "timeoutSeconds": 0}),
+    )["runId"]
+        .clone();
+    let baseline = status.call_ok("daemon.status", json!({}))["connections"]
+        .as_u64()
+        .unwrap_or(0);
+    {
+        let mut waiter = RawConn::connect(&d.socket());
+        waiter.send_line(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "runs.wait",
+                    "params": {"runId": run, "timeoutSeconds": 86400}})
+            .to_string(),
+        );
+        // Make sure the daemon has the wait (the connection is counted) before hanging up.
+        let deadline = common::deadline(20);
+        while status.call_ok("daemon.status", json!({}))["connections"]
+            .as_u64()
+            .unwrap_or(0)
+            <= baseline
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiting connection never showed up"
+            );
+        }
+    } // dropped: the socket is closed in both directions
+    let deadline = common::deadline(20);
+    loop {
+        let n = status.call_ok("daemon.status", json!({}))["connections"]
+            .as_u64()
+            .unwrap_or(0);
+        if n <= baseline {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a connection whose peer hung up during a day-long wait is still open ({n} > {baseline})"
+        );
+    }
+}
