@@ -1292,3 +1292,65 @@ fn a_subscription_opened_with_a_run_token_ends_with_the_run() {
     }
     panic!("the subscription opened with the run's token did not end when the run did");
 }
+
+#[test]
+fn sub_agent_sessions_are_archived_after_their_last_run() {
+    // archive_after_minutes = 0: archived as soon as the run has ended. Archived sessions
+    // leave the default list, stay readable, and show with --include-archived.
+    let d = Daemon::start_with_config("[subagents]\narchive_after_minutes = 0\n");
+    let mut c = RawConn::connect(&d.socket());
+    let spawned = c.call_ok("sessions.spawn", json!({"task": "t"}));
+    let waited = c.call_ok(
+        "runs.wait",
+        json!({"runId": spawned["runId"], "timeoutSeconds": 20}),
+    );
+    assert_eq!(waited["runStatus"], "ok", "{waited}");
+    // Subscribed before checking, so the archive event cannot be missed between the two.
+    let mut events = RawConn::connect(&d.socket());
+    events.call_ok("sessions.subscribe", json!({"events": ["lifecycle"]}));
+    let archived = |c: &mut RawConn| {
+        c.call_ok("sessions.list", json!({"includeArchived": true}))["sessions"]
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|r| r["key"] == spawned["sessionKey"])
+                    .cloned()
+            })
+            .map(|r| r["archived"] == true)
+            .unwrap_or(false)
+    };
+    let mut seen = archived(&mut c);
+    for _ in 0..20 {
+        if seen {
+            break;
+        }
+        let note = events.read_json(); // blocks until the next change
+        if note["params"]["phase"] == "archive"
+            && note["params"]["sessionKey"] == spawned["sessionKey"]
+        {
+            seen = true;
+        }
+    }
+    assert!(
+        seen || archived(&mut c),
+        "the sub-agent session was not archived after its run"
+    );
+    let listed = c.call_ok("sessions.list", json!({}));
+    assert!(
+        !listed["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .any(|r| r["key"] == spawned["sessionKey"]),
+        "an archived session leaves the default list: {listed}"
+    );
+    let history = c.call_ok(
+        "sessions.history",
+        json!({"sessionKey": spawned["sessionKey"]}),
+    );
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(2),
+        "archived sessions stay readable: {history}"
+    );
+}
