@@ -1296,43 +1296,26 @@ fn a_subscription_opened_with_a_run_token_ends_with_the_run() {
 #[test]
 fn sub_agent_sessions_are_archived_after_their_last_run() {
     // archive_after_minutes = 0: archived as soon as the run has ended. Archived sessions
-    // leave the default list, stay readable, and show with --include-archived.
+    // leave the default list, stay readable, and show with includeArchived.
     let d = Daemon::start_with_config("[subagents]\narchive_after_minutes = 0\n");
-    let mut c = RawConn::connect(&d.socket());
-    let spawned = c.call_ok("sessions.spawn", json!({"task": "t"}));
-    let waited = c.call_ok(
-        "runs.wait",
-        json!({"runId": spawned["runId"], "timeoutSeconds": 20}),
-    );
-    assert_eq!(waited["runStatus"], "ok", "{waited}");
-    // Subscribed before checking, so the archive event cannot be missed between the two.
+    // Listening before anything happens, so the archive cannot be missed.
     let mut events = RawConn::connect(&d.socket());
     events.call_ok("sessions.subscribe", json!({"events": ["lifecycle"]}));
-    let archived = |c: &mut RawConn| {
-        c.call_ok("sessions.list", json!({"includeArchived": true}))["sessions"]
-            .as_array()
-            .and_then(|rows| {
-                rows.iter()
-                    .find(|r| r["key"] == spawned["sessionKey"])
-                    .cloned()
-            })
-            .map(|r| r["archived"] == true)
-            .unwrap_or(false)
-    };
-    let mut seen = archived(&mut c);
-    for _ in 0..20 {
-        if seen {
-            break;
-        }
+    let mut c = RawConn::connect(&d.socket());
+    let spawned = c.call_ok("sessions.spawn", json!({"task": "t"}));
+    let mut archived = false;
+    for _ in 0..50 {
         let note = events.read_json(); // blocks until the next change
         if note["params"]["phase"] == "archive"
             && note["params"]["sessionKey"] == spawned["sessionKey"]
         {
-            seen = true;
+            assert_eq!(note["params"]["session"]["archived"], true, "{note}");
+            archived = true;
+            break;
         }
     }
     assert!(
-        seen || archived(&mut c),
+        archived,
         "the sub-agent session was not archived after its run"
     );
     let listed = c.call_ok("sessions.list", json!({}));
@@ -1343,6 +1326,15 @@ fn sub_agent_sessions_are_archived_after_their_last_run() {
             .iter()
             .any(|r| r["key"] == spawned["sessionKey"]),
         "an archived session leaves the default list: {listed}"
+    );
+    let all = c.call_ok("sessions.list", json!({"includeArchived": true}));
+    assert!(
+        all["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .any(|r| r["key"] == spawned["sessionKey"] && r["archived"] == true),
+        "includeArchived lists it, marked archived: {all}"
     );
     let history = c.call_ok(
         "sessions.history",

@@ -38,6 +38,9 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
     // Listen first, then read where the transcript is: whatever lands in between arrives
     // both ways and is sent once.
     let rx = ctx.engine.bus.subscribe();
+    // A group already being committed when we started listening may carry no events (they are
+    // built only when someone listens); once it is committed, the state read below includes it.
+    ctx.engine.store.barrier().await;
     let kinds = Kinds::of(p.events.as_deref());
     let (last_seq, active_run_id) = match &session {
         Some(s) => {

@@ -285,6 +285,12 @@ impl Store {
         )
     }
 
+    /// Resolves once every change queued before this call is committed and its events are
+    /// published: a new listener that waits here misses nothing committed after it listened.
+    pub async fn barrier(&self) {
+        self.writer.barrier().await;
+    }
+
     /// Stops the writer after everything queued so far is committed.
     pub async fn close(&self) {
         self.writer.close().await;

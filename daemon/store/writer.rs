@@ -127,6 +127,8 @@ enum Op {
         done: oneshot::Sender<Result<u64, StoreError>>,
     },
     Close(oneshot::Sender<()>),
+    /// Answered once every change queued before it is committed (and published).
+    Barrier(oneshot::Sender<()>),
 }
 
 /// Counters of the writer's work: `changes` applied in `commits` transactions.
@@ -228,6 +230,13 @@ impl WriterHandle {
 
     pub async fn delete(&self, sid: i64) -> Result<(), StoreError> {
         self.call(|tx| Op::Delete(sid, tx)).await
+    }
+
+    pub async fn barrier(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::Barrier(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     pub async fn close(&self) {
@@ -483,7 +492,7 @@ fn apply_one(tx: &mut Transaction<'_>, op: Op, emit: &mut Emit) -> (Reply, bool)
             let ok = r.is_ok();
             (Reply::Count(done, r), ok)
         }
-        Op::Close(reply) => (Reply::Close(reply), true),
+        Op::Close(reply) | Op::Barrier(reply) => (Reply::Close(reply), true),
     }
 }
 
@@ -493,7 +502,7 @@ fn fail(op: Op, msg: &str) -> Reply {
         Op::RunFinished(_, tx) => Reply::Finished(tx, Err(msg.to_string())),
         Op::Patch { done, .. } => Reply::Unit(done, Err(msg.to_string())),
         Op::Delete(_, tx) => Reply::Unit(tx, Err(msg.to_string())),
-        Op::Close(tx) => Reply::Close(tx),
+        Op::Close(tx) | Op::Barrier(tx) => Reply::Close(tx),
         Op::Append { done: Some(tx), .. } => Reply::Unit(tx, Err(msg.to_string())),
         Op::Archive { done, .. } => Reply::Count(done, Err(msg.to_string())),
         Op::RunStarted { .. } | Op::Append { .. } => Reply::Nothing,
