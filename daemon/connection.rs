@@ -117,6 +117,8 @@ pub struct ConnShared {
     pub closed: CancellationToken,
     /// Subscription tasks, waited for before the connection closes.
     pub tasks: TaskTracker,
+    /// New subscriptions waiting for their reply to be queued before they send anything.
+    pub reply_gates: std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
     /// The session this connection acts as, once a run token was presented with `hello`.
     pub acting: std::sync::Mutex<Option<Acting>>,
 }
@@ -179,6 +181,7 @@ pub async fn serve(
         closed: closed.clone(),
         tasks: TaskTracker::new(),
         acting: Default::default(),
+        reply_gates: Default::default(),
     });
     if !peer.trust.is_trusted() {
         // Another user's client must prove a paired device promptly, or make room.
@@ -230,6 +233,18 @@ pub async fn serve(
                 inflight.spawn(async move {
                     if let Some(reply) = handle_frame(&ctx, bytes).await {
                         let _ = out.send(reply).await;
+                    }
+                    // Subscriptions this request opened may start now: their reply is queued
+                    // ahead of anything they send.
+                    let gates: Vec<_> = ctx
+                        .conn
+                        .reply_gates
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .drain(..)
+                        .collect();
+                    for gate in gates {
+                        let _ = gate.send(());
                     }
                     drop(slot);
                 });

@@ -107,10 +107,17 @@ pub async fn run(
     mut sub: Subscription,
     mut rx: broadcast::Receiver<Event>,
     cancel: CancellationToken,
+    reply_sent: tokio::sync::oneshot::Receiver<()>,
 ) {
     ctx.daemon.subscriptions.fetch_add(1, Ordering::Relaxed);
     let shutdown = ctx.daemon.shutdown.clone();
-    if matches!(catch_up(&ctx, &mut sub).await, Flow::Continue) {
+    // Nothing before the reply that names this subscription (events wait in `rx`).
+    let replied = tokio::select! {
+        _ = reply_sent => true,
+        _ = cancel.cancelled() => false,
+        _ = ctx.conn.closed.cancelled() => false,
+    };
+    if replied && matches!(catch_up(&ctx, &mut sub).await, Flow::Continue) {
         loop {
             let event = tokio::select! {
                 e = rx.recv() => e,

@@ -92,6 +92,12 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
         follow_from,
     };
     let cancel = CancellationToken::new();
+    let (reply_sent, reply_gate) = tokio::sync::oneshot::channel();
+    ctx.conn
+        .reply_gates
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(reply_sent);
     // Registered under the lock before the task can finish and remove itself.
     {
         let mut subs = ctx
@@ -99,10 +105,13 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
             .subscriptions
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let task = ctx
-            .conn
-            .tasks
-            .spawn(subscription::run(ctx.clone(), sub, rx, cancel.clone()));
+        let task = ctx.conn.tasks.spawn(subscription::run(
+            ctx.clone(),
+            sub,
+            rx,
+            cancel.clone(),
+            reply_gate,
+        ));
         subs.insert(id.clone(), (cancel, task));
     }
     to_value(&SubscribeResult {
