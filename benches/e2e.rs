@@ -799,6 +799,9 @@ fn wait_quiet(t: &mut Table, section: &str) {
     }
 }
 
+/// One section of the table: it measures and adds its rows.
+type Section = fn(&Opts, &mut Table);
+
 fn section_cold(o: &Opts, t: &mut Table) {
     t.section("cold start");
     let floor = &process_floor(o.cli.clamp(20, 100));
@@ -2015,29 +2018,19 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    if o.runs("cold") {
-        wait_quiet(&mut t, "cold");
-        section_cold(&o, &mut t);
-    }
-    if o.runs("core") {
-        wait_quiet(&mut t, "core");
-        section_core(&o, &mut t);
-    }
-    if o.runs("follow") {
-        wait_quiet(&mut t, "follow");
-        section_follow(&o, &mut t);
-    }
-    if o.runs("history") {
-        wait_quiet(&mut t, "history");
-        section_history(&o, &mut t);
-    }
-    if o.runs("scale") {
-        wait_quiet(&mut t, "scale");
-        section_scale(&o, &mut t);
-    }
-    if o.runs("peers") {
-        wait_quiet(&mut t, "peers");
-        section_peers(&o, &mut t);
+    let sections: [(&str, Section); 6] = [
+        ("cold", section_cold),
+        ("core", section_core),
+        ("follow", section_follow),
+        ("history", section_history),
+        ("scale", section_scale),
+        ("peers", section_peers),
+    ];
+    for (name, section) in sections {
+        if o.runs(name) {
+            wait_quiet(&mut t, name);
+            section(&o, &mut t);
+        }
     }
     t.note(format!(
         "whole run took {:.0} s; load average at the end {}",
