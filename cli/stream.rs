@@ -886,6 +886,8 @@ mod tests {
                 from: None,
             },
             usage: None,
+            truncated: None,
+            bytes: None,
         }
     }
 

@@ -282,6 +282,10 @@ mod tests {
             store_changes: 7,
             subscriptions: 0,
             buffered_notifications: 0,
+            started_by: None,
+            log_file: None,
+            config_loaded_at: None,
+            http_listen: None,
         };
         let expected = "\
 pid          42

@@ -1041,6 +1041,8 @@ mod tests {
                 from: None,
             },
             usage: None,
+            truncated: None,
+            bytes: None,
         }
     }
 

@@ -63,11 +63,19 @@ pub fn status(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
         store_changes,
         subscriptions: d.subscriptions.load(std::sync::atomic::Ordering::Relaxed),
         buffered_notifications: d.buffered.load(std::sync::atomic::Ordering::Relaxed).max(0) as u64,
+        started_by: None,
+        log_file: None,
+        config_loaded_at: None,
+        http_listen: None,
     })
 }
 
 /// `daemon.shutdown`: answers, then the daemon stops (runs are stopped and recorded).
 pub fn shutdown(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
     ctx.daemon.shutdown.cancel();
-    to_value(&ShutdownResult { stopping: true })
+    to_value(&ShutdownResult {
+        stopping: true,
+        active_runs: 0,
+        queued_runs: 0,
+    })
 }

@@ -125,6 +125,8 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Message, StoreError>
             run_id,
             provenance: Provenance { kind, from },
             usage,
+            truncated: None,
+            bytes: None,
         })
     })())
 }

@@ -405,6 +405,8 @@ impl Emit {
                 from: m.from.clone(),
             },
             usage: m.usage.clone(),
+            truncated: None,
+            bytes: None,
         };
         self.events.push(Event::Message {
             sid,

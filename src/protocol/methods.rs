@@ -8,12 +8,16 @@ pub const SESSIONS_LIST: &str = "sessions.list";
 pub const SESSIONS_KILL: &str = "sessions.kill";
 pub const SESSIONS_PATCH: &str = "sessions.patch";
 pub const SESSIONS_DELETE: &str = "sessions.delete";
+pub const SESSIONS_GET: &str = "sessions.get";
+pub const SESSIONS_MESSAGE: &str = "sessions.message";
 pub const SESSIONS_SUBSCRIBE: &str = "sessions.subscribe";
 pub const SESSIONS_UNSUBSCRIBE: &str = "sessions.unsubscribe";
 pub const RUNS_WAIT: &str = "runs.wait";
 pub const AGENTS_LIST: &str = "agents.list";
 pub const DAEMON_STATUS: &str = "daemon.status";
 pub const DAEMON_SHUTDOWN: &str = "daemon.shutdown";
+pub const DAEMON_RELOAD: &str = "daemon.reload";
+pub const HTTP_TOKEN: &str = "http.token";
 pub const PAIRING_AUTHENTICATE: &str = "pairing.authenticate";
 pub const PAIRING_LIST: &str = "pairing.list";
 pub const PAIRING_APPROVE: &str = "pairing.approve";
@@ -29,7 +33,8 @@ pub fn required_scope(method: &str) -> Option<&'static str> {
         SESSIONS_SPAWN | SESSIONS_SEND | SESSIONS_KILL | SESSIONS_PATCH | SESSIONS_DELETE => {
             SESSIONS_WRITE
         }
-        PAIRING_LIST | PAIRING_APPROVE | PAIRING_REJECT | PAIRING_REVOKE | DAEMON_SHUTDOWN => ADMIN,
+        PAIRING_LIST | PAIRING_APPROVE | PAIRING_REJECT | PAIRING_REVOKE | DAEMON_SHUTDOWN
+        | DAEMON_RELOAD | HTTP_TOKEN => ADMIN,
         // Reads, and anything unknown (which then answers "unknown method" to those allowed
         // to read).
         _ => SESSIONS_READ,

@@ -332,6 +332,13 @@ pub struct Message {
     pub provenance: Provenance,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Value>,
+    /// Set when `content` was cut to fit a reply's byte budget; `sessions.message` reads the
+    /// whole message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+    /// With `truncated`: the size in bytes of the whole content (as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,6 +349,34 @@ pub struct HistoryResult {
     /// Oldest first.
     pub messages: Vec<Message>,
     pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// `sessions.message`: one message, whole, read in chunks (for one too large for a page).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageParams {
+    pub session_key: String,
+    pub seq: u64,
+    /// Byte offset into the content's text (a string content) or its JSON (blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Bytes to return at most (capped by the daemon's reply budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageChunkResult {
+    pub session_key: String,
+    /// The message with `content` replaced by this chunk (a string).
+    pub message: Message,
+    /// `text` when the content is a string (the chunk is part of it), `json` when the
+    /// content is an array of blocks (the chunk is part of its JSON text).
+    pub encoding: String,
+    pub offset: u64,
+    pub total_bytes: u64,
     pub has_more: bool,
 }
 
@@ -404,6 +439,19 @@ pub struct SessionRow {
 pub struct ListResult {
     pub sessions: Vec<SessionRow>,
     pub next_cursor: Option<String>,
+}
+
+/// `sessions.get`: one session's row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetParams {
+    pub session_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetResult {
+    pub session: SessionRow,
 }
 
 // ---------------------------------------------------------------- kill / patch / delete
@@ -518,12 +566,73 @@ pub struct DaemonStatus {
     /// subscriptions (they catch up from the store later), never the daemon's memory.
     #[serde(default)]
     pub buffered_notifications: u64,
+    /// How this daemon was started: `autostart` (by an openclaw command), `foreground`
+    /// (`openclaw daemon run` / by hand), `systemd` (socket activation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    /// The daemon's log file, when it writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<String>,
+    /// When `config.toml` was last loaded (start-up or reload), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_loaded_at: Option<String>,
+    /// Where the HTTP surface listens on TCP, when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<String>,
+}
+
+/// `daemon.shutdown`: stop now (runs are interrupted), or with `drain` stop taking work and
+/// wait for the running runs first (up to `timeoutSeconds`, then interrupt what is left).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShutdownParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShutdownResult {
     pub stopping: bool,
+    /// Runs executing when the stop was asked for: interrupted now, or (with `drain`)
+    /// waited for.
+    #[serde(default)]
+    pub active_runs: u32,
+    /// Runs queued and not started: they stay queued for the next start.
+    #[serde(default)]
+    pub queued_runs: u32,
+}
+
+/// `daemon.reload`: `config.toml` read again; what changed (new runs use it, running ones
+/// keep theirs). A bad file is an error and the old config stays in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadResult {
+    pub config_file: String,
+    /// One line per change, e.g. `agents.worker: added`.
+    pub changed: Vec<String>,
+}
+
+/// `http.token`: the bearer token of the HTTP surface (created on first use).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpTokenParams {
+    /// Replace the token: the old one stops working at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpTokenResult {
+    pub token: String,
+    /// The file that holds it (0600).
+    pub path: String,
+    /// Where HTTP listens on TCP, when `[http] listen` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 #[cfg(test)]
