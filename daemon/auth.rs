@@ -51,7 +51,7 @@ pub fn nonce() -> String {
     if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
         return uuid::Uuid::new_v4().simple().to_string();
     }
-    openclaw::device::hex(&bytes)
+    crate::device::hex(&bytes)
 }
 
 /// The login name of a uid, for showing pairing requests to the owner.

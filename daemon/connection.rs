@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
-use openclaw::client::SharedRead;
-use openclaw::frame::{Frame, FrameReader, write_frame};
-use openclaw::protocol::{ErrorKind, Id, Response, RpcError};
+use crate::client::SharedRead;
+use crate::frame::{Frame, FrameReader, write_frame};
+use crate::protocol::{ErrorKind, Id, Response, RpcError};
 use serde_json::Value;
 use tokio::io::BufReader;
 use tokio::sync::mpsc;
@@ -18,9 +18,9 @@ use tokio_util::task::TaskTracker;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::auth::Peer;
-use crate::engine::{Acting, Engine};
-use crate::rpc::{Ctx, DaemonInfo, dispatch};
+use crate::daemon::auth::Peer;
+use crate::daemon::engine::{Acting, Engine};
+use crate::daemon::rpc::{Ctx, DaemonInfo, dispatch};
 
 /// Replies waiting for the writer; a peer that stops reading stalls its own handlers only.
 const OUTBOUND_QUEUE: usize = 256;
@@ -173,7 +173,7 @@ pub async fn serve(
             close: kill.clone(),
             stall_limit: Duration::from_secs(limits.stalled_reader_seconds.max(1)),
         },
-        nonce: crate::auth::nonce(),
+        nonce: crate::daemon::auth::nonce(),
         device: Default::default(),
         subscriptions: Default::default(),
         next_subscription: AtomicU64::new(1),
@@ -450,7 +450,7 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
 /// client needs a paired device holding the method's scope.
 fn authorize(ctx: &Ctx, method: &str) -> Result<(), RpcError> {
     ctx.check_acting()?;
-    let Some(scope) = openclaw::protocol::methods::required_scope(method) else {
+    let Some(scope) = crate::protocol::methods::required_scope(method) else {
         return Ok(());
     };
     if ctx.peer.trust.is_trusted() {

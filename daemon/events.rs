@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use openclaw::protocol::{Message, SessionRow};
+use crate::protocol::{Message, SessionRow};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -82,7 +82,7 @@ impl EventBus {
 #[derive(Clone)]
 pub struct RunEvents {
     bus: EventBus,
-    store: crate::store::Store,
+    store: crate::daemon::store::Store,
     sid: i64,
     session_key: Arc<str>,
     run_id: Arc<str>,
@@ -92,7 +92,7 @@ pub struct RunEvents {
 impl RunEvents {
     pub fn new(
         bus: EventBus,
-        store: crate::store::Store,
+        store: crate::daemon::store::Store,
         sid: i64,
         session_key: &str,
         run_id: &str,
@@ -144,15 +144,15 @@ impl RunEvents {
     }
 
     /// Appends a message of this run to the transcript (tool calls and results).
-    pub fn transcript(&self, role: openclaw::protocol::Role, content: Value) {
+    pub fn transcript(&self, role: crate::protocol::Role, content: Value) {
         self.store.append(
             self.sid,
-            crate::store::NewMessage {
-                ts: openclaw::timefmt::now_ms(),
+            crate::daemon::store::NewMessage {
+                ts: crate::timefmt::now_ms(),
                 role,
                 content,
                 run_id: Some(self.run_id.to_string()),
-                provenance: openclaw::protocol::ProvenanceKind::Agent,
+                provenance: crate::protocol::ProvenanceKind::Agent,
                 from: None,
                 usage: None,
             },

@@ -1,16 +1,6 @@
 //! `openclawd`: the daemon that owns every session, transcript and run, and serves the
 //! `openclaw` CLI (and any other client) over a Unix socket.
 
-mod auth;
-mod backends;
-mod connection;
-mod engine;
-mod events;
-mod rpc;
-mod server;
-mod store;
-mod subscription;
-
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::process::ExitCode;
@@ -117,7 +107,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(server::run(paths, config, ready))?;
+    runtime.block_on(openclaw::daemon::server::run(paths, config, ready))?;
     // Don't wait for idle blocking threads: everything that matters has been stored.
     runtime.shutdown_background();
     Ok(())

@@ -15,17 +15,17 @@ use anyhow::{Context, bail};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
-use openclaw::config::{Config, LimitsConfig};
-use openclaw::paths::Paths;
-use openclaw::timefmt::now_ms;
+use crate::config::{Config, LimitsConfig};
+use crate::paths::Paths;
+use crate::timefmt::now_ms;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Peer, trust};
-use crate::engine::Engine;
-use crate::events::EventBus;
-use crate::rpc::DaemonInfo;
-use crate::store::Store;
+use crate::daemon::auth::{Peer, trust};
+use crate::daemon::engine::Engine;
+use crate::daemon::events::EventBus;
+use crate::daemon::rpc::DaemonInfo;
+use crate::daemon::store::Store;
 
 /// Runs the daemon until it is asked to stop. `ready` is told once the socket listens.
 pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::Result<()> {
@@ -131,7 +131,7 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
         let (engine, daemon, stop) = (engine.clone(), daemon.clone(), shutdown.clone());
         daemon.connections.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
-            crate::connection::serve(stream, engine, daemon.clone(), peer, stop, max_frame).await;
+            crate::daemon::connection::serve(stream, engine, daemon.clone(), peer, stop, max_frame).await;
             daemon.connections.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
@@ -207,15 +207,15 @@ fn admission(
 }
 
 async fn refuse(stream: interprocess::local_socket::tokio::Stream, why: String) {
-    let reply = openclaw::protocol::Response::err(
-        openclaw::protocol::Id::Null,
-        openclaw::protocol::RpcError::busy(why, 1000),
+    let reply = crate::protocol::Response::err(
+        crate::protocol::Id::Null,
+        crate::protocol::RpcError::busy(why, 1000),
     );
     if let Ok(bytes) = serde_json::to_vec(&reply) {
         let mut w: &interprocess::local_socket::tokio::Stream = &stream;
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(1),
-            openclaw::frame::write_frame(&mut w, &bytes),
+            crate::frame::write_frame(&mut w, &bytes),
         )
         .await;
     }

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use openclaw::protocol::{EventKind, Message, SessionRow, notifications};
+use crate::protocol::{EventKind, Message, SessionRow, notifications};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::events::Event;
-use crate::rpc::Ctx;
+use crate::daemon::events::Event;
+use crate::daemon::rpc::Ctx;
 
 /// Messages read from the store per catch-up query.
 const CATCH_UP_PAGE: u32 = 1000;

@@ -20,6 +20,9 @@
 
 pub mod client;
 pub mod config;
+#[cfg(feature = "daemon")]
+#[path = "../daemon/mod.rs"]
+pub mod daemon;
 pub mod device;
 pub mod frame;
 pub mod paths;

@@ -4,7 +4,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::{TurnError, TurnInput, TurnOutput};
-use crate::events::RunEvents;
+use crate::daemon::events::RunEvents;
 
 pub async fn run_turn(
     input: TurnInput,

@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use openclaw::config::{AgentConfig, ExecFormat};
-use openclaw::protocol::Role;
+use crate::config::{AgentConfig, ExecFormat};
+use crate::protocol::Role;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::{TurnError, TurnInput, TurnOutput};
-use crate::events::RunEvents;
+use crate::daemon::events::RunEvents;
 
 /// Bytes of stderr kept for the error message.
 const STDERR_TAIL: usize = 2048;

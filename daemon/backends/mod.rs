@@ -7,10 +7,10 @@ mod exec;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use openclaw::config::{AgentConfig, BackendKind};
+use crate::config::{AgentConfig, BackendKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::events::RunEvents;
+use crate::daemon::events::RunEvents;
 
 pub use exec::ExecBackend;
 

@@ -1,7 +1,7 @@
 //! The announce: how a parent session hears that a child's run ended. Its Status comes from
 //! the run's outcome, never from what the model wrote.
 
-use openclaw::protocol::RunStatus;
+use crate::protocol::RunStatus;
 
 /// A reply of exactly this (trimmed) asks for no announce.
 pub const ANNOUNCE_SKIP: &str = "ANNOUNCE_SKIP";

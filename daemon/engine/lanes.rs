@@ -5,8 +5,8 @@
 
 use std::collections::VecDeque;
 
-use openclaw::config::LanesConfig;
-use openclaw::protocol::LaneStatus;
+use crate::config::LanesConfig;
+use crate::protocol::LaneStatus;
 
 pub const LANE_NAMES: [&str; 3] = ["main", "subagent", "cron"];
 

@@ -13,19 +13,19 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use openclaw::config::Config;
-use openclaw::protocol::{
+use crate::config::Config;
+use crate::protocol::{
     ErrorKind, KillResult, ProvenanceKind, Role, RpcError, RunResult, RunStatus, WaitStatus,
 };
-use openclaw::timefmt::now_ms;
+use crate::timefmt::now_ms;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backends::{Backend, TurnError, TurnInput};
-use crate::events::{EventBus, RunEvents};
-use crate::store::{
+use crate::daemon::backends::{Backend, TurnError, TurnInput};
+use crate::daemon::events::{EventBus, RunEvents};
+use crate::daemon::store::{
     FinishedRun, NewMessage, NewRun, NewSession, PendingRun, SessionRecord, Store, StoreError,
     Submit, SubmitOutcome, Target,
 };
@@ -813,7 +813,7 @@ impl Engine {
             .map(|r| r.session_key))
     }
 
-    pub fn lane_status(&self) -> Vec<openclaw::protocol::LaneStatus> {
+    pub fn lane_status(&self) -> Vec<crate::protocol::LaneStatus> {
         self.state().lanes.status()
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use openclaw::device::hex;
+use crate::device::hex;
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
@@ -61,7 +61,7 @@ impl RunTokens {
 
 /// The 32-byte secret of a token, if the text is one.
 fn unhex(s: &str) -> Option<[u8; 32]> {
-    openclaw::device::unhex(s)?.try_into().ok()
+    crate::device::unhex(s)?.try_into().ok()
 }
 
 #[cfg(test)]

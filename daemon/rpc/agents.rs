@@ -1,4 +1,4 @@
-use openclaw::protocol::{AgentInfo, AgentsListResult, NoParams, RpcError};
+use crate::protocol::{AgentInfo, AgentsListResult, NoParams, RpcError};
 use serde_json::Value;
 
 use super::{Ctx, to_value};

@@ -1,8 +1,8 @@
-use openclaw::protocol::{
+use crate::protocol::{
     ActingAs, DaemonStatus, ErrorKind, HelloParams, HelloResult, NoParams, PROTOCOL_VERSION,
     PeerInfo, RpcError, ShutdownResult,
 };
-use openclaw::timefmt::rfc3339_ms;
+use crate::timefmt::rfc3339_ms;
 use serde_json::Value;
 
 use super::{Ctx, to_value};
@@ -20,7 +20,7 @@ pub fn hello(ctx: &Ctx, p: HelloParams) -> Result<Value, RpcError> {
         *ctx.conn.acting.lock().unwrap_or_else(|p| p.into_inner()) = Some(acting);
     }
     to_value(&HelloResult {
-        daemon_version: openclaw::VERSION.to_string(),
+        daemon_version: crate::VERSION.to_string(),
         protocol_version: PROTOCOL_VERSION,
         daemon_id: ctx.daemon.daemon_id.clone(),
         peer: PeerInfo {
@@ -48,7 +48,7 @@ pub fn status(ctx: &Ctx, _: NoParams) -> Result<Value, RpcError> {
     let (store_commits, store_changes) = ctx.engine.store.write_stats();
     to_value(&DaemonStatus {
         pid: std::process::id(),
-        version: openclaw::VERSION.to_string(),
+        version: crate::VERSION.to_string(),
         protocol_version: PROTOCOL_VERSION,
         daemon_id: d.daemon_id.clone(),
         started_at: rfc3339_ms(d.started_at_ms),

@@ -11,21 +11,21 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
-use openclaw::paths::Paths;
-use openclaw::protocol::{RpcError, methods};
+use crate::paths::Paths;
+use crate::protocol::{RpcError, methods};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Peer;
-use crate::connection::ConnShared;
-use crate::connection::DeviceAuth;
-use crate::engine::Engine;
-use crate::engine::{Acting, internal};
-use crate::store::{Scope, SessionRecord};
-use openclaw::config::Visibility;
-use openclaw::protocol::ErrorKind;
-use openclaw::protocol::scopes;
+use crate::daemon::auth::Peer;
+use crate::daemon::connection::ConnShared;
+use crate::daemon::connection::DeviceAuth;
+use crate::daemon::engine::Engine;
+use crate::daemon::engine::{Acting, internal};
+use crate::daemon::store::{Scope, SessionRecord};
+use crate::config::Visibility;
+use crate::protocol::ErrorKind;
+use crate::protocol::scopes;
 use std::collections::HashMap;
 
 /// What the daemon knows about itself, for `hello` and `daemon.status`.
@@ -267,7 +267,7 @@ fn wait_duration(seconds: Option<f64>, default: f64) -> Result<std::time::Durati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openclaw::protocol::{SendParams, codes};
+    use crate::protocol::{SendParams, codes};
 
     #[test]
     fn absent_params_name_the_missing_field() {

@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use openclaw::device::{Proof, fingerprint_of_hex};
-use openclaw::protocol::{
+use crate::device::{Proof, fingerprint_of_hex};
+use crate::protocol::{
     ApproveParams, AuthenticateParams, AuthenticateResult, ErrorKind, NoParams, PairedDevice,
     PairingListResult, PendingRequest, RejectParams, RevokeParams, RevokeResult, RpcError, scopes,
 };
-use openclaw::timefmt::{now_ms, rfc3339_ms};
+use crate::timefmt::{now_ms, rfc3339_ms};
 use serde_json::{Value, json};
 
 use super::{Ctx, to_value};
-use crate::connection::DeviceAuth;
-use crate::store::pairing::{self, PairingError};
+use crate::daemon::connection::DeviceAuth;
+use crate::daemon::store::pairing::{self, PairingError};
 
 fn rpc_error(e: PairingError) -> RpcError {
     match e {
@@ -107,7 +107,7 @@ pub async fn authenticate(ctx: &Arc<Ctx>, p: AuthenticateParams) -> Result<Value
     }
     let config = ctx.engine.config.pairing;
     let ttl = (config.request_ttl_minutes.min(1 << 30) as i64) * 60_000;
-    let user = crate::auth::user_name(uid);
+    let user = crate::daemon::auth::user_name(uid);
     let (fp, pk) = (fingerprint.clone(), p.public_key.clone());
     let request = ctx
         .engine

@@ -1,4 +1,4 @@
-use openclaw::protocol::{DEFAULT_WAIT_SECONDS, RpcError, WaitParams};
+use crate::protocol::{DEFAULT_WAIT_SECONDS, RpcError, WaitParams};
 use serde_json::Value;
 
 use super::{Ctx, to_value, wait_duration};

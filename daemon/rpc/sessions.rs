@@ -2,25 +2,25 @@
 
 use std::time::Duration;
 
-use openclaw::protocol::{
+use crate::protocol::{
     DEFAULT_WAIT_SECONDS, DeleteParams, DeleteResult, ErrorKind, HistoryParams, HistoryResult,
     KillParams, ListParams, ListResult, PatchParams, ProvenanceKind, Role, RpcError, RunResult,
     RunStatus, Runtime, SendParams, SpawnParams, SpawnResult, WaitStatus, methods,
 };
-use openclaw::timefmt::now_ms;
+use crate::timefmt::now_ms;
 use serde_json::{Value, json};
 
 use super::{Ctx, no_session, to_value, wait_duration};
-use crate::engine::Acting;
-use crate::engine::{
+use crate::daemon::engine::Acting;
+use crate::daemon::engine::{
     SubmitRequest, SubmitTarget, Submitted, internal, kind_of, normalize, subagent_key,
 };
-use crate::events::Event;
-use crate::store::SessionRecord;
-use crate::store::{ListFilter, NewMessage, NewSession};
-use crate::subscription::RunNote;
-use openclaw::config::PolicyAction;
-use openclaw::protocol::notifications;
+use crate::daemon::events::Event;
+use crate::daemon::store::SessionRecord;
+use crate::daemon::store::{ListFilter, NewMessage, NewSession};
+use crate::daemon::subscription::RunNote;
+use crate::config::PolicyAction;
+use crate::protocol::notifications;
 use tokio::sync::broadcast::error::RecvError;
 
 const DEFAULT_HISTORY_LIMIT: u32 = 50;
@@ -116,7 +116,7 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
         label: p.label.clone().filter(|l| !l.is_empty()),
         parent_key,
         model: p.model.clone(),
-        cleanup: if p.cleanup == Some(openclaw::protocol::Cleanup::Delete) {
+        cleanup: if p.cleanup == Some(crate::protocol::Cleanup::Delete) {
             "delete"
         } else {
             "keep"
@@ -178,7 +178,7 @@ pub async fn spawn(ctx: &Ctx, p: SpawnParams) -> Result<Value, RpcError> {
 
 async fn write_attachments(
     workspace: &std::path::Path,
-    attachments: &[openclaw::protocol::Attachment],
+    attachments: &[crate::protocol::Attachment],
 ) -> Result<(), RpcError> {
     tokio::fs::create_dir_all(workspace)
         .await
@@ -265,7 +265,7 @@ pub async fn send(ctx: &Ctx, p: SendParams) -> Result<Value, RpcError> {
         }
         None => {
             let key = normalize(&p.session_key, engine.default_agent());
-            let agent = crate::engine::agent_of_main(&key).filter(|a| engine.has_agent(a));
+            let agent = crate::daemon::engine::agent_of_main(&key).filter(|a| engine.has_agent(a));
             match agent {
                 Some(agent_id) => SubmitTarget::New(Box::new(NewSession {
                     id: uuid::Uuid::new_v4().to_string(),

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use openclaw::protocol::{
+use crate::protocol::{
     RpcError, SubscribeParams, SubscribeResult, UnsubscribeParams, UnsubscribeResult,
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Ctx, to_value};
-use crate::engine::internal;
-use crate::subscription::{self, Kinds, Subscription};
+use crate::daemon::engine::internal;
+use crate::daemon::subscription::{self, Kinds, Subscription};
 
 /// Subscriptions one connection may hold: each is a task woken by every event.
 const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
@@ -22,13 +22,13 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
         Some(k) => Some(ctx.session(k).await?),
         None => None,
     };
-    if session.is_none() && ctx.scope() != crate::store::Scope::All {
+    if session.is_none() && ctx.scope() != crate::daemon::store::Scope::All {
         let why = if ctx.owner_filter().is_some() {
             "this device sees only the sessions it created: subscribe to one of them (sessionKey); all sessions need the admin scope"
         } else {
             "from inside a session, subscribe to one session (sessionKey) that it can see; all sessions need session.visibility = \"all\""
         };
-        return Err(RpcError::app(openclaw::protocol::ErrorKind::Forbidden, why));
+        return Err(RpcError::app(crate::protocol::ErrorKind::Forbidden, why));
     }
     if p.after_seq.is_some() && session.is_none() {
         return Err(RpcError::invalid_params(
@@ -80,7 +80,7 @@ pub async fn subscribe(ctx: &Arc<Ctx>, p: SubscribeParams) -> Result<Value, RpcE
     }
     let n = ctx.conn.next_subscription.fetch_add(1, Ordering::Relaxed);
     let id = format!("sub-{n}");
-    let follow_from = match (&session, kinds.has(openclaw::protocol::EventKind::Message)) {
+    let follow_from = match (&session, kinds.has(crate::protocol::EventKind::Message)) {
         (Some(_), true) => Some(p.after_seq.unwrap_or(last_seq.unwrap_or(0))),
         _ => None,
     };

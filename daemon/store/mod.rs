@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use openclaw::protocol::{RunStatus, SessionRow};
-use openclaw::timefmt::rfc3339_ms;
+use crate::protocol::{RunStatus, SessionRow};
+use crate::timefmt::rfc3339_ms;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::events::EventBus;
+use crate::daemon::events::EventBus;
 
 pub use queries::{HistoryPage, ListFilter, ListPage, Scope};
 pub use writer::{FinishedRun, NewMessage, NewRun, NewSession, Submit, SubmitOutcome, Target};
@@ -332,7 +332,7 @@ impl Store {
         sid: i64,
         after_seq: u64,
         limit: u32,
-    ) -> Result<Vec<openclaw::protocol::Message>, StoreError> {
+    ) -> Result<Vec<crate::protocol::Message>, StoreError> {
         self.read(move |c| queries::messages_after(c, sid, after_seq, limit))
             .await
     }

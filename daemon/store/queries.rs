@@ -1,12 +1,12 @@
 //! Read queries. They run on read-only connections and see the last committed state.
 
-use openclaw::protocol::{Message, RunStatus};
-use openclaw::timefmt::now_ms;
+use crate::protocol::{Message, RunStatus};
+use crate::timefmt::now_ms;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value as Sql};
 
 use super::{RunRecord, SessionRecord, StoreError};
-use openclaw::protocol::{Provenance, ProvenanceKind, Role};
-use openclaw::timefmt::rfc3339_ms;
+use crate::protocol::{Provenance, ProvenanceKind, Role};
+use crate::timefmt::rfc3339_ms;
 use serde_json::Value;
 
 const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth, owner, (SELECT count(*) FROM sessions c WHERE c.parent_key = sessions.key) AS children";

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use openclaw::protocol::{ProvenanceKind, Role, RunStatus};
-use openclaw::timefmt::now_ms;
+use crate::protocol::{ProvenanceKind, Role, RunStatus};
+use crate::timefmt::now_ms;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::{PendingRun, Recovery, StoreError, queries};
-use crate::events::{Event, EventBus};
-use openclaw::protocol::{Message, Provenance};
-use openclaw::timefmt::rfc3339_ms;
+use crate::daemon::events::{Event, EventBus};
+use crate::protocol::{Message, Provenance};
+use crate::timefmt::rfc3339_ms;
 
 /// Most changes applied in one transaction; bounds the latency of the first caller in a group.
 const MAX_GROUP: usize = 4096;
