@@ -623,6 +623,26 @@ impl Renderer {
                     self.line(out, text, &json_key(&e.session_key));
                 }
             }
+            EventKind::Thought | EventKind::Plan => {
+                if shown && self.form != Form::Reply {
+                    let what = if kind == EventKind::Plan {
+                        let n = e
+                            .data
+                            .get("entries")
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len);
+                        format!("plan ({n} steps)")
+                    } else {
+                        let delta = e.data.get("delta").and_then(Value::as_str).unwrap_or("");
+                        format!(
+                            "thinking {}",
+                            serde_json::to_string(delta).unwrap_or_default()
+                        )
+                    };
+                    let text = paint(self.style.color, Paint::Dim, &what);
+                    self.line(out, text, &json_key(&e.session_key));
+                }
+            }
             EventKind::Message => {}
         }
     }

@@ -2,8 +2,7 @@
 //! anything the peer says: the same effective uid as the daemon, or root, is trusted with every
 //! scope; any other uid must pair first (a later protocol step), so it gets `pairing_required`.
 
-/// Scopes a trusted peer holds.
-pub const ALL_SCOPES: &[&str] = &["sessions.read", "sessions.write", "admin"];
+use crate::daemon::service::PeerFacts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trust {
@@ -19,10 +18,6 @@ impl Trust {
     pub fn is_trusted(self) -> bool {
         !matches!(self, Trust::Unpaired)
     }
-
-    pub fn scopes(self) -> &'static [&'static str] {
-        if self.is_trusted() { ALL_SCOPES } else { &[] }
-    }
 }
 
 /// The trust policy, as a pure function of the peer's and the daemon's effective uids.
@@ -34,12 +29,13 @@ pub fn trust(peer_euid: Option<u32>, daemon_euid: u32) -> Trust {
     }
 }
 
-/// A connected client, as the kernel described it at accept.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    pub uid: Option<u32>,
-    pub pid: Option<u32>,
-    pub trust: Trust,
+/// What the kernel says about a connected client, as the service takes it.
+pub fn peer_facts(uid: Option<u32>, pid: Option<u32>, daemon_euid: u32) -> PeerFacts {
+    PeerFacts {
+        uid,
+        pid,
+        trusted: trust(uid, daemon_euid).is_trusted(),
+    }
 }
 
 /// A fresh random nonce (hex), one per connection.
@@ -89,7 +85,8 @@ mod tests {
         let t = trust(Some(1001), 1000);
         assert_eq!(t, Trust::Unpaired);
         assert!(!t.is_trusted());
-        assert!(t.scopes().is_empty());
+        assert!(!peer_facts(Some(1001), None, 1000).trusted);
+        assert!(peer_facts(Some(1000), Some(7), 1000).trusted);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The daemon as a library: everything `openclawd` runs, usable in-process by tests and
-//! benchmarks. See `daemon/README.md` for the layers and which file holds what.
+//! benchmarks. `daemon/README.md` draws the layers and says which file holds what:
+//! transports (`rpc/`) → session service (`service/`, all policy) → engine (`engine/`) →
+//! store (`store/`) and backends (`backends/`).
 
 pub mod auth;
 pub mod backends;
-pub mod connection;
 pub mod engine;
 pub mod events;
+pub mod notify;
 pub mod rpc;
 pub mod server;
+pub mod service;
 pub mod store;
-pub mod subscription;

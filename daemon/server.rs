@@ -9,22 +9,20 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
+use crate::config::{Config, LimitsConfig};
+use crate::paths::Paths;
 use anyhow::{Context, bail};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
-use crate::config::{Config, LimitsConfig};
-use crate::paths::Paths;
-use crate::timefmt::now_ms;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::daemon::auth::{Peer, trust};
+use crate::daemon::auth::peer_facts;
 use crate::daemon::engine::Engine;
 use crate::daemon::events::EventBus;
-use crate::daemon::rpc::DaemonInfo;
+use crate::daemon::service::{DaemonInfo, PeerFacts, SessionService};
 use crate::daemon::store::Store;
 
 /// Runs the daemon until it is asked to stop. `ready` is told once the socket listens.
@@ -83,19 +81,12 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
     }
 
     let shutdown = CancellationToken::new();
-    let daemon = Arc::new(DaemonInfo {
-        daemon_id: uuid::Uuid::new_v4().to_string(),
-        started_at_ms: now_ms(),
-        started: Instant::now(),
-        paths: paths.clone(),
-        connections: Default::default(),
-        interrupted_at_startup: recovery.interrupted,
-        shutdown: shutdown.clone(),
-        buffered: Default::default(),
-        subscriptions: Default::default(),
-        next_connection: Default::default(),
-        device_connections: Default::default(),
-    });
+    let daemon = Arc::new(DaemonInfo::new(
+        paths.clone(),
+        recovery.interrupted,
+        shutdown.clone(),
+    ));
+    let service = SessionService::new(engine.clone(), daemon.clone());
     spawn_signal_handler(shutdown.clone())?;
     tokio::spawn(engine.clone().run_archiver(shutdown.clone()));
     if let Some(mut ready) = ready {
@@ -106,21 +97,33 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
 
     let connections = TaskTracker::new();
     let slots = Arc::new(ConnectionSlots::default());
-    let max_frame = config.limits.max_frame_bytes;
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.cancelled() => break,
         };
         let stream = match accepted {
-            Ok(s) => s,
+            Ok(s) => {
+                backoff.reset();
+                s
+            }
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
+                // Out of descriptors: accepting again at once would fail the same way, in a
+                // tight loop. Wait for a connection to close, or a moment.
+                let pause = backoff.after(&e);
+                tracing::warn!("accept failed: {e}; pausing {pause:?}");
+                tokio::select! {
+                    _ = slots.released.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.cancelled() => break,
+                }
                 continue;
             }
         };
         let peer = peer_of(&stream, euid);
-        let slot = match slots.admit(peer.uid, &config.limits) {
+        let limits = engine.config().limits;
+        let slot = match slots.admit(peer.uid, &limits) {
             Ok(slot) => slot,
             Err(refusal) => {
                 // Told why, then closed; the accept loop does not wait for the peer.
@@ -128,10 +131,17 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
                 continue;
             }
         };
-        let (engine, daemon, stop) = (engine.clone(), daemon.clone(), shutdown.clone());
+        let (service, daemon, stop) = (service.clone(), daemon.clone(), shutdown.clone());
         daemon.connections.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
-            crate::daemon::connection::serve(stream, engine, daemon.clone(), peer, stop, max_frame).await;
+            crate::daemon::rpc::connection::serve(
+                stream,
+                service,
+                peer,
+                stop,
+                limits.max_frame_bytes,
+            )
+            .await;
             daemon.connections.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
@@ -144,10 +154,34 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
     Ok(())
 }
 
+/// How long the accept loop pauses after a failed accept: growing while it keeps failing.
+#[derive(Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    fn after(&mut self, e: &std::io::Error) -> std::time::Duration {
+        self.failures = self.failures.saturating_add(1);
+        let exhausted = matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        );
+        let base = if exhausted { 10 } else { 1 };
+        std::time::Duration::from_millis((base << self.failures.min(7)).min(1000))
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 /// Open connections, in total and per uid, within the configured caps.
 #[derive(Default)]
 struct ConnectionSlots {
     counts: std::sync::Mutex<(u32, std::collections::HashMap<Option<u32>, u32>)>,
+    /// Told when a connection closes (a paused accept loop may try again).
+    released: tokio::sync::Notify,
 }
 
 /// A held connection slot, given back when dropped.
@@ -166,6 +200,8 @@ impl Drop for Slot {
                 counts.1.remove(&self.uid);
             }
         }
+        drop(counts);
+        self.slots.released.notify_one();
     }
 }
 
@@ -221,24 +257,13 @@ async fn refuse(stream: interprocess::local_socket::tokio::Stream, why: String) 
     }
 }
 
-fn peer_of(stream: &interprocess::local_socket::tokio::Stream, daemon_euid: u32) -> Peer {
+fn peer_of(stream: &interprocess::local_socket::tokio::Stream, daemon_euid: u32) -> PeerFacts {
     use interprocess::local_socket::traits::StreamCommon;
     match stream.peer_creds() {
-        Ok(creds) => {
-            let uid = creds.euid();
-            Peer {
-                uid,
-                pid: creds.pid().map(|p| p as u32),
-                trust: trust(uid, daemon_euid),
-            }
-        }
+        Ok(creds) => peer_facts(creds.euid(), creds.pid().map(|p| p as u32), daemon_euid),
         Err(e) => {
             tracing::warn!("cannot read peer credentials: {e}");
-            Peer {
-                uid: None,
-                pid: None,
-                trust: trust(None, daemon_euid),
-            }
+            peer_facts(None, None, daemon_euid)
         }
     }
 }

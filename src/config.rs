@@ -236,6 +236,13 @@ pub struct LimitsConfig {
     pub handshake_timeout_ms: u64,
     /// How long a client may leave replies unread (its queue full) before it is disconnected.
     pub stalled_reader_seconds: u64,
+    /// Files one spawn may attach.
+    pub max_attachments: usize,
+    /// Bytes (decoded) all of one spawn's attachments may hold together.
+    pub max_attachment_bytes: usize,
+    /// Bytes of messages one reply (a history page, a catch-up batch) carries at most; a
+    /// message larger than this alone comes truncated (`sessions.message` reads it whole).
+    pub max_reply_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -249,6 +256,9 @@ impl Default for LimitsConfig {
             max_connections_per_uid: 2048,
             handshake_timeout_ms: 10_000,
             stalled_reader_seconds: 60,
+            max_attachments: 32,
+            max_attachment_bytes: 10 * 1024 * 1024,
+            max_reply_bytes: 8 * 1024 * 1024,
         }
     }
 }

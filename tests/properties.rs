@@ -469,7 +469,7 @@ proptest! {
         policy in opt_text(), archived in prop::option::of(any::<bool>()), sub in text(),
     ) {
         round_trips(&KillParams { session_key: key.clone(), clear_queued: clear })?;
-        round_trips(&PatchParams { session_key: key.clone(), label, send_policy: policy, archived })?;
+        round_trips(&PatchParams { session_key: key.clone(), label, send_policy: policy, archived, model: None })?;
         round_trips(&DeleteParams { session_key: key })?;
         round_trips(&UnsubscribeParams { subscription: sub })?;
         round_trips(&NoParams {})?;

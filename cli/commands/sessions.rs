@@ -725,6 +725,7 @@ fn patch_params(args: PatchArgs) -> Result<PatchParams, Failure> {
         label: args.label,
         send_policy: args.send_policy.map(|p| p.as_str().to_string()),
         archived: args.archived,
+        model: None,
     })
 }
 

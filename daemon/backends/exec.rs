@@ -13,9 +13,8 @@ use crate::protocol::Role;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
 
-use super::{TurnError, TurnInput, TurnOutput};
+use super::{TurnContext, TurnError, TurnOutput};
 use crate::daemon::events::RunEvents;
 
 /// Bytes of stderr kept for the error message.
@@ -42,12 +41,8 @@ impl ExecBackend {
         }
     }
 
-    pub async fn run_turn(
-        &self,
-        input: TurnInput,
-        events: RunEvents,
-        stop: CancellationToken,
-    ) -> Result<TurnOutput, TurnError> {
+    pub async fn run_turn(&self, input: TurnContext) -> Result<TurnOutput, TurnError> {
+        let (events, stop) = (input.events.clone(), input.stop.clone());
         let Some((program, args)) = self.command.split_first() else {
             return Err(TurnError::Failed(
                 "the exec agent has no command configured".into(),
@@ -209,10 +204,10 @@ async fn stream_stdout<R: AsyncRead + Unpin>(
     let mut chunk = vec![0u8; 16 * 1024];
     let mut publish = |p: Progress| match p {
         Progress::Delta(text) => events.assistant_delta(&text),
-        Progress::Tool(data) => events.tool(data),
+        Progress::Tool(data) => events.tool_data(data),
         Progress::ToolCall(content) => events.transcript(Role::ToolCall, content),
         Progress::ToolResult(content) => events.transcript(Role::ToolResult, content),
-        Progress::Usage(tokens) => events.usage(tokens),
+        Progress::Usage(tokens) => events.usage(&crate::daemon::events::Usage::total(tokens)),
     };
     loop {
         match pipe.read(&mut chunk).await {

@@ -1,28 +1,83 @@
 //! Backends execute one turn: a message in, a reply out. The engine owns everything around a
-//! turn (queueing, lanes, timeouts, storage); a backend only runs it and stops when told.
+//! turn (queueing, lanes, timeouts, storage) and hands a backend a [`TurnContext`]: the
+//! session, the model to use, its history on demand, typed events to report progress, the
+//! session tools acting as the run, and the stop token.
 
 mod echo;
 mod exec;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AgentConfig, BackendKind};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{AgentConfig, BackendKind};
 use crate::daemon::events::RunEvents;
+use crate::daemon::store::{Store, StoreError};
+use crate::protocol::Message;
 
 pub use exec::ExecBackend;
 
-#[derive(Debug, Clone)]
-pub struct TurnInput {
+/// A future a trait object can return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The session tools (`sessions_spawn`, `sessions_send`, ...), executed by the session
+/// service acting as one run: the same attribution, visibility and policy as a run token
+/// gives a child process, with no socket in between. Arguments and results are JSON, as a
+/// model or an MCP client sends and reads them; errors come back as results.
+pub trait RunTools: Send + Sync {
+    fn call<'a>(&'a self, tool: &'a str, args: Value) -> BoxFuture<'a, Value>;
+}
+
+/// The session's transcript, read when a backend asks (most never do).
+#[derive(Clone)]
+pub struct History {
+    store: Store,
+    sid: i64,
+}
+
+impl History {
+    pub fn new(store: Store, sid: i64) -> History {
+        History { store, sid }
+    }
+
+    /// The newest `limit` messages, oldest first, tool calls included, within `budget`
+    /// bytes (a larger message comes truncated).
+    pub async fn load(&self, limit: u32, budget: usize) -> Result<Vec<Message>, StoreError> {
+        Ok(self
+            .store
+            .history(self.sid, limit, None, true, budget)
+            .await?
+            .messages)
+    }
+}
+
+/// Everything a backend gets for one turn.
+pub struct TurnContext {
     pub session_key: String,
     pub session_id: String,
+    pub agent_id: String,
     pub run_id: String,
     /// Lets the run's own processes act as its session (`OPENCLAW_RUN_TOKEN`).
     pub run_token: String,
+    /// The message of this turn, as text (attachments are files in the workspace).
     pub message: String,
+    /// The model for this session: its own (`--model`, `sessions patch --model`), else the
+    /// agent's.
+    pub model: Option<String>,
+    /// `thinking` as given at spawn, for backends that have a reasoning setting.
+    pub thinking: Option<String>,
     pub workspace: PathBuf,
+    pub history: History,
+    pub events: RunEvents,
+    /// The session tools acting as this run.
+    pub tools: Arc<dyn RunTools>,
+    /// Cancelled on kill, timeout or shutdown: stop at once and return `TurnError::Stopped`.
+    pub stop: CancellationToken,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,16 +107,22 @@ impl Backend {
         }
     }
 
-    /// Runs one turn, reporting progress through `events`, until done or `stop` fires.
-    pub async fn run_turn(
-        &self,
-        input: TurnInput,
-        events: RunEvents,
-        stop: CancellationToken,
-    ) -> Result<TurnOutput, TurnError> {
+    /// Which spawn fields this backend uses; the others are reported as ignored.
+    pub fn uses_thinking(&self) -> bool {
+        false
+    }
+
+    /// Runs one turn, reporting progress through `ctx.events`, until done or `ctx.stop` fires.
+    pub async fn run_turn(&self, ctx: TurnContext) -> Result<TurnOutput, TurnError> {
         match self {
-            Backend::Echo => echo::run_turn(input, events, stop).await,
-            Backend::Exec(exec) => exec.run_turn(input, events, stop).await,
+            Backend::Echo => echo::run_turn(ctx).await,
+            Backend::Exec(exec) => exec.run_turn(ctx).await,
         }
     }
+
+    /// The session is gone (deleted): let go of anything kept for it between turns.
+    pub async fn close_session(&self, _session_id: &str) {}
+
+    /// The daemon is stopping: let go of everything kept between turns.
+    pub async fn shutdown(&self) {}
 }

@@ -1,6 +1,8 @@
 //! Session keys: `agent:<agentId>:main`, `agent:<agentId>:subagent:<uuid>`, `cron:<jobId>`,
 //! `hook:<uuid>`. A key a user types without a prefix lives under the default agent.
 
+use crate::protocol::SessionKind;
+
 /// The full key for what a user typed.
 pub fn normalize(input: &str, default_agent: &str) -> String {
     if input.starts_with("agent:") || input.starts_with("cron:") || input.starts_with("hook:") {
@@ -11,14 +13,14 @@ pub fn normalize(input: &str, default_agent: &str) -> String {
 }
 
 /// The kind of session a key names.
-pub fn kind_of(key: &str) -> &'static str {
+pub fn kind_of(key: &str) -> SessionKind {
     let mut parts = key.split(':');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some("agent"), Some(_), Some("main")) if parts.next().is_none() => "main",
-        (Some("agent"), Some(_), Some("subagent")) => "subagent",
-        (Some("cron"), _, _) => "cron",
-        (Some("hook"), _, _) => "hook",
-        _ => "other",
+        (Some("agent"), Some(_), Some("main")) if parts.next().is_none() => SessionKind::Main,
+        (Some("agent"), Some(_), Some("subagent")) => SessionKind::Subagent,
+        (Some("cron"), _, _) => SessionKind::Cron,
+        (Some("hook"), _, _) => SessionKind::Hook,
+        _ => SessionKind::Other,
     }
 }
 
@@ -30,7 +32,7 @@ pub fn agent_of(key: &str) -> Option<&str> {
 
 /// The agent whose main session a key names (`agent:<id>:main`).
 pub fn agent_of_main(key: &str) -> Option<&str> {
-    if kind_of(key) == "main" {
+    if kind_of(key) == SessionKind::Main {
         agent_of(key)
     } else {
         None
@@ -54,11 +56,11 @@ mod tests {
 
     #[test]
     fn kinds_and_agents() {
-        assert_eq!(kind_of("agent:main:main"), "main");
-        assert_eq!(kind_of("agent:w:subagent:123"), "subagent");
-        assert_eq!(kind_of("cron:daily"), "cron");
-        assert_eq!(kind_of("hook:1"), "hook");
-        assert_eq!(kind_of("agent:main:main:x"), "other");
+        assert_eq!(kind_of("agent:main:main"), SessionKind::Main);
+        assert_eq!(kind_of("agent:w:subagent:123"), SessionKind::Subagent);
+        assert_eq!(kind_of("cron:daily"), SessionKind::Cron);
+        assert_eq!(kind_of("hook:1"), SessionKind::Hook);
+        assert_eq!(kind_of("agent:main:main:x"), SessionKind::Other);
         assert_eq!(agent_of("agent:w:main"), Some("w"));
         assert_eq!(agent_of("cron:x"), None);
     }

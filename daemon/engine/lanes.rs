@@ -6,11 +6,9 @@
 use std::collections::VecDeque;
 
 use crate::config::LanesConfig;
-use crate::protocol::LaneStatus;
+use crate::protocol::{Lane, LaneStatus};
 
-pub const LANE_NAMES: [&str; 3] = ["main", "subagent", "cron"];
-
-struct Lane<T> {
+struct Slots<T> {
     cap: u32,
     active: u32,
     /// Runs registered in this lane and not yet executing (in a session queue or `ready`).
@@ -19,64 +17,59 @@ struct Lane<T> {
 }
 
 pub struct Lanes<T> {
-    lanes: [Lane<T>; 3],
+    lanes: [Slots<T>; 3],
 }
 
-/// The lane for a session kind: sub-agents and cron jobs have their own, the rest share `main`.
-pub fn lane_for_kind(kind: &str) -> &'static str {
-    match kind {
-        "subagent" => "subagent",
-        "cron" => "cron",
-        _ => "main",
-    }
-}
-
-/// A lane name as stored, mapped back to ours (unknown names fall back to `main`).
-pub fn lane_named(name: &str) -> &'static str {
-    LANE_NAMES
-        .iter()
-        .find(|n| **n == name)
-        .copied()
-        .unwrap_or("main")
+fn caps(config: &LanesConfig) -> [u32; 3] {
+    let mut caps = [0; 3];
+    caps[Lane::Main.index()] = config.main;
+    caps[Lane::Subagent.index()] = config.subagent;
+    caps[Lane::Cron.index()] = config.cron;
+    caps
 }
 
 impl<T> Lanes<T> {
     pub fn new(config: &LanesConfig) -> Lanes<T> {
-        let lane = |cap| Lane {
+        let lane = |cap| Slots {
             cap,
             active: 0,
             queued: 0,
             ready: VecDeque::new(),
         };
         Lanes {
-            lanes: [lane(config.main), lane(config.subagent), lane(config.cron)],
+            lanes: caps(config).map(lane),
         }
     }
 
-    fn lane(&mut self, name: &str) -> &mut Lane<T> {
-        let i = LANE_NAMES.iter().position(|n| *n == name).unwrap_or(0);
-        &mut self.lanes[i]
+    /// New caps (a reload); runs executing beyond a lowered cap finish as they are.
+    pub fn set_caps(&mut self, config: &LanesConfig) {
+        for (lane, cap) in self.lanes.iter_mut().zip(caps(config)) {
+            lane.cap = cap;
+        }
     }
 
-    pub fn queued(&self, name: &str) -> u32 {
-        let i = LANE_NAMES.iter().position(|n| *n == name).unwrap_or(0);
-        self.lanes[i].queued
+    fn lane(&mut self, lane: Lane) -> &mut Slots<T> {
+        &mut self.lanes[lane.index()]
+    }
+
+    pub fn queued(&self, lane: Lane) -> u32 {
+        self.lanes[lane.index()].queued
     }
 
     /// A run was registered in the lane.
-    pub fn add_queued(&mut self, name: &str) {
-        self.lane(name).queued += 1;
+    pub fn add_queued(&mut self, lane: Lane) {
+        self.lane(lane).queued += 1;
     }
 
     /// A registered run left without executing (cleared from its session's queue).
-    pub fn remove_queued(&mut self, name: &str) {
-        let lane = self.lane(name);
+    pub fn remove_queued(&mut self, lane: Lane) {
+        let lane = self.lane(lane);
         lane.queued = lane.queued.saturating_sub(1);
     }
 
     /// The item is next in its session: returns it when it may execute now, else keeps it.
-    pub fn admit(&mut self, name: &str, item: T) -> Option<T> {
-        let lane = self.lane(name);
+    pub fn admit(&mut self, lane: Lane, item: T) -> Option<T> {
+        let lane = self.lane(lane);
         if lane.active < lane.cap {
             lane.active += 1;
             lane.queued = lane.queued.saturating_sub(1);
@@ -88,9 +81,21 @@ impl<T> Lanes<T> {
     }
 
     /// A run finished: frees its slot and returns the next item to execute, if one waits.
-    pub fn release(&mut self, name: &str) -> Option<T> {
-        let lane = self.lane(name);
+    pub fn release(&mut self, lane: Lane) -> Option<T> {
+        let lane = self.lane(lane);
         lane.active = lane.active.saturating_sub(1);
+        Self::take_ready(lane)
+    }
+
+    /// An item waiting in a lane that has room (after its cap was raised).
+    pub fn next_admissible(&mut self) -> Option<T> {
+        self.lanes.iter_mut().find_map(Self::take_ready)
+    }
+
+    fn take_ready(lane: &mut Slots<T>) -> Option<T> {
+        if lane.active >= lane.cap {
+            return None;
+        }
         let next = lane.ready.pop_front()?;
         lane.active += 1;
         lane.queued = lane.queued.saturating_sub(1);
@@ -98,19 +103,19 @@ impl<T> Lanes<T> {
     }
 
     /// Takes a waiting item out (it is being killed before it ran).
-    pub fn remove_ready(&mut self, name: &str, matches: impl Fn(&T) -> bool) -> Option<T> {
-        let lane = self.lane(name);
+    pub fn remove_ready(&mut self, lane: Lane, matches: impl Fn(&T) -> bool) -> Option<T> {
+        let lane = self.lane(lane);
         let i = lane.ready.iter().position(matches)?;
         lane.queued = lane.queued.saturating_sub(1);
         lane.ready.remove(i)
     }
 
     pub fn status(&self) -> Vec<LaneStatus> {
-        LANE_NAMES
+        Lane::ALL
             .iter()
             .zip(&self.lanes)
-            .map(|(name, l)| LaneStatus {
-                name: name.to_string(),
+            .map(|(lane, l)| LaneStatus {
+                name: lane.as_str().to_string(),
                 cap: l.cap,
                 active: l.active,
                 queued: l.queued,
@@ -132,28 +137,18 @@ mod tests {
     }
 
     #[test]
-    fn kinds_map_to_their_lanes() {
-        assert_eq!(lane_for_kind("subagent"), "subagent");
-        assert_eq!(lane_for_kind("cron"), "cron");
-        assert_eq!(lane_for_kind("main"), "main");
-        assert_eq!(lane_for_kind("hook"), "main");
-        assert_eq!(lane_named("cron"), "cron");
-        assert_eq!(lane_named("bogus"), "main");
-    }
-
-    #[test]
     fn admits_up_to_the_cap_then_queues_in_order() {
         let mut l = lanes(2);
         for i in 1..=4 {
-            l.add_queued("main");
-            let _ = l.admit("main", i);
+            l.add_queued(Lane::Main);
+            let _ = l.admit(Lane::Main, i);
         }
         let s = &l.status()[0];
         assert_eq!((s.active, s.queued), (2, 2));
-        assert_eq!(l.release("main"), Some(3));
-        assert_eq!(l.release("main"), Some(4));
-        assert_eq!(l.release("main"), None);
-        assert_eq!(l.release("main"), None);
+        assert_eq!(l.release(Lane::Main), Some(3));
+        assert_eq!(l.release(Lane::Main), Some(4));
+        assert_eq!(l.release(Lane::Main), None);
+        assert_eq!(l.release(Lane::Main), None);
         let s = &l.status()[0];
         assert_eq!((s.active, s.queued), (0, 0));
     }
@@ -162,13 +157,13 @@ mod tests {
     fn a_waiting_item_can_be_taken_out() {
         let mut l = lanes(1);
         for i in 1..=3 {
-            l.add_queued("main");
-            let _ = l.admit("main", i);
+            l.add_queued(Lane::Main);
+            let _ = l.admit(Lane::Main, i);
         }
-        assert_eq!(l.remove_ready("main", |i| *i == 3), Some(3));
-        assert_eq!(l.remove_ready("main", |i| *i == 3), None);
+        assert_eq!(l.remove_ready(Lane::Main, |i| *i == 3), Some(3));
+        assert_eq!(l.remove_ready(Lane::Main, |i| *i == 3), None);
         assert_eq!(l.status()[0].queued, 1);
-        assert_eq!(l.release("main"), Some(2));
+        assert_eq!(l.release(Lane::Main), Some(2));
     }
 
     #[test]
@@ -178,9 +173,28 @@ mod tests {
             subagent: 1,
             cron: 1,
         });
-        l.add_queued("main");
-        l.add_queued("cron");
-        assert_eq!(l.admit("main", 1), Some(1));
-        assert_eq!(l.admit("cron", 2), Some(2));
+        l.add_queued(Lane::Main);
+        l.add_queued(Lane::Cron);
+        assert_eq!(l.admit(Lane::Main, 1), Some(1));
+        assert_eq!(l.admit(Lane::Cron, 2), Some(2));
+    }
+
+    #[test]
+    fn a_raised_cap_lets_waiting_items_in() {
+        let mut l = lanes(1);
+        for i in 1..=3 {
+            l.add_queued(Lane::Main);
+            let _ = l.admit(Lane::Main, i);
+        }
+        assert_eq!(l.next_admissible(), None);
+        l.set_caps(&LanesConfig {
+            main: 3,
+            subagent: 8,
+            cron: 8,
+        });
+        assert_eq!(l.next_admissible(), Some(2));
+        assert_eq!(l.next_admissible(), Some(3));
+        assert_eq!(l.next_admissible(), None);
+        assert_eq!(l.status()[0].active, 3);
     }
 }

@@ -46,6 +46,11 @@ impl RunTokens {
         self.live.remove(run_id);
     }
 
+    /// Who a live run acts as.
+    pub fn acting(&self, run_id: &str) -> Option<Acting> {
+        self.live.get(run_id).map(|(_, a)| a.clone())
+    }
+
     pub fn is_live(&self, run_id: &str) -> bool {
         self.live.contains_key(run_id)
     }

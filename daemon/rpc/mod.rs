@@ -1,232 +1,103 @@
-//! JSON-RPC dispatch: one handler per method, grouped by the method's namespace.
+//! The JSON-RPC transport: one handler per method, each a few lines — parse the params, call
+//! the session service as the connection's caller, encode the result. `connection.rs` reads,
+//! dispatches and writes; `errors.rs` turns service errors into JSON-RPC errors.
 
-mod agents;
+pub mod connection;
 mod daemon;
+mod errors;
 mod pairing;
-mod runs;
 mod sessions;
 mod subscriptions;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
-use std::time::Instant;
 
-use crate::paths::Paths;
-use crate::protocol::{RpcError, methods};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use crate::daemon::auth::Peer;
-use crate::daemon::connection::ConnShared;
-use crate::daemon::connection::DeviceAuth;
-use crate::daemon::engine::Engine;
-use crate::daemon::engine::{Acting, internal};
-use crate::daemon::store::{Scope, SessionRecord};
-use crate::config::Visibility;
-use crate::protocol::ErrorKind;
-use crate::protocol::scopes;
-use std::collections::HashMap;
+use crate::daemon::service::{Caller, ServiceError, SessionService};
+use crate::protocol::{RpcError, methods, scopes};
+use connection::Conn;
 
-/// What the daemon knows about itself, for `hello` and `daemon.status`.
-pub struct DaemonInfo {
-    pub daemon_id: String,
-    pub started_at_ms: i64,
-    pub started: Instant,
-    pub paths: Paths,
-    pub connections: AtomicU32,
-    pub interrupted_at_startup: u64,
-    /// Cancelled to stop the daemon (`daemon.shutdown`, SIGTERM).
-    pub shutdown: CancellationToken,
-    /// Frames queued for clients and not yet written, over all connections.
-    pub buffered: Arc<std::sync::atomic::AtomicI64>,
-    /// Live subscriptions, over all connections.
-    pub subscriptions: std::sync::atomic::AtomicU64,
-    pub next_connection: std::sync::atomic::AtomicU64,
-    /// Connections of paired devices, so revoking a device drops them at once:
-    /// connection id → (fingerprint, the connection's kill token).
-    pub device_connections: std::sync::Mutex<HashMap<u64, (String, CancellationToken)>>,
-}
-
-/// Everything a handler may use: the engine, the daemon, and who is calling.
+/// What a handler may use: the service, and its connection (who calls, where to push).
 pub struct Ctx {
-    pub engine: Arc<Engine>,
-    pub daemon: Arc<DaemonInfo>,
-    pub peer: Peer,
-    pub conn: Arc<ConnShared>,
-}
-
-pub async fn dispatch(
-    ctx: &Arc<Ctx>,
-    method: &str,
-    params: Option<Value>,
-) -> Result<Value, RpcError> {
-    match method {
-        methods::HELLO => daemon::hello(ctx, parse(params)?),
-        methods::SESSIONS_SPAWN => sessions::spawn(ctx, parse(params)?).await,
-        methods::SESSIONS_SEND => sessions::send(ctx, parse(params)?).await,
-        methods::SESSIONS_HISTORY => sessions::history(ctx, parse(params)?).await,
-        methods::SESSIONS_LIST => sessions::list(ctx, parse(params)?).await,
-        methods::SESSIONS_KILL => sessions::kill(ctx, parse(params)?).await,
-        methods::SESSIONS_PATCH => sessions::patch(ctx, parse(params)?).await,
-        methods::SESSIONS_DELETE => sessions::delete(ctx, parse(params)?).await,
-        methods::SESSIONS_SUBSCRIBE => subscriptions::subscribe(ctx, parse(params)?).await,
-        methods::SESSIONS_UNSUBSCRIBE => subscriptions::unsubscribe(ctx, parse(params)?).await,
-        methods::PAIRING_AUTHENTICATE => pairing::authenticate(ctx, parse(params)?).await,
-        methods::PAIRING_LIST => pairing::list(ctx, parse(params)?).await,
-        methods::PAIRING_APPROVE => pairing::approve(ctx, parse(params)?).await,
-        methods::PAIRING_REJECT => pairing::reject(ctx, parse(params)?).await,
-        methods::PAIRING_REVOKE => pairing::revoke(ctx, parse(params)?).await,
-        methods::RUNS_WAIT => runs::wait(ctx, parse(params)?).await,
-        methods::AGENTS_LIST => agents::list(ctx, parse(params)?),
-        methods::DAEMON_STATUS => daemon::status(ctx, parse(params)?),
-        methods::DAEMON_SHUTDOWN => daemon::shutdown(ctx, parse(params)?),
-        _ => Err(RpcError::method_not_found(method)),
-    }
-}
-
-/// The answer for a session that does not exist, or that the caller may not see.
-pub fn no_session(key: &str) -> RpcError {
-    RpcError::not_found(format!(
-        "no session \"{key}\"; `openclaw sessions list` shows the sessions there are"
-    ))
+    pub service: Arc<SessionService>,
+    pub conn: Arc<Conn>,
 }
 
 impl Ctx {
-    /// The paired device this connection proved, if any.
-    pub fn device(&self) -> Option<DeviceAuth> {
-        self.conn
-            .device
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The caller this connection speaks for now.
+    pub fn caller(&self) -> Caller {
+        self.conn.caller()
     }
 
-    /// What an unauthenticated peer is told: how to prove its device (the CLI does it
-    /// itself) with this connection's nonce.
-    pub fn pairing_required(&self) -> RpcError {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        let who = self
-            .peer
-            .uid
-            .map(|u| format!("uid {u}"))
-            .unwrap_or_else(|| "an unknown user".into());
-        RpcError::app(
-            ErrorKind::PairingRequired,
-            format!(
-                "this client ({who}) is not paired with the openclaw daemon owned by uid {euid}; the openclaw CLI proves its device key and asks for pairing by itself — run it to get a request the owner can approve"
-            ),
-        )
-        .with_data("nonce", self.conn.nonce.clone().into())
-        .with_data("daemonId", self.daemon.daemon_id.clone().into())
-        // The path the proof must name (the client may have reached it another way).
-        .with_data("socket", self.daemon.paths.socket.display().to_string().into())
+    /// A service error as this connection's JSON-RPC error.
+    pub fn error(&self, e: ServiceError) -> RpcError {
+        errors::rpc_error(self, e)
     }
 
-    /// Sessions created by a paired device belong to it; a device without `admin` sees
-    /// only its own.
-    pub fn owner_filter(&self) -> Option<String> {
-        self.device()
-            .filter(|d| !d.scopes.iter().any(|s| s == scopes::ADMIN))
-            .map(|d| d.fingerprint)
-    }
-
-    /// The session this connection acts as (a run's child), or `None` for the operator.
-    pub fn acting(&self) -> Option<Acting> {
-        self.conn
-            .acting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// A connection bound to a run may only be used while that run is active.
-    pub fn check_acting(&self) -> Result<(), RpcError> {
-        match self.acting() {
-            Some(a) if !self.engine.token_alive(&a.run_id) => Err(RpcError::app(
-                ErrorKind::Forbidden,
-                format!(
-                    "run {} of session {} has ended, and its token with it; this connection can no longer act for it",
-                    a.run_id, a.session_key
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// A session by key or id, if this caller may see it. One the caller may not see is
-    /// `not_found`, the same answer as for one that does not exist, so existence never leaks.
-    pub async fn session(&self, key_or_id: &str) -> Result<SessionRecord, RpcError> {
-        let missing = || no_session(key_or_id);
-        let session = self
-            .engine
-            .find_session(key_or_id)
-            .await?
-            .ok_or_else(missing)?;
-        if self.can_see(&session).await? {
-            Ok(session)
-        } else {
-            Err(missing())
-        }
-    }
-
-    pub async fn can_see(&self, session: &SessionRecord) -> Result<bool, RpcError> {
-        if let Some(fp) = self.owner_filter() {
-            return Ok(session.owner.as_deref() == Some(fp.as_str()));
-        }
-        let Some(me) = self.acting() else {
-            return Ok(true);
-        };
-        Ok(match self.engine.config.session.visibility {
-            Visibility::All => true,
-            Visibility::Own => session.key == me.session_key,
-            Visibility::Agent => session.agent_id == me.agent_id,
-            Visibility::Tree => {
-                session.key == me.session_key
-                    || self
-                        .engine
-                        .store
-                        .in_tree(me.session_key.clone(), session.key.clone())
-                        .await
-                        .map_err(internal)?
-            }
-        })
-    }
-
-    /// Who is calling, for scoping idempotency keys: a paired device, a run's session, or
-    /// the operator. One caller's key never returns another caller's result.
-    pub fn caller_id(&self) -> String {
-        if let Some(d) = self.device() {
-            return format!("device:{}", d.fingerprint);
-        }
-        match self.acting() {
-            Some(a) => format!("session:{}", a.session_key),
-            None => "operator".to_string(),
-        }
-    }
-
-    /// Idempotency key as stored: scoped to the caller.
-    pub fn idempotency_key(&self, key: Option<String>) -> Option<String> {
-        key.map(|k| format!("{}:{k}", self.caller_id()))
-    }
-
-    /// The sessions this caller may list.
-    pub fn scope(&self) -> Scope {
-        if let Some(fp) = self.owner_filter() {
-            return Scope::Owner(fp);
-        }
-        match (self.acting(), self.engine.config.session.visibility) {
-            (None, _) | (Some(_), Visibility::All) => Scope::All,
-            (Some(me), Visibility::Own) => Scope::Only(me.session_key),
-            (Some(me), Visibility::Tree) => Scope::Tree(me.session_key),
-            (Some(me), Visibility::Agent) => Scope::Agent(me.agent_id),
-        }
+    pub fn encode<T: Serialize>(&self, r: Result<T, ServiceError>) -> Result<Value, RpcError> {
+        to_value(&r.map_err(|e| self.error(e))?)
     }
 }
 
+/// Work that starts once a reply is queued (a subscription sends nothing before the reply
+/// that names it).
+pub type AfterReply = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A handler's answer, and what to start once it is queued.
+pub struct Answer {
+    pub result: Result<Value, RpcError>,
+    pub then: Option<AfterReply>,
+}
+
+impl From<Result<Value, RpcError>> for Answer {
+    fn from(result: Result<Value, RpcError>) -> Self {
+        Answer { result, then: None }
+    }
+}
+
+pub async fn dispatch(ctx: &Arc<Ctx>, method: &str, params: Option<Value>) -> Answer {
+    let answer = match method {
+        methods::HELLO => daemon::hello(ctx, params),
+        methods::SESSIONS_SPAWN => sessions::spawn(ctx, params).await,
+        methods::SESSIONS_SEND => sessions::send(ctx, params).await,
+        methods::SESSIONS_HISTORY => sessions::history(ctx, params).await,
+        methods::SESSIONS_MESSAGE => sessions::message(ctx, params).await,
+        methods::SESSIONS_LIST => sessions::list(ctx, params).await,
+        methods::SESSIONS_GET => sessions::get(ctx, params).await,
+        methods::SESSIONS_KILL => sessions::kill(ctx, params).await,
+        methods::SESSIONS_PATCH => sessions::patch(ctx, params).await,
+        methods::SESSIONS_DELETE => sessions::delete(ctx, params).await,
+        methods::SESSIONS_SUBSCRIBE => return subscriptions::subscribe(ctx, params).await,
+        methods::SESSIONS_UNSUBSCRIBE => subscriptions::unsubscribe(ctx, params).await,
+        methods::RUNS_WAIT => sessions::wait(ctx, params).await,
+        methods::PAIRING_AUTHENTICATE => pairing::authenticate(ctx, params).await,
+        methods::PAIRING_LIST => pairing::list(ctx, params).await,
+        methods::PAIRING_APPROVE => pairing::approve(ctx, params).await,
+        methods::PAIRING_REJECT => pairing::reject(ctx, params).await,
+        methods::PAIRING_REVOKE => pairing::revoke(ctx, params).await,
+        methods::AGENTS_LIST => daemon::agents(ctx, params),
+        methods::DAEMON_STATUS => daemon::status(ctx, params),
+        methods::DAEMON_SHUTDOWN => daemon::shutdown(ctx, params),
+        methods::DAEMON_RELOAD => daemon::reload(ctx, params),
+        _ => unknown(ctx, method),
+    };
+    answer.into()
+}
+
+/// An unknown method: "unknown method" to whoever may read, the usual refusal to others.
+fn unknown(ctx: &Ctx, method: &str) -> Result<Value, RpcError> {
+    ctx.service
+        .authorize(&ctx.caller(), method, scopes::SESSIONS_READ)
+        .map_err(|e| ctx.error(e))?;
+    Err(RpcError::method_not_found(method))
+}
+
 /// Params by name only; absent params are `{}`, so a missing required field is named too.
-fn parse<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
+pub fn parse<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
     let params = match params {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(Value::Array(_)) => {
@@ -249,19 +120,8 @@ fn parse<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
     })
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
+fn to_value<T: Serialize>(v: &T) -> Result<Value, RpcError> {
     serde_json::to_value(v).map_err(|e| RpcError::internal(format!("encoding the result: {e}")))
-}
-
-/// A wait given in seconds by a caller, checked and capped (a day) so it can't overflow.
-fn wait_duration(seconds: Option<f64>, default: f64) -> Result<std::time::Duration, RpcError> {
-    let s = seconds.unwrap_or(default);
-    if !s.is_finite() || s < 0.0 {
-        return Err(RpcError::invalid_params(
-            "timeoutSeconds must be a number of seconds, 0 or more",
-        ));
-    }
-    Ok(std::time::Duration::from_secs_f64(s.min(86_400.0)))
 }
 
 #[cfg(test)]
@@ -291,13 +151,5 @@ mod tests {
             "{}",
             err.message
         );
-    }
-
-    #[test]
-    fn waits_are_checked() {
-        assert!(wait_duration(Some(-1.0), 30.0).is_err());
-        assert!(wait_duration(Some(f64::NAN), 30.0).is_err());
-        assert_eq!(wait_duration(None, 30.0).unwrap().as_secs(), 30);
-        assert_eq!(wait_duration(Some(1e300), 30.0).unwrap().as_secs(), 86_400);
     }
 }

@@ -2,43 +2,36 @@
 //! them in groups (one transaction and one sync per group, however many callers are waiting);
 //! reads go through a small pool of read-only connections on the blocking thread pool.
 
+mod changes;
+mod error;
 pub mod pairing;
 mod queries;
+mod recovery;
 mod schema;
+mod sql_types;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::protocol::{RunStatus, SessionRow};
-use crate::timefmt::rfc3339_ms;
 use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
 
+use crate::config::PolicyAction;
 use crate::daemon::events::EventBus;
+use crate::protocol::{Cleanup, Lane, RunStatus, SessionKind, SessionRow, SessionStatus};
+use crate::timefmt::rfc3339_ms;
 
-pub use queries::{HistoryPage, ListFilter, ListPage, Scope};
-pub use writer::{FinishedRun, NewMessage, NewRun, NewSession, Submit, SubmitOutcome, Target};
+pub use changes::{
+    FinishedRun, NewMessage, NewRun, NewSession, Patch, Receipt, Submit, SubmitOutcome, Target,
+};
+pub use error::StoreError;
+pub use pairing::PairingError;
+pub use queries::{COUNT_CAP, HistoryPage, ListFilter, ListPage, Scope};
 
 pub const DB_FILE: &str = "openclaw.db";
 const READERS: usize = 2;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error(transparent)]
-    Migration(#[from] schema::MigrationError),
-    #[error("cannot open the store at {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("the store's writer has stopped (the daemon is shutting down)")]
-    WriterGone,
-    #[error("stored data is not valid: {0}")]
-    Corrupt(String),
-}
 
 /// A session as stored.
 #[derive(Debug, Clone)]
@@ -47,11 +40,11 @@ pub struct SessionRecord {
     pub id: String,
     pub key: String,
     pub agent_id: String,
-    pub kind: String,
+    pub kind: SessionKind,
     pub label: Option<String>,
     pub parent_key: Option<String>,
     pub model: Option<String>,
-    pub status: String,
+    pub status: SessionStatus,
     pub active_run_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -62,8 +55,9 @@ pub struct SessionRecord {
     pub message_count: i64,
     pub last_preview: Option<String>,
     pub archived: bool,
-    pub send_policy: Option<String>,
-    pub cleanup: String,
+    /// The session's own override of the send policy; `None` inherits the configured rules.
+    pub send_policy: Option<PolicyAction>,
+    pub cleanup: Cleanup,
     pub spawn_depth: i64,
     /// The paired device that created it; `None` for the daemon's owner.
     pub owner: Option<String>,
@@ -76,10 +70,10 @@ impl SessionRecord {
             key: self.key.clone(),
             session_id: self.id.clone(),
             agent_id: self.agent_id.clone(),
-            kind: self.kind.clone(),
+            kind: self.kind.as_str().to_string(),
             label: self.label.clone(),
             parent_key: self.parent_key.clone(),
-            status: self.status.clone(),
+            status: self.status.as_str().to_string(),
             active_run_id: self.active_run_id.clone(),
             model: self.model.clone(),
             created_at: rfc3339_ms(self.created_at),
@@ -91,7 +85,9 @@ impl SessionRecord {
             message_count: self.message_count.max(0) as u64,
             last_message_preview: self.last_preview.clone(),
             archived: self.archived,
-            send_policy: self.send_policy.clone(),
+            send_policy: self
+                .send_policy
+                .map(|p| sql_types::policy_str(p).to_string()),
             spawn_depth: self.spawn_depth.max(0) as u32,
             children: self.children.max(0) as u64,
             messages: None,
@@ -113,8 +109,9 @@ pub struct RunRecord {
 pub struct PendingRun {
     pub run_id: String,
     pub sid: i64,
-    pub lane: String,
-    pub input: String,
+    pub lane: Lane,
+    /// The content of the message that starts it.
+    pub content: Value,
     pub timeout_ms: Option<i64>,
 }
 
@@ -130,10 +127,9 @@ pub struct Recovery {
 #[derive(Clone)]
 pub struct Store {
     writer: writer::WriterHandle,
-    /// For rare administrative writes (pairing), outside the group-commit writer.
-    admin: Arc<std::sync::Mutex<Connection>>,
     readers: Arc<Vec<std::sync::Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
+    path: Arc<PathBuf>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -147,10 +143,7 @@ impl Store {
     /// starts the writer thread.
     pub fn open(data_dir: &Path, bus: EventBus) -> Result<(Store, Recovery), StoreError> {
         let path = data_dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
+        let open_err = |e: rusqlite::Error| StoreError::from(e).at(&path);
         // Created 0600 before SQLite opens it: the WAL and shared-memory files take the
         // database file's mode, so the whole store stays private to its owner.
         {
@@ -160,26 +153,32 @@ impl Store {
                 .append(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(|e| {
-                    StoreError::Corrupt(format!("cannot create {}: {e}", path.display()))
+                .map_err(|e| StoreError::Open {
+                    path: path.clone(),
+                    detail: e.to_string(),
                 })?;
         }
         let mut conn = Connection::open(&path).map_err(open_err)?;
-        configure(&conn)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        configure(&conn).map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!(
-                "journal_mode is {mode}, WAL was asked for"
-            )));
+            return Err(StoreError::Open {
+                path,
+                detail: format!("journal_mode is {mode}, WAL was asked for"),
+            });
         }
         // FULL: every commit syncs the WAL, so an acknowledged write survives power loss too;
         // group commit keeps that to one sync per batch.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
         // Each change runs in a savepoint; its statement journal in memory rather than a temp
         // file is most of the writer's throughput under load.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        schema::migrate(&mut conn)?;
-        let recovery = writer::recover(&mut conn)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(open_err)?;
+        schema::migrate(&mut conn).map_err(|e| StoreError::from(e).at(&path))?;
+        let recovery = recovery::recover(&mut conn).map_err(|e| e.at(&path))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
@@ -187,25 +186,33 @@ impl Store {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(open_err)?;
-            configure(&r)?;
+            configure(&r).map_err(open_err)?;
             readers.push(std::sync::Mutex::new(r));
         }
-        let admin = Connection::open(&path).map_err(open_err)?;
-        configure(&admin)?;
+        let writer = writer::spawn(conn, bus, &path).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            detail: format!("cannot start the writer thread: {e}"),
+        })?;
         let store = Store {
-            admin: Arc::new(std::sync::Mutex::new(admin)),
-            writer: writer::spawn(conn, bus),
+            writer,
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
+            path: Arc::new(path),
         };
         Ok((store, recovery))
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Runs `f` on a read connection on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        E: Send + 'static + From<StoreError>,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
@@ -214,23 +221,16 @@ impl Store {
             f(&conn)
         })
         .await
-        .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+        .map_err(|e| E::from(StoreError::Corrupt(format!("a store read failed: {e}"))))?
     }
 
-    /// Runs `f` on the administrative connection (it may write) on the blocking pool.
-    pub async fn admin<T, E, F>(&self, f: F) -> Result<T, E>
+    async fn read_store<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        E: Send + 'static + From<StoreError>,
-        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let admin = self.admin.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = admin.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Corrupt(format!("store task failed: {e}"))))?
+        let path = self.path.clone();
+        self.read(f).await.map_err(|e: StoreError| e.at(&path))
     }
 
     // ------------------------------------------------------------ writes
@@ -241,39 +241,94 @@ impl Store {
     pub fn submit(
         &self,
         submit: Submit,
-    ) -> Result<impl Future<Output = Result<SubmitOutcome, StoreError>> + use<>, StoreError> {
-        self.writer.submit(submit)
+    ) -> impl Future<Output = Result<SubmitOutcome, StoreError>> + use<> {
+        self.writer
+            .change(move |c, emit| changes::submit(c, &submit, emit))
     }
 
     /// Appends a message produced during a run (a tool call or result). Not awaited; stored
     /// in order with the run's other changes.
     pub fn append(&self, sid: i64, message: NewMessage) {
-        self.writer.append(sid, message);
+        self.writer
+            .change_unawaited("storing a message of a run", move |c, emit| {
+                let seq = changes::append_message(c, sid, &message)?;
+                emit.message(c, sid, seq, &message)
+            });
+    }
+
+    /// Appends a message and resolves once it is durable; returns its seq.
+    pub async fn append_durable(&self, sid: i64, message: NewMessage) -> Result<u64, StoreError> {
+        self.writer
+            .change(move |c, emit| {
+                let seq = changes::append_message(c, sid, &message)?;
+                emit.message(c, sid, seq, &message)?;
+                Ok(seq)
+            })
+            .await
     }
 
     /// Records that a run started. Not awaited: the writer applies changes in order, so the
     /// run's end (which is awaited) is always stored after it.
     pub fn run_started(&self, run_id: &str, sid: i64, at: i64) {
-        self.writer.run_started(run_id, sid, at);
+        let run_id = run_id.to_string();
+        self.writer
+            .change_unawaited("recording a run's start", move |c, emit| {
+                changes::run_started(c, &run_id, sid, at, emit)
+            });
     }
 
     /// Commits a run's end and its reply message; returns the reply's seq.
     pub async fn run_finished(&self, finished: FinishedRun) -> Result<Option<u64>, StoreError> {
-        self.writer.run_finished(finished).await
+        self.writer
+            .change(move |c, emit| changes::run_finished(c, &finished, emit))
+            .await
     }
 
-    pub async fn patch_session(
-        &self,
-        sid: i64,
-        label: Option<Option<String>>,
-        archived: Option<bool>,
-        send_policy: Option<Option<String>>,
-    ) -> Result<(), StoreError> {
-        self.writer.patch(sid, label, archived, send_policy).await
+    pub async fn patch_session(&self, sid: i64, patch: Patch) -> Result<(), StoreError> {
+        self.writer
+            .change(move |c, emit| changes::patch(c, sid, &patch, emit))
+            .await
     }
 
+    /// Deletes a session with its transcript; `Conflict` while one of its runs is unfinished.
     pub async fn delete_session(&self, sid: i64) -> Result<(), StoreError> {
-        self.writer.delete(sid).await
+        self.writer
+            .change(move |c, emit| changes::delete(c, sid, emit))
+            .await
+    }
+
+    /// Archives the sub-agent sessions whose last run ended before `before_ms`.
+    pub async fn archive_ended_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.writer
+            .change(move |c, emit| changes::archive(c, before_ms, emit))
+            .await
+    }
+
+    /// A pairing change, through the one writer like every other write.
+    pub async fn pairing<T, F>(&self, f: F) -> Result<T, PairingError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, PairingError> + Send + 'static,
+    {
+        // A store failure rolls the change back; a refusal (no such request...) has
+        // written nothing worth undoing and is the caller's answer.
+        let outcome = self
+            .writer
+            .change(move |c, _| match f(c) {
+                Err(PairingError::Store(e)) => Err(e),
+                other => Ok(other),
+            })
+            .await;
+        outcome.map_err(PairingError::Store)?
+    }
+
+    /// A pairing read.
+    pub async fn pairing_read<T, F>(&self, f: F) -> Result<T, PairingError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, PairingError> + Send + 'static,
+    {
+        self.read(f).await
     }
 
     /// (transactions committed, changes applied) since start-up.
@@ -299,46 +354,74 @@ impl Store {
     // ------------------------------------------------------------ reads
 
     pub async fn session_by_key(&self, key: String) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(move |c| queries::session_where(c, "key", &key))
+        self.read_store(move |c| queries::session_where(c, "key", &key))
             .await
     }
 
     pub async fn session_by_id(&self, id: String) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(move |c| queries::session_where(c, "id", &id))
+        self.read_store(move |c| queries::session_where(c, "id", &id))
             .await
     }
 
     pub async fn session_by_sid(&self, sid: i64) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(move |c| queries::session_by_sid(c, sid)).await
+        self.read_store(move |c| Ok(queries::session_row(c, sid)?))
+            .await
+    }
+
+    /// Sessions whose key or id starts with `prefix`, or whose label is `label` (at most
+    /// `limit`): what a short name could mean.
+    pub async fn sessions_matching(
+        &self,
+        prefix: String,
+        label: String,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.read_store(move |c| queries::sessions_matching(c, &prefix, &label, limit))
+            .await
     }
 
     pub async fn run(&self, run_id: String) -> Result<Option<RunRecord>, StoreError> {
-        self.read(move |c| queries::run(c, &run_id)).await
+        self.read_store(move |c| queries::run(c, &run_id)).await
     }
 
+    /// A page of history within `budget` bytes (see `queries::history`).
     pub async fn history(
         &self,
         sid: i64,
         limit: u32,
         before_seq: Option<u64>,
         include_tools: bool,
+        budget: usize,
     ) -> Result<HistoryPage, StoreError> {
-        self.read(move |c| queries::history(c, sid, limit, before_seq, include_tools))
+        self.read_store(move |c| queries::history(c, sid, limit, before_seq, include_tools, budget))
             .await
     }
 
+    /// Messages after a seq, within `budget` bytes; the flag says whether more were left.
     pub async fn messages_after(
         &self,
         sid: i64,
         after_seq: u64,
         limit: u32,
-    ) -> Result<Vec<crate::protocol::Message>, StoreError> {
-        self.read(move |c| queries::messages_after(c, sid, after_seq, limit))
+        budget: usize,
+    ) -> Result<(Vec<crate::protocol::Message>, bool), StoreError> {
+        self.read_store(move |c| queries::messages_after(c, sid, after_seq, limit, budget))
+            .await
+    }
+
+    /// One message, whole.
+    pub async fn message_at(
+        &self,
+        sid: i64,
+        seq: u64,
+    ) -> Result<Option<crate::protocol::Message>, StoreError> {
+        self.read_store(move |c| queries::message_at(c, sid, seq))
             .await
     }
 
     pub async fn in_tree(&self, root: String, key: String) -> Result<bool, StoreError> {
-        self.read(move |c| queries::in_tree(c, &root, &key)).await
+        self.read_store(move |c| queries::in_tree(c, &root, &key))
+            .await
     }
 
     pub async fn last_tool_output(
@@ -346,33 +429,23 @@ impl Store {
         sid: i64,
         run_id: String,
     ) -> Result<Option<String>, StoreError> {
-        self.read(move |c| queries::last_tool_output(c, sid, &run_id))
+        self.read_store(move |c| queries::last_tool_output(c, sid, &run_id))
             .await
     }
 
     pub async fn oldest_archivable(&self) -> Result<Option<i64>, StoreError> {
-        self.read(queries::oldest_archivable).await
-    }
-
-    /// Appends a message and resolves once it is durable.
-    pub async fn append_durable(&self, sid: i64, message: NewMessage) -> Result<(), StoreError> {
-        self.writer.append_durable(sid, message).await
-    }
-
-    /// Archives the sub-agent sessions whose last run ended before `before_ms`.
-    pub async fn archive_ended_before(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.writer.archive_ended_before(before_ms).await
+        self.read_store(queries::oldest_archivable).await
     }
 
     pub async fn last_run_id(&self, sid: i64) -> Result<Option<String>, StoreError> {
-        self.read(move |c| queries::last_run_id(c, sid)).await
+        self.read_store(move |c| queries::last_run_id(c, sid)).await
     }
 
     pub async fn last_seq(&self, sid: i64) -> Result<Option<u64>, StoreError> {
-        self.read(move |c| queries::last_seq(c, sid)).await
+        self.read_store(move |c| queries::last_seq(c, sid)).await
     }
 
     pub async fn list(&self, filter: ListFilter) -> Result<ListPage, StoreError> {
-        self.read(move |c| queries::list(c, &filter)).await
+        self.read_store(move |c| queries::list(c, &filter)).await
     }
 }

@@ -1,6 +1,6 @@
 //! Pairing records: requests from other users' devices, the devices the owner approved (with
-//! their scopes), and revocations. Rare, small writes: they use their own connection rather
-//! than the group-commit writer.
+//! their scopes), and revocations. Written through the one writer like everything else
+//! (`Store::pairing`), so a full disk or a busy store is handled in one place.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -36,15 +36,17 @@ pub enum PairingError {
         "uid {uid} already has {cap} pending pairing requests; ask the owner to approve or reject them first"
     )]
     TooMany { uid: u32, cap: u32 },
-    #[error("store error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
-    Store(String),
+    #[error("\"{0}\" is too short to name one: give at least 4 characters of it")]
+    ShortPrefix(String),
+    #[error("device {0} is already revoked")]
+    AlreadyRevoked(String),
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
 }
 
-impl From<super::StoreError> for PairingError {
-    fn from(e: super::StoreError) -> Self {
-        PairingError::Store(e.to_string())
+impl From<rusqlite::Error> for PairingError {
+    fn from(e: rusqlite::Error) -> Self {
+        PairingError::Store(e.into())
     }
 }
 
@@ -174,7 +176,10 @@ fn unique_prefix(
     extra: &str,
 ) -> Result<Option<String>, PairingError> {
     let prefix = prefix.trim().trim_end_matches('…');
-    if prefix.len() < 4 || !prefix.chars().all(|ch| ch.is_ascii_hexdigit()) {
+    if prefix.chars().count() < 4 {
+        return Err(PairingError::ShortPrefix(prefix.to_string()));
+    }
+    if !prefix.chars().all(|ch| ch.is_ascii_hexdigit()) {
         return Ok(None);
     }
     let sql =
@@ -195,13 +200,12 @@ fn unique_prefix(
 
 /// Approves a pending request: its device is paired with `scopes`.
 pub fn approve(
-    c: &mut Connection,
+    tx: &Connection,
     request_prefix: &str,
     scopes: &[String],
     now: i64,
 ) -> Result<DeviceRecord, PairingError> {
-    let tx = c.transaction()?;
-    let id = unique_prefix(&tx, "pairing_requests", "id", request_prefix, "")?
+    let id = unique_prefix(tx, "pairing_requests", "id", request_prefix, "")?
         .ok_or_else(|| PairingError::NoRequest(request_prefix.to_string()))?;
     let (uid, user, fingerprint, public_key): (u32, Option<String>, String, String) = tx
         .query_row(
@@ -216,7 +220,6 @@ pub fn approve(
         params![fingerprint, public_key, uid, user, scopes_text, now],
     )?;
     tx.execute("DELETE FROM pairing_requests WHERE id = ?1", [&id])?;
-    tx.commit()?;
     Ok(DeviceRecord {
         fingerprint,
         uid,
@@ -236,14 +239,16 @@ pub fn reject(c: &Connection, request_prefix: &str) -> Result<String, PairingErr
 
 /// Revokes a paired device; returns its fingerprint.
 pub fn revoke(c: &Connection, device_prefix: &str, now: i64) -> Result<String, PairingError> {
-    let fp = unique_prefix(
-        c,
-        "devices",
-        "fingerprint",
-        device_prefix,
-        "AND revoked_at IS NULL",
-    )?
-    .ok_or_else(|| PairingError::NoDevice(device_prefix.to_string()))?;
+    let fp = unique_prefix(c, "devices", "fingerprint", device_prefix, "")?
+        .ok_or_else(|| PairingError::NoDevice(device_prefix.to_string()))?;
+    let revoked: Option<i64> = c.query_row(
+        "SELECT revoked_at FROM devices WHERE fingerprint = ?1",
+        [&fp],
+        |r| r.get(0),
+    )?;
+    if revoked.is_some() {
+        return Err(PairingError::AlreadyRevoked(fp));
+    }
     c.execute(
         "UPDATE devices SET revoked_at = ?2 WHERE fingerprint = ?1",
         params![fp, now],
@@ -290,11 +295,11 @@ mod tests {
 
     #[test]
     fn approve_by_prefix_then_revoke() {
-        let mut c = db();
+        let c = db();
         let r = request(&c, &who(1001, "abcd1234"), 1000, 60_000, 5).unwrap();
         assert!(paired(&c, "abcd1234", 1001).unwrap().is_none());
         let scopes = vec!["sessions.read".to_string()];
-        let d = approve(&mut c, &r.id[..6], &scopes, 1500).unwrap();
+        let d = approve(&c, &r.id[..6], &scopes, 1500).unwrap();
         assert_eq!(d.scopes, scopes);
         assert_eq!(
             paired(&c, "abcd1234", 1001).unwrap().unwrap().scopes,
@@ -311,18 +316,21 @@ mod tests {
         assert!(paired(&c, "abcd1234", 1001).unwrap().is_none());
         assert!(matches!(
             revoke(&c, "abcd", 1800),
+            Err(PairingError::AlreadyRevoked(_))
+        ));
+        assert!(matches!(
+            revoke(&c, "ffff", 1800),
             Err(PairingError::NoDevice(_))
         ));
     }
 
     #[test]
     fn short_or_unknown_prefixes_are_refused() {
-        let mut c = db();
+        let c = db();
         request(&c, &who(1, "f"), 0, 60_000, 5).unwrap();
-        assert!(matches!(
-            approve(&mut c, "ab", &[], 1),
-            Err(PairingError::NoRequest(_))
-        ));
+        let err = approve(&c, "ab", &[], 1).unwrap_err();
+        assert!(matches!(err, PairingError::ShortPrefix(_)));
+        assert!(err.to_string().contains("at least 4 characters"), "{err}");
         assert!(matches!(
             reject(&c, "ffffffff"),
             Err(PairingError::NoRequest(_))

@@ -52,10 +52,6 @@ pub fn session_where(
         .optional()?)
 }
 
-pub fn session_by_sid(c: &Connection, sid: i64) -> Result<Option<SessionRecord>, StoreError> {
-    Ok(session_row(c, sid)?)
-}
-
 /// The session with this row id, for the writer (inside its transaction).
 pub fn session_row(c: &Connection, sid: i64) -> rusqlite::Result<Option<SessionRecord>> {
     let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?1");
@@ -70,25 +66,15 @@ pub fn run(c: &Connection, run_id: &str) -> Result<Option<RunRecord>, StoreError
             "SELECT s.key, r.status, r.reply, r.error FROM runs r JOIN sessions s ON s.sid = r.sid WHERE r.id = ?1",
         )?
         .query_row([run_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
+            Ok(RunRecord {
+                session_key: r.get(0)?,
+                status: r.get::<_, RunStatus>(1)?,
+                reply: r.get(2)?,
+                error: r.get(3)?,
+            })
         })
         .optional()?;
-    let Some((session_key, status, reply, error)) = row else {
-        return Ok(None);
-    };
-    let status = RunStatus::parse(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("run status {status}")))?;
-    Ok(Some(RunRecord {
-        session_key,
-        status,
-        reply,
-        error,
-    }))
+    Ok(row)
 }
 
 #[derive(Debug)]
@@ -99,24 +85,22 @@ pub struct HistoryPage {
 }
 
 /// A stored message row (seq, ts, role, content, run_id, provenance, prov_from, usage) in its
-/// wire shape.
-fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Message, StoreError>> {
-    let role: String = r.get(2)?;
+/// wire shape, with the size of its stored content.
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Result<(Message, usize), StoreError>> {
+    let role: Role = r.get(2)?;
     let content: String = r.get(3)?;
-    let provenance: String = r.get(5)?;
+    let kind: ProvenanceKind = r.get(5)?;
     let usage: Option<String> = r.get(7)?;
     let (seq, ts, run_id, from): (i64, i64, Option<String>, Option<String>) =
         (r.get(0)?, r.get(1)?, r.get(4)?, r.get(6)?);
+    let len = content.len();
     Ok((|| {
-        let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
-        let kind = ProvenanceKind::parse(&provenance)
-            .ok_or_else(|| StoreError::Corrupt(format!("provenance {provenance}")))?;
         let content: Value = serde_json::from_str(&content)
-            .map_err(|e| StoreError::Corrupt(format!("message content: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("the content of message {seq}: {e}")))?;
         let usage = usage
             .map(|u| serde_json::from_str(&u))
             .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("usage: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("the usage of message {seq}: {e}")))?;
         Ok(Message {
             seq: seq.max(0) as u64,
             ts: rfc3339_ms(ts),
@@ -128,16 +112,20 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Message, StoreError>
             truncated: None,
             bytes: None,
         })
-    })())
+    })()
+    .map(|m| (m, len)))
 }
 
-/// The newest `limit` messages before `before_seq` (all when `None`), returned oldest first.
+/// The newest `limit` messages before `before_seq` (all when `None`), returned oldest first,
+/// within `budget` bytes of content: the page stops early (`has_more`) rather than grow past
+/// it, and a message larger than the budget alone comes truncated.
 pub fn history(
     c: &Connection,
     sid: i64,
     limit: u32,
     before_seq: Option<u64>,
     include_tools: bool,
+    budget: usize,
 ) -> Result<HistoryPage, StoreError> {
     let before = before_seq.map(|s| s as i64).unwrap_or(i64::MAX);
     let sql = if include_tools {
@@ -146,39 +134,105 @@ pub fn history(
         "SELECT seq, ts, role, content, run_id, provenance, prov_from, usage FROM messages WHERE sid = ?1 AND seq < ?2 AND role NOT IN ('tool_call', 'tool_result') ORDER BY seq DESC LIMIT ?3"
     };
     let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(
-        rusqlite::params![sid, before, limit as i64 + 1],
-        message_from_row,
-    )?;
-    let mut messages = Vec::with_capacity(limit as usize + 1);
-    for row in rows {
-        messages.push(row??);
-    }
-    let has_more = messages.len() > limit as usize;
-    messages.truncate(limit as usize);
+    let mut rows = stmt.query(rusqlite::params![sid, before, limit as i64 + 1])?;
+    let (mut messages, full) = within_budget(&mut rows, limit, budget)?;
     messages.reverse();
-    Ok(HistoryPage { messages, has_more })
+    Ok(HistoryPage {
+        messages,
+        has_more: full,
+    })
 }
 
-/// Up to `limit` messages after `after_seq`, oldest first (a follower's catch-up).
+/// Reads rows until `limit` messages or `budget` bytes; returns them and whether more rows
+/// were left.
+fn within_budget(
+    rows: &mut rusqlite::Rows<'_>,
+    limit: u32,
+    budget: usize,
+) -> Result<(Vec<Message>, bool), StoreError> {
+    let mut messages = Vec::new();
+    let mut used = 0usize;
+    while let Some(row) = rows.next()? {
+        if messages.len() >= limit as usize {
+            return Ok((messages, true));
+        }
+        let (mut message, len) = message_from_row(row)??;
+        if !messages.is_empty() && used + len > budget {
+            return Ok((messages, true));
+        }
+        if len > budget {
+            truncate(&mut message, len, budget);
+        }
+        used += len;
+        messages.push(message);
+    }
+    Ok((messages, false))
+}
+
+/// Cuts a message's content to about `budget` bytes, marking it with its whole size.
+fn truncate(message: &mut Message, len: usize, budget: usize) {
+    let text = match &message.content {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut end = budget.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.content = Value::String(text[..end].to_string());
+    message.truncated = Some(true);
+    message.bytes = Some(len as u64);
+}
+
+/// One message, whole.
+pub fn message_at(c: &Connection, sid: i64, seq: u64) -> Result<Option<Message>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, ts, role, content, run_id, provenance, prov_from, usage FROM messages WHERE sid = ?1 AND seq = ?2",
+    )?;
+    let mut rows = stmt.query(rusqlite::params![sid, seq as i64])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(message_from_row(row)??.0)),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` messages after `after_seq`, oldest first, within `budget` bytes (a
+/// follower's catch-up); the flag says whether more were left.
 pub fn messages_after(
     c: &Connection,
     sid: i64,
     after_seq: u64,
     limit: u32,
-) -> Result<Vec<Message>, StoreError> {
+    budget: usize,
+) -> Result<(Vec<Message>, bool), StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT seq, ts, role, content, run_id, provenance, prov_from, usage FROM messages WHERE sid = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(
-        rusqlite::params![sid, after_seq as i64, limit as i64],
-        message_from_row,
-    )?;
-    let mut out = Vec::with_capacity(limit as usize);
-    for row in rows {
-        out.push(row??);
-    }
-    Ok(out)
+    let mut rows = stmt.query(rusqlite::params![sid, after_seq as i64, limit as i64 + 1])?;
+    within_budget(&mut rows, limit, budget)
+}
+
+/// Sessions whose key or id starts with `prefix` (its uuid part, for keys ending in one), or
+/// whose label is `label`.
+pub fn sessions_matching(
+    c: &Connection,
+    prefix: &str,
+    label: &str,
+    limit: u32,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    // GLOB, not LIKE: case-sensitive and with no escape surprises once special characters
+    // are refused by the caller.
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id GLOB ?1 || '*' OR key GLOB '*:' || ?1 || '*' OR label = ?2 ORDER BY updated_at DESC LIMIT ?3"
+    );
+    let rows = c
+        .prepare_cached(&sql)?
+        .query_map(
+            rusqlite::params![prefix, label, limit as i64],
+            session_from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// The newest run of a session.
@@ -202,7 +256,7 @@ pub fn last_seq(c: &Connection, sid: i64) -> Result<Option<u64>, StoreError> {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub kinds: Vec<String>,
+    pub kinds: Vec<crate::protocol::SessionKind>,
     pub limit: u32,
     /// (updated_at, sid) of the last row of the previous page.
     pub after: Option<(i64, i64)>,
@@ -210,6 +264,8 @@ pub struct ListFilter {
     pub parent_key: Option<String>,
     pub include_archived: bool,
     pub message_limit: u32,
+    /// Bytes of messages each row may carry.
+    pub message_budget: usize,
     /// What the caller may see.
     pub scope: Scope,
 }
@@ -276,7 +332,7 @@ pub fn last_tool_output(
 /// When the next sub-agent session falls due for archiving (its last run's end).
 pub fn oldest_archivable(c: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(c.prepare_cached(
-        "SELECT min(ended_at) FROM sessions WHERE kind = 'subagent' AND archived = 0 AND ended_at IS NOT NULL AND active_run_id IS NULL",
+        "SELECT min(ended_at) FROM sessions WHERE kind = 'subagent' AND archived = 0 AND mode = 'run' AND ended_at IS NOT NULL AND active_run_id IS NULL",
     )?
     .query_row([], |r| r.get(0))?)
 }
@@ -286,12 +342,16 @@ pub struct ListPage {
     pub sessions: Vec<(SessionRecord, Option<Vec<Message>>)>,
     /// (updated_at, sid) to continue after, when there are more.
     pub next: Option<(i64, i64)>,
+    /// With more pages: how many match in all, up to `COUNT_CAP + 1`.
+    pub total: Option<u64>,
 }
 
-/// Sessions, most recently updated first, one page at a time (keyset pagination on an index,
-/// so a page costs the same at any depth and any store size).
-pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
-    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1=1");
+/// Sessions a list counts at most for its `total`: counting is bounded like a page is.
+pub const COUNT_CAP: u64 = 10_000;
+
+/// The WHERE clause of a list's filters (its cursor aside), and its arguments.
+fn list_filter(f: &ListFilter) -> (String, Vec<Sql>) {
+    let mut sql = String::from(" WHERE 1=1");
     let mut args: Vec<Sql> = Vec::new();
     if !f.include_archived {
         sql.push_str(" AND archived = 0");
@@ -300,7 +360,7 @@ pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
         sql.push_str(" AND kind IN (");
         for (i, k) in f.kinds.iter().enumerate() {
             sql.push_str(if i == 0 { "?" } else { ", ?" });
-            args.push(Sql::Text(k.clone()));
+            args.push(Sql::Text(k.as_str().to_string()));
         }
         sql.push(')');
     }
@@ -333,6 +393,15 @@ pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
             args.push(Sql::Text(root.clone()));
         }
     }
+    (sql, args)
+}
+
+/// Sessions, most recently updated first, one page at a time (keyset pagination on an index,
+/// so a page costs the same at any depth and any store size).
+pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
+    let (filter, filter_args) = list_filter(f);
+    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions{filter}");
+    let mut args = filter_args.clone();
     if let Some((updated, sid)) = f.after {
         sql.push_str(" AND (updated_at, sid) < (?, ?)");
         args.push(Sql::Integer(updated));
@@ -351,14 +420,30 @@ pub fn list(c: &Connection, f: &ListFilter) -> Result<ListPage, StoreError> {
     } else {
         None
     };
+    let total = if more {
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM sessions{filter} LIMIT {})",
+            COUNT_CAP + 1
+        );
+        let n: i64 = c
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(filter_args), |r| r.get(0))?;
+        Some(n.max(0) as u64)
+    } else {
+        None
+    };
     let mut sessions = Vec::with_capacity(rows.len());
     for rec in rows {
         let messages = if f.message_limit > 0 {
-            Some(history(c, rec.sid, f.message_limit, None, false)?.messages)
+            Some(history(c, rec.sid, f.message_limit, None, false, f.message_budget)?.messages)
         } else {
             None
         };
         sessions.push((rec, messages));
     }
-    Ok(ListPage { sessions, next })
+    Ok(ListPage {
+        sessions,
+        next,
+        total,
+    })
 }

@@ -102,6 +102,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN timeout_ms INTEGER;
     "#,
+    // 5: a spawn's mode: `session` children are kept listed (never archived).
+    r#"
+    ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'run';
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -38,15 +38,21 @@ pub enum EventKind {
     Tool,
     /// `run.event` with stream `usage`
     Usage,
+    /// `run.event` with stream `thought` (reasoning the agent shows; not part of the reply)
+    Thought,
+    /// `run.event` with stream `plan` (the agent's plan, whole, each time it changes)
+    Plan,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Message,
         EventKind::Lifecycle,
         EventKind::Assistant,
         EventKind::Tool,
         EventKind::Usage,
+        EventKind::Thought,
+        EventKind::Plan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +62,8 @@ impl EventKind {
             EventKind::Assistant => "assistant",
             EventKind::Tool => "tool",
             EventKind::Usage => "usage",
+            EventKind::Thought => "thought",
+            EventKind::Plan => "plan",
         }
     }
 
@@ -137,8 +145,9 @@ pub struct RunEventParams {
     pub stream: String,
     /// Per run, from 1: a gap tells a consumer that events were coalesced or skipped.
     pub seq: u64,
-    /// lifecycle: `{phase: queued|started|ended, status?, error?}`; assistant: `{delta}`;
-    /// tool: `{phase: start|update|end, id, name?, input?, output?, status?}`; usage: `{tokens}`.
+    /// lifecycle: `{phase: queued|started|ended|retrying, status?, error?}`; assistant and
+    /// thought: `{delta}`; plan: `{entries}`; tool: `{phase: start|update|end, id, name?,
+    /// input?, output?, status?}`; usage: `{tokens, promptTokens?, completionTokens?}`.
     pub data: Value,
 }
 

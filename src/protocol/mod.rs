@@ -1,6 +1,7 @@
 //! The wire protocol: JSON-RPC 2.0 over NDJSON, the method names, their params and results,
 //! and the application error kinds.
 
+mod domain;
 mod errors;
 mod events;
 mod jsonrpc;
@@ -8,6 +9,7 @@ pub mod methods;
 mod pairing;
 mod types;
 
+pub use domain::{Lane, SessionKind, SessionStatus};
 pub use errors::{ErrorKind, RpcError, codes};
 pub use events::*;
 pub use jsonrpc::{Id, Notification, Request, Response};

@@ -117,6 +117,17 @@ pub struct SpawnParams {
     pub idempotency_key: Option<String>,
 }
 
+/// Where an attachment was put: `path` is relative to the session's workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentReceipt {
+    pub name: String,
+    pub path: String,
+    pub bytes: u64,
+    /// Hex SHA-256 of the bytes written.
+    pub sha256: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpawnResult {
@@ -127,6 +138,8 @@ pub struct SpawnResult {
     pub run_id: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentReceipt>,
 }
 
 // ---------------------------------------------------------------- send / wait
@@ -439,6 +452,13 @@ pub struct SessionRow {
 pub struct ListResult {
     pub sessions: Vec<SessionRow>,
     pub next_cursor: Option<String>,
+    /// With more pages (`nextCursor`): how many sessions match in all, counted up to a cap
+    /// so a huge store costs no more than a small one; see `totalIsLowerBound`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// `total` hit the cap: at least that many match.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_is_lower_bound: bool,
 }
 
 /// `sessions.get`: one session's row.
@@ -489,6 +509,10 @@ pub struct PatchParams {
     pub send_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
+    /// The model this session's agent uses from its next run; an empty string goes back to
+    /// the agent's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

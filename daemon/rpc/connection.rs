@@ -1,26 +1,24 @@
-//! One client connection: read frames, dispatch each request on its own task (so a long wait
-//! never blocks the next request, and pipelined calls are served concurrently), and write
-//! replies through one writer task.
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use interprocess::local_socket::tokio::Stream;
-use crate::client::SharedRead;
-use crate::frame::{Frame, FrameReader, write_frame};
-use crate::protocol::{ErrorKind, Id, Response, RpcError};
-use serde_json::Value;
-use tokio::io::BufReader;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+//! One JSON-RPC connection: read frames, dispatch each request on its own task (so a long
+//! wait never blocks the next request, and pipelined calls are served concurrently), and
+//! write replies and notifications through one writer task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::daemon::auth::Peer;
-use crate::daemon::engine::{Acting, Engine};
-use crate::daemon::rpc::{Ctx, DaemonInfo, dispatch};
+use interprocess::local_socket::tokio::Stream;
+use serde_json::Value;
+use tokio::io::BufReader;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{AfterReply, Ctx, dispatch};
+use crate::client::SharedRead;
+use crate::daemon::service::{Caller, DeviceLink, PeerFacts, SessionService, StreamItem};
+use crate::frame::{Frame, FrameReader, write_frame};
+use crate::protocol::{ErrorKind, Id, Response, RpcError};
 
 /// Replies waiting for the writer; a peer that stops reading stalls its own handlers only.
 const OUTBOUND_QUEUE: usize = 256;
@@ -68,20 +66,10 @@ impl Outbound {
         sent
     }
 
-    /// Queues a notification.
+    /// Queues a notification whose params serialize from `params`.
     pub async fn notify<P: serde::Serialize>(&self, method: &str, params: &P) -> bool {
-        #[derive(serde::Serialize)]
-        struct Note<'a, P> {
-            jsonrpc: &'static str,
-            method: &'a str,
-            params: &'a P,
-        }
-        match serde_json::to_vec(&Note {
-            jsonrpc: "2.0",
-            method,
-            params,
-        }) {
-            Ok(frame) => self.send(frame).await,
+        match serde_json::to_vec(params) {
+            Ok(p) => self.send(crate::daemon::notify::frame(method, &p)).await,
             Err(e) => {
                 tracing::error!("encoding a {method} notification: {e}");
                 true
@@ -90,24 +78,20 @@ impl Outbound {
     }
 }
 
-/// A paired device this connection proved to be.
-#[derive(Debug, Clone)]
-pub struct DeviceAuth {
-    pub fingerprint: String,
-    pub scopes: Vec<String>,
-}
-
-/// What the handlers of one connection share: its write side and its subscriptions.
-pub struct ConnShared {
-    pub id: u64,
+/// What the handlers of one connection share.
+pub struct Conn {
     pub out: Outbound,
     /// Fresh per connection: what another user's device signs, so a signature is worth
     /// nothing on any other connection.
     pub nonce: String,
-    /// Set once another user's client proved a paired device.
-    pub device: std::sync::Mutex<Option<DeviceAuth>>,
-    pub subscriptions:
-        std::sync::Mutex<HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>>,
+    /// What the kernel said about the peer at accept.
+    pub peer: PeerFacts,
+    /// Who this connection speaks for: set at accept from the peer's credentials, changed
+    /// only by `hello` with a run token or a proven device.
+    caller: Mutex<Caller>,
+    /// Kept while a proven device is connected, so its revocation drops this connection.
+    device_link: Mutex<Option<DeviceLink>>,
+    subscriptions: Mutex<HashMap<String, (CancellationToken, watch::Receiver<bool>)>>,
     pub next_subscription: AtomicU64,
     /// Cancelled to drop the connection at once (revocation, handshake deadline, stalled
     /// reader): reads and writes stop, nothing more is sent.
@@ -117,24 +101,75 @@ pub struct ConnShared {
     pub closed: CancellationToken,
     /// Subscription tasks, waited for before the connection closes.
     pub tasks: TaskTracker,
-    /// New subscriptions waiting for their reply to be queued before they send anything.
-    pub reply_gates: std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
-    /// The session this connection acts as, once a run token was presented with `hello`.
-    pub acting: std::sync::Mutex<Option<Acting>>,
+}
+
+impl Conn {
+    pub fn caller(&self) -> Caller {
+        self.caller
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_caller(&self, caller: Caller) {
+        *self.caller.lock().unwrap_or_else(|p| p.into_inner()) = caller;
+    }
+
+    pub fn keep_device_link(&self, link: DeviceLink) {
+        *self.device_link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
+    }
+
+    /// Pushes one stream item as a notification of `subscription`; false once the
+    /// connection is gone.
+    pub async fn push(&self, subscription: &str, item: &StreamItem) -> bool {
+        let (method, params) = crate::daemon::notify::params(subscription, item);
+        self.out
+            .send(crate::daemon::notify::frame(method, &params))
+            .await
+    }
+
+    fn subs(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, watch::Receiver<bool>)>>
+    {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.subs().len()
+    }
+
+    /// Registers a subscription: its cancel token, and the flag its task raises when done.
+    pub fn register_subscription(&self, id: &str) -> (CancellationToken, watch::Sender<bool>) {
+        let cancel = CancellationToken::new();
+        let (tx, rx) = watch::channel(false);
+        self.subs().insert(id.to_string(), (cancel.clone(), rx));
+        (cancel, tx)
+    }
+
+    pub fn take_subscription(
+        &self,
+        id: &str,
+    ) -> Option<(CancellationToken, watch::Receiver<bool>)> {
+        self.subs().remove(id)
+    }
+
+    pub fn forget_subscription(&self, id: &str) {
+        self.subs().remove(id);
+    }
 }
 
 pub async fn serve(
     stream: Stream,
-    engine: Arc<Engine>,
-    daemon: Arc<DaemonInfo>,
-    peer: Peer,
+    service: Arc<SessionService>,
+    peer: PeerFacts,
     shutdown: CancellationToken,
     max_frame: usize,
 ) {
     let stream = Arc::new(stream);
-    let limits = engine.config.limits;
+    let limits = service.engine().config().limits;
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
-    let buffered = daemon.buffered.clone();
+    let buffered = service.daemon.buffered.clone();
     let write_half = stream.clone();
     let writer_buffered = buffered.clone();
     let kill = CancellationToken::new();
@@ -165,8 +200,12 @@ pub async fn serve(
         }
     });
     let closed = kill.child_token();
-    let conn = Arc::new(ConnShared {
-        id: daemon.next_connection.fetch_add(1, Ordering::Relaxed),
+    let caller = if peer.trusted {
+        Caller::Operator
+    } else {
+        Caller::Stranger { uid: peer.uid }
+    };
+    let conn = Arc::new(Conn {
         out: Outbound {
             tx: out_tx.clone(),
             buffered,
@@ -174,16 +213,16 @@ pub async fn serve(
             stall_limit: Duration::from_secs(limits.stalled_reader_seconds.max(1)),
         },
         nonce: crate::daemon::auth::nonce(),
-        device: Default::default(),
-        subscriptions: Default::default(),
+        peer,
+        caller: Mutex::new(caller),
+        device_link: Mutex::default(),
+        subscriptions: Mutex::default(),
         next_subscription: AtomicU64::new(1),
         kill: kill.clone(),
         closed: closed.clone(),
         tasks: TaskTracker::new(),
-        acting: Default::default(),
-        reply_gates: Default::default(),
     });
-    if !peer.trust.is_trusted() {
+    if !peer.trusted {
         // Another user's client must prove a paired device promptly, or make room.
         let (conn, deadline) = (
             conn.clone(),
@@ -194,21 +233,14 @@ pub async fn serve(
                 _ = tokio::time::sleep(deadline) => {}
                 _ = conn.closed.cancelled() => return,
             }
-            let proven = conn
-                .device
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some();
-            if !proven {
+            if matches!(conn.caller(), Caller::Stranger { .. }) {
                 tracing::info!("closing an unauthenticated connection at its handshake deadline");
                 conn.kill.cancel();
             }
         });
     }
     let ctx = Arc::new(Ctx {
-        engine,
-        daemon,
-        peer,
+        service,
         conn: conn.clone(),
     });
 
@@ -229,22 +261,15 @@ pub async fn serve(
                 };
                 let Ok(slot) = slot else { break };
                 let ctx = ctx.clone();
-                let out = conn.out.clone();
                 inflight.spawn(async move {
-                    if let Some(reply) = handle_frame(&ctx, bytes).await {
-                        let _ = out.send(reply).await;
+                    let (reply, after) = handle_frame(&ctx, bytes).await;
+                    if let Some(reply) = reply {
+                        let _ = ctx.conn.out.send(reply).await;
                     }
-                    // Subscriptions this request opened may start now: their reply is queued
+                    // Subscriptions this request opened start now: their reply is queued
                     // ahead of anything they send.
-                    let gates: Vec<_> = ctx
-                        .conn
-                        .reply_gates
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .drain(..)
-                        .collect();
-                    for gate in gates {
-                        let _ = gate.send(());
+                    for task in after {
+                        ctx.conn.tasks.spawn(task);
                     }
                     drop(slot);
                 });
@@ -274,22 +299,19 @@ pub async fn serve(
         }
     }
     inflight.close();
-    conn.tasks.close();
     if shutdown.is_cancelled() {
         // Subscriptions end themselves, telling the peer why; calls get a moment to answer.
-        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, conn.tasks.wait()).await;
         let _ = tokio::time::timeout(SHUTDOWN_DRAIN, inflight.wait()).await;
+        conn.tasks.close();
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, conn.tasks.wait()).await;
     } else {
         // The peer stopped sending (it may still read: `printf ... | nc -N` half-closes):
         // every request it sent is answered, then its subscriptions end with the connection.
         inflight.wait().await;
+        conn.tasks.close();
     }
     conn.closed.cancel();
-    ctx.daemon
-        .device_connections
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&conn.id);
+    conn.tasks.wait().await;
     drop(ctx);
     drop(conn);
     drop(out_tx);
@@ -321,10 +343,10 @@ fn peer_hung_up(stream: &Stream) -> bool {
     ready > 0 && pfd.revents & libc::POLLHUP != 0
 }
 
-/// One frame: a request, a notification or a batch. `None` when nothing is to be sent back.
-/// Takes the bytes by value: they are dropped once parsed, so a long call does not keep its
-/// (possibly padded) request in memory.
-async fn handle_frame(ctx: &Arc<Ctx>, bytes: Vec<u8>) -> Option<Vec<u8>> {
+/// One frame: a request, a notification or a batch. The reply (`None` when nothing is to be
+/// sent back) and what to start once it is queued. Takes the bytes by value: they are
+/// dropped once parsed, so a long call does not keep its (possibly padded) request in memory.
+async fn handle_frame(ctx: &Arc<Ctx>, bytes: Vec<u8>) -> (Option<Vec<u8>>, Vec<AfterReply>) {
     let parsed = serde_json::from_slice::<Value>(&bytes);
     drop(bytes);
     let value: Value = match parsed {
@@ -333,21 +355,27 @@ async fn handle_frame(ctx: &Arc<Ctx>, bytes: Vec<u8>) -> Option<Vec<u8>> {
             let err = RpcError::parse_error(format!(
                 "parse error: {e}; each line must be one JSON-RPC 2.0 request"
             ));
-            return Some(encode(&Response::err(Id::Null, err)));
+            return (Some(encode(&Response::err(Id::Null, err))), Vec::new());
         }
     };
     match value {
-        Value::Array(items) if items.is_empty() => Some(encode(&Response::err(
-            Id::Null,
-            RpcError::invalid_request("an empty batch is not a valid request"),
-        ))),
-        Value::Array(items) if items.len() > MAX_BATCH => Some(encode(&Response::err(
-            Id::Null,
-            RpcError::invalid_request(format!(
-                "a batch of {} requests is more than this daemon takes at once ({MAX_BATCH}); split it",
-                items.len()
-            )),
-        ))),
+        Value::Array(items) if items.is_empty() => (
+            Some(encode(&Response::err(
+                Id::Null,
+                RpcError::invalid_request("an empty batch is not a valid request"),
+            ))),
+            Vec::new(),
+        ),
+        Value::Array(items) if items.len() > MAX_BATCH => (
+            Some(encode(&Response::err(
+                Id::Null,
+                RpcError::invalid_request(format!(
+                    "a batch of {} requests is more than this daemon takes at once ({MAX_BATCH}); split it",
+                    items.len()
+                )),
+            ))),
+            Vec::new(),
+        ),
         Value::Array(items) => {
             let mut set = tokio::task::JoinSet::new();
             for (i, item) in items.into_iter().enumerate() {
@@ -355,29 +383,37 @@ async fn handle_frame(ctx: &Arc<Ctx>, bytes: Vec<u8>) -> Option<Vec<u8>> {
                 set.spawn(async move { (i, handle_request(&ctx, item).await) });
             }
             let mut replies: Vec<(usize, Response)> = Vec::new();
+            let mut after = Vec::new();
             while let Some(done) = set.join_next().await {
-                if let Ok((i, Some(r))) = done {
-                    replies.push((i, r));
+                if let Ok((i, (reply, then))) = done {
+                    if let Some(r) = reply {
+                        replies.push((i, r));
+                    }
+                    after.extend(then);
                 }
             }
             if replies.is_empty() {
-                return None;
+                return (None, after);
             }
             replies.sort_by_key(|(i, _)| *i);
             let replies: Vec<Response> = replies.into_iter().map(|(_, r)| r).collect();
-            Some(serde_json::to_vec(&replies).unwrap_or_default())
+            (
+                Some(serde_json::to_vec(&replies).unwrap_or_default()),
+                after,
+            )
         }
-        other => handle_request(ctx, other).await.map(|r| encode(&r)),
+        other => {
+            let (reply, then) = handle_request(ctx, other).await;
+            (reply.map(|r| encode(&r)), then.into_iter().collect())
+        }
     }
 }
 
-/// Validates the envelope, checks trust, dispatches. `None` for notifications.
-async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
+/// Validates the envelope and dispatches. No reply for notifications.
+async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> (Option<Response>, Option<AfterReply>) {
     let Value::Object(mut obj) = value else {
-        return Some(Response::err(
-            Id::Null,
-            RpcError::invalid_request("a request must be a JSON object"),
-        ));
+        let err = RpcError::invalid_request("a request must be a JSON object");
+        return (Some(Response::err(Id::Null, err)), None);
     };
     let id = match obj.remove("id") {
         None => None,
@@ -385,88 +421,59 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> Option<Response> {
         Some(Value::String(s)) => Some(Id::Str(s)),
         Some(Value::Number(n)) if n.is_i64() => Some(Id::Num(n.as_i64().unwrap_or_default())),
         Some(_) => {
-            return Some(Response::err(
-                Id::Null,
-                RpcError::invalid_request("id must be a string, an integer or null"),
-            ));
+            let err = RpcError::invalid_request("id must be a string, an integer or null");
+            return (Some(Response::err(Id::Null, err)), None);
         }
     };
     let reply_id = id.clone().unwrap_or(Id::Null);
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Some(Response::err(
-            reply_id,
-            RpcError::invalid_request("\"jsonrpc\" must be exactly \"2.0\""),
-        ));
+        let err = RpcError::invalid_request("\"jsonrpc\" must be exactly \"2.0\"");
+        return (Some(Response::err(reply_id, err)), None);
     }
     let method = match obj.remove("method") {
         Some(Value::String(m)) => m,
         _ => {
-            return Some(Response::err(
-                reply_id,
-                RpcError::invalid_request("\"method\" must be a string"),
-            ));
+            let err = RpcError::invalid_request("\"method\" must be a string");
+            return (Some(Response::err(reply_id, err)), None);
         }
     };
     let params = obj.remove("params");
     if let Some(p) = &params
         && !(p.is_object() || p.is_array())
     {
-        return Some(Response::err(
-            reply_id,
-            RpcError::invalid_request("\"params\" must be an object or an array when present"),
-        ));
+        let err =
+            RpcError::invalid_request("\"params\" must be an object or an array when present");
+        return (Some(Response::err(reply_id, err)), None);
     }
-    let result = if let Err(e) = authorize(ctx, &method) {
-        Err(e)
-    } else {
-        // On its own task, so that a bug in one handler answers -32603 instead of hanging.
-        let task_ctx = ctx.clone();
-        let handler = tokio::spawn(async move { dispatch(&task_ctx, &method, params).await });
-        let joined = tokio::select! {
-            j = handler => j,
-            // The peer is gone: nobody to answer, and its connection need not wait. The call
-            // itself is not aborted (a submit half-way would leave its session's queue
-            // waiting for it): it finishes on its own, holding nothing but memory.
-            _ = ctx.conn.kill.cancelled() => return None,
-        };
-        match joined {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("handler failed: {e}");
+    // On its own task, so that a bug in one handler answers -32603 instead of hanging.
+    let task_ctx = ctx.clone();
+    let handler = tokio::spawn(async move { dispatch(&task_ctx, &method, params).await });
+    let joined = tokio::select! {
+        j = handler => j,
+        // The peer is gone: nobody to answer, and its connection need not wait. The call
+        // itself is not aborted (a submit half-way would leave its session's queue waiting
+        // for it): it finishes on its own, holding nothing but memory.
+        _ = ctx.conn.kill.cancelled() => return (None, None),
+    };
+    let (result, then) = match joined {
+        Ok(answer) => (answer.result, answer.then),
+        Err(e) => {
+            tracing::error!("handler failed: {e}");
+            (
                 Err(RpcError::internal(
                     "the daemon failed while handling this request; see its log",
-                ))
-            }
+                )),
+                None,
+            )
         }
     };
-    let id = id?; // a notification gets no reply, whatever happened
-    Some(match result {
+    let Some(id) = id else {
+        // A notification gets no reply, whatever happened; what it started still starts.
+        return (None, then);
+    };
+    let reply = match result {
         Ok(v) => Response::ok(id, v),
         Err(e) => Response::err(id, e),
-    })
-}
-
-/// May this connection call `method`? The owner (and root) may call anything; another user's
-/// client needs a paired device holding the method's scope.
-fn authorize(ctx: &Ctx, method: &str) -> Result<(), RpcError> {
-    ctx.check_acting()?;
-    let Some(scope) = crate::protocol::methods::required_scope(method) else {
-        return Ok(());
     };
-    if ctx.peer.trust.is_trusted() {
-        return Ok(());
-    }
-    match ctx.device() {
-        None => Err(ctx.pairing_required()),
-        Some(d) if d.scopes.iter().any(|s| s == scope) => Ok(()),
-        Some(d) => Err(RpcError::app(
-            ErrorKind::Forbidden,
-            format!(
-                "this device ({}…) is not allowed {method}: it needs the scope `{scope}`, and the owner granted {}",
-                &d.fingerprint[..8.min(d.fingerprint.len())],
-                if d.scopes.is_empty() { "none".to_string() } else { d.scopes.join(", ") }
-            ),
-        )
-        .with_data("scope", scope.into())),
-    }
+    (Some(reply), then)
 }
