@@ -21,10 +21,10 @@
 //!   sessions spawn` on an `exec` agent running `true`, and `pueue wait` against `openclaw
 //!   sessions wait`.
 //!
-//! The 1M-message transcript and the session stores are not built through the API (that
-//! would take minutes): a daemon creates and migrates the store, stops, the rows are inserted
-//! with rusqlite into the real schema (counters kept consistent), and the daemon is started on
-//! it. Start-up figures on those stores are with a warm page cache.
+//! The 1M-message transcript and the session stores are not built through the socket (that
+//! would take minutes): a daemon creates and migrates the store, stops, the store's own
+//! offline loader (`openclaw::daemon::store::Loader`: the same changes a running daemon makes,
+//! in one transaction) fills it, and the daemon is started on it. Start-up figures on those stores are with a warm page cache.
 //!
 //! On a shared machine, `OPENCLAW_BENCH_QUIET=15` makes each section first wait (up to 10
 //! minutes) until the CPUs have been at most 15% busy for 3 seconds in a row (from
@@ -56,6 +56,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Daemon, RawConn, proc_status_kb};
+use openclaw::daemon::store::{LoadSession, Loader};
 use serde_json::{Value, json};
 
 const CONNECTIONS: usize = 8;
@@ -588,21 +589,14 @@ fn restarts(d: &mut Daemon, k: usize) -> (Vec<Duration>, Vec<Duration>) {
 
 /// A daemon whose store was filled by `build` while it was stopped (see the module docs).
 /// Returns it running, and how long `build` took.
-fn prebuilt(config: &str, build: impl FnOnce(&rusqlite::Transaction<'_>)) -> (Daemon, Duration) {
+fn prebuilt(config: &str, build: impl FnOnce(&mut Loader)) -> (Daemon, Duration) {
     let mut d = Daemon::start_with_config(config);
     d.stop().expect("the daemon stops on SIGTERM");
     let t0 = Instant::now();
-    {
-        let mut db = rusqlite::Connection::open(d.db_path()).expect("open the store");
-        // The store is durable whatever this says: the checkpoint below writes it out.
-        db.pragma_update(None, "synchronous", "OFF")
-            .expect("synchronous");
-        let tx = db.transaction().expect("transaction");
-        build(&tx);
-        tx.commit().expect("commit");
-        db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .expect("checkpoint");
-    }
+    let data_dir = d.db_path().parent().expect("the data dir").to_path_buf();
+    let mut loader = Loader::open(&data_dir).expect("open the store offline");
+    build(&mut loader);
+    loader.finish().expect("commit the pre-built store");
     let took = t0.elapsed();
     d.spawn_daemon()
         .expect("daemon start on the pre-built store");
@@ -616,123 +610,42 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn run_id(n: u64) -> String {
-    format!("00000000-0000-4000-8000-{n:012}")
-}
-
 /// One session with `n` messages (user and assistant turns in pairs, each pair one `ok`
-/// run); returns its key.
-fn insert_transcript(tx: &rusqlite::Transaction<'_>, n: usize, label: &str) -> String {
+/// run), stored through the store's own changes; returns its key.
+fn insert_transcript(loader: &mut Loader, n: usize, label: &str) -> String {
     let key = format!("agent:main:subagent:{}", uuid::Uuid::new_v4());
-    let now = now_ms();
-    let preview = "the last message of a long transcript";
-    tx.execute(
-        "INSERT INTO sessions (id, key, agent_id, kind, label, status, created_at, updated_at, message_count, last_seq, last_preview)
-         VALUES (?1, ?2, 'main', 'subagent', ?3, 'ok', ?4, ?4, ?5, ?5, ?6)",
-        rusqlite::params![uuid::Uuid::new_v4().to_string(), key, label, now, n as i64, preview],
-    )
-    .expect("insert session");
-    let sid = tx.last_insert_rowid();
-    let run_base: u64 = rand_base();
-    let mut msg = tx
-        .prepare(
-            "INSERT INTO messages (sid, seq, ts, role, content, run_id, provenance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .expect("prepare");
-    let mut run = tx
-        .prepare(
-            "INSERT INTO runs (id, sid, status, lane, input_seq, created_at, started_at, ended_at, reply) VALUES (?1, ?2, 'ok', 'subagent', ?3, ?4, ?4, ?4, ?5)",
-        )
-        .expect("prepare");
-    for seq in 1..=n as i64 {
-        let pair = run_base + (seq as u64).div_ceil(2);
-        let rid = run_id(pair);
-        let ts = now - (n as i64 - seq);
-        let user = seq % 2 == 1;
-        let text = format!(
+    let text = |seq: usize| {
+        format!(
             "message {seq} of a long transcript: some words of a turn, as an agent session has them"
-        );
-        msg.execute(rusqlite::params![
-            sid,
-            seq,
-            ts,
-            if user { "user" } else { "assistant" },
-            Value::String(text.clone()).to_string(),
-            rid,
-            if user { "operator" } else { "agent" },
-        ])
-        .expect("insert message");
-        if !user {
-            run.execute(rusqlite::params![rid, sid, seq - 1, ts, text])
-                .expect("insert run");
-        }
-    }
+        )
+    };
+    let turns = (0..n / 2).map(|i| (text(2 * i + 1), text(2 * i + 2)));
+    let session = LoadSession {
+        key: &key,
+        agent_id: "main",
+        label: Some(label),
+    };
+    loader
+        .session(&session, now_ms() - n as i64, turns)
+        .expect("load a transcript");
     key
-}
-
-/// A distinct range of run ids per call, so several transcripts can share a store.
-fn rand_base() -> u64 {
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed) as u64 * 10_000_000
 }
 
 /// `n` spawned sessions, each with its task, its reply and one `ok` run, as a spawn leaves
 /// them; updated one millisecond apart.
-fn insert_sessions(tx: &rusqlite::Transaction<'_>, n: usize) {
+fn insert_sessions(loader: &mut Loader, n: usize) {
     let now = now_ms();
-    let run_base = rand_base();
-    let mut session = tx
-        .prepare(
-            "INSERT INTO sessions (id, key, agent_id, kind, status, created_at, updated_at, started_at, ended_at, runtime_ms, message_count, last_seq, last_preview)
-             VALUES (?1, ?2, 'main', 'subagent', 'ok', ?3, ?3, ?3, ?3, 0, 2, 2, ?4)",
-        )
-        .expect("prepare");
-    let mut msg = tx
-        .prepare(
-            "INSERT INTO messages (sid, seq, ts, role, content, run_id, provenance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .expect("prepare");
-    let mut run = tx
-        .prepare(
-            "INSERT INTO runs (id, sid, status, lane, input_seq, created_at, started_at, ended_at, reply) VALUES (?1, ?2, 'ok', 'subagent', 1, ?3, ?3, ?3, ?4)",
-        )
-        .expect("prepare");
     for i in 0..n {
-        let ts = now - (n - i) as i64;
+        let key = format!("agent:main:subagent:{}", uuid::Uuid::new_v4());
         let task = format!("nightly report {i}: summarise what changed since yesterday");
-        let content = Value::String(task.clone()).to_string();
-        session
-            .execute(rusqlite::params![
-                uuid::Uuid::new_v4().to_string(),
-                format!("agent:main:subagent:{}", uuid::Uuid::new_v4()),
-                ts,
-                task
-            ])
-            .expect("insert session");
-        let sid = tx.last_insert_rowid();
-        let rid = run_id(run_base + i as u64);
-        msg.execute(rusqlite::params![
-            sid,
-            1,
-            ts,
-            "user",
-            content,
-            rid,
-            "spawn_task"
-        ])
-        .expect("insert task");
-        msg.execute(rusqlite::params![
-            sid,
-            2,
-            ts,
-            "assistant",
-            content,
-            rid,
-            "agent"
-        ])
-        .expect("insert reply");
-        run.execute(rusqlite::params![rid, sid, ts, task])
-            .expect("insert run");
+        let session = LoadSession {
+            key: &key,
+            agent_id: "main",
+            label: None,
+        };
+        loader
+            .session(&session, now - (n - i) as i64, [(task.clone(), task)])
+            .expect("load a session");
     }
 }
 
@@ -1394,9 +1307,9 @@ fn section_history(o: &Opts, t: &mut Table) {
     ));
     eprintln!("building a store with a {n}-message transcript ...");
     let mut keys = (String::new(), String::new());
-    let (mut d, took) = prebuilt("", |tx| {
-        keys.0 = insert_transcript(tx, n, "long");
-        keys.1 = insert_transcript(tx, 100, "short");
+    let (mut d, took) = prebuilt("", |loader| {
+        keys.0 = insert_transcript(loader, n, "long");
+        keys.1 = insert_transcript(loader, 100, "short");
     });
     let (big, small) = keys;
     t.note(format!(
@@ -1564,7 +1477,7 @@ fn section_scale(o: &Opts, t: &mut Table) {
     let mut results = Vec::new();
     for n in [o.sessions_small, o.sessions_large] {
         eprintln!("building a store of {n} sessions ...");
-        let (mut d, took) = prebuilt("", |tx| insert_sessions(tx, n));
+        let (mut d, took) = prebuilt("", |loader| insert_sessions(loader, n));
         t.note(format!(
             "scale: inserting {n} sessions (2 messages and 1 run each) took {}; store {}",
             ms(took),

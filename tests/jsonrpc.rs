@@ -920,3 +920,95 @@ fn a_peer_gone_mid_wait_frees_its_connection() {
         );
     }
 }
+
+#[test]
+fn a_subscription_in_a_slow_batch_sends_nothing_before_the_batch_reply() {
+    // The batch's reply waits for its slowest call (a one-second wait); a shorter call on
+    // another frame finishes meanwhile. The subscription in the batch must still send
+    // nothing until the batch reply that names it is out.
+    let d = Daemon::start_with_config(
+        "[agents.hold]\nbackend = \"exec\"\ncommand = [\"sleep\", \"30\"]\n",
+    );
+    for i in 0..3 {
+        d.ok(&["sessions", "send", "main", &format!("m{i}")]);
+    }
+    let mut c = RawConn::connect(&d.socket());
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "sessions.subscribe",
+         "params": {"sessionKey": "main", "afterSeq": 0, "events": ["message"]}},
+        {"jsonrpc": "2.0", "id": 2, "method": "sessions.send",
+         "params": {"sessionKey": "agent:hold:main", "message": "x", "timeoutSeconds": 1}},
+    ]);
+    c.send_line(&batch.to_string());
+    // Ends after the subscription was set up and well before the batch: its wait times out.
+    c.send_line(
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "sessions.send",
+                "params": {"sessionKey": "agent:hold:main", "message": "y", "timeoutSeconds": 0.3}})
+        .to_string(),
+    );
+    let mut batch_seen = false;
+    let mut notes = 0;
+    while notes < 6 {
+        let v = c.read_json();
+        if v.is_array() {
+            batch_seen = true;
+            assert_eq!(v[0]["id"], 1, "{v}");
+            continue;
+        }
+        if v.get("method").is_some() {
+            assert!(
+                batch_seen,
+                "a notification arrived before the batch reply naming its subscription: {v}"
+            );
+            notes += 1;
+        }
+    }
+}
+
+#[test]
+fn a_pipelined_subscription_sends_nothing_before_its_own_reply() {
+    // Many follows (each with messages to catch up on at once) pipelined with quick calls on
+    // one connection: however the handlers interleave, no notification of a subscription
+    // may come before the reply that names it.
+    let d = Daemon::start();
+    for i in 0..3 {
+        d.ok(&["sessions", "send", "main", &format!("m{i}")]);
+    }
+    let mut c = RawConn::connect(&d.socket());
+    let mut burst = String::new();
+    let n = 200;
+    for i in 0..n {
+        let line = if i % 2 == 0 {
+            json!({"jsonrpc": "2.0", "id": i, "method": "sessions.subscribe",
+                   "params": {"sessionKey": "main", "afterSeq": 0, "events": ["message"]}})
+        } else {
+            json!({"jsonrpc": "2.0", "id": i, "method": "hello"})
+        };
+        burst.push_str(&line.to_string());
+        burst.push('\n');
+    }
+    c.send_raw(burst.as_bytes());
+    let mut named = std::collections::HashSet::new();
+    let (mut replies, mut notes) = (0, 0);
+    // Every subscription catches up 6 messages (3 sends, 3 echo replies).
+    while replies < n || notes < (n / 2) * 6 {
+        let v = c.read_json();
+        if v.get("id").is_some() {
+            replies += 1;
+            if let Some(sub) = v["result"]["subscription"].as_str() {
+                named.insert(sub.to_string());
+            }
+            continue;
+        }
+        let sub = v["params"]["subscription"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            named.contains(&sub),
+            "a notification of {sub} arrived before the reply naming it: {v}"
+        );
+        notes += 1;
+    }
+    assert_eq!(named.len(), n as usize / 2);
+}

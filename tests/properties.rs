@@ -12,9 +12,10 @@ use std::task::{Context, Poll};
 
 use openclaw::frame::{Frame, FrameError, FrameReader};
 use openclaw::protocol::{
-    ApproveParams, Attachment, AuthenticateParams, Cleanup, DeleteParams, EventKind, HelloParams,
-    HistoryParams, KillParams, ListParams, NoParams, PatchParams, RejectParams, RevokeParams,
-    Runtime, SendParams, SpawnMode, SpawnParams, SubscribeParams, UnsubscribeParams, WaitParams,
+    ApproveParams, Attachment, AuthenticateParams, Cleanup, DeleteParams, EventKind, GetParams,
+    HelloParams, HistoryParams, HttpTokenParams, KillParams, ListParams, MessageParams, NoParams,
+    PatchParams, RejectParams, RevokeParams, Runtime, SendParams, ShutdownParams, SpawnMode,
+    SpawnParams, SubscribeParams, UnsubscribeParams, WaitParams,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -492,6 +493,11 @@ proptest! {
 /// Every field name of every params type, so that arbitrary objects often hit real fields.
 const FIELDS: &[&str] = &[
     "client",
+    "seq",
+    "offset",
+    "length",
+    "drain",
+    "rotate",
     "runToken",
     "task",
     "agentId",
@@ -574,10 +580,12 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// An arbitrary value into `T` must not panic. When it is accepted, what it means (serialized
-/// again) is accepted again and means the same: parsing is a fixpoint after one step.
+/// An arbitrary value into `T`, parsed as the daemon's JSON-RPC transport parses params
+/// (`openclaw::daemon::rpc::parse`), must not panic. When it is accepted, what it means
+/// (serialized again) is accepted again and means the same: parsing is a fixpoint after one
+/// step.
 fn parse_is_total<T: Serialize + DeserializeOwned>(v: &Value) -> Result<(), TestCaseError> {
-    if let Ok(p) = serde_path_to_error::deserialize::<_, T>(v.clone()) {
+    if let Ok(p) = openclaw::daemon::rpc::parse::<T>(Some(v.clone())) {
         let once = serde_json::to_value(&p).map_err(|e| TestCaseError::fail(format!("{e}")))?;
         let again: T = serde_json::from_value(once.clone()).map_err(|e| {
             TestCaseError::fail(format!(
@@ -612,6 +620,10 @@ fn all_params_parse_total(v: &Value) -> Result<(), TestCaseError> {
     parse_is_total::<ApproveParams>(v)?;
     parse_is_total::<RejectParams>(v)?;
     parse_is_total::<RevokeParams>(v)?;
+    parse_is_total::<GetParams>(v)?;
+    parse_is_total::<MessageParams>(v)?;
+    parse_is_total::<ShutdownParams>(v)?;
+    parse_is_total::<HttpTokenParams>(v)?;
     Ok(())
 }
 

@@ -424,11 +424,11 @@ mod tests {
         let c = db();
         let first = submit_of(new_session("agent:main:main"), "run-1", Some("k"));
         assert!(matches!(
-            submit(&c, &first, &mut Emit::off()).unwrap(),
+            submit(&c, &first, &mut Emit::disabled()).unwrap(),
             SubmitOutcome::Created { .. }
         ));
         let retry = submit_of(new_session("agent:main:main"), "run-2", Some("k"));
-        match submit(&c, &retry, &mut Emit::off()).unwrap() {
+        match submit(&c, &retry, &mut Emit::disabled()).unwrap() {
             SubmitOutcome::Existing(r) => {
                 assert_eq!(r.run_id, "run-1");
                 assert_eq!(r.params.as_deref(), Some("p1"));
@@ -450,7 +450,7 @@ mod tests {
         )
         .unwrap();
         let s = submit_of(new_session("agent:main:main"), "run-1", Some("k"));
-        let err = submit(&c, &s, &mut Emit::off()).unwrap_err();
+        let err = submit(&c, &s, &mut Emit::disabled()).unwrap_err();
         assert!(
             err.to_string().contains("idempotency record of \"k\""),
             "{err}"
@@ -468,7 +468,7 @@ mod tests {
         let c = db();
         let s = submit_of(Target::Existing(42), "run-1", None);
         assert!(matches!(
-            submit(&c, &s, &mut Emit::off()),
+            submit(&c, &s, &mut Emit::disabled()),
             Err(StoreError::SessionGone)
         ));
     }
@@ -477,10 +477,10 @@ mod tests {
     fn delete_is_refused_while_a_run_is_queued() {
         let c = db();
         let s = submit_of(new_session("agent:main:main"), "run-1", None);
-        let SubmitOutcome::Created { sid } = submit(&c, &s, &mut Emit::off()).unwrap() else {
+        let SubmitOutcome::Created { sid } = submit(&c, &s, &mut Emit::disabled()).unwrap() else {
             panic!("not created");
         };
-        let err = delete(&c, sid, &mut Emit::off()).unwrap_err();
+        let err = delete(&c, sid, &mut Emit::disabled()).unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
         let finished = FinishedRun {
             run_id: "run-1".into(),
@@ -493,8 +493,8 @@ mod tests {
             runtime_ms: None,
             tokens: None,
         };
-        run_finished(&c, &finished, &mut Emit::off()).unwrap();
-        delete(&c, sid, &mut Emit::off()).unwrap();
+        run_finished(&c, &finished, &mut Emit::disabled()).unwrap();
+        delete(&c, sid, &mut Emit::disabled()).unwrap();
         let left: i64 = c
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap();

@@ -4,6 +4,7 @@
 
 mod changes;
 mod error;
+mod loader;
 pub mod pairing;
 mod queries;
 mod recovery;
@@ -27,6 +28,7 @@ pub use changes::{
     FinishedRun, NewMessage, NewRun, NewSession, Patch, Receipt, Submit, SubmitOutcome, Target,
 };
 pub use error::StoreError;
+pub use loader::{LoadSession, Loader};
 pub use pairing::PairingError;
 pub use queries::{COUNT_CAP, HistoryPage, ListFilter, ListPage, Scope};
 

@@ -63,7 +63,7 @@ where
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
         let outcome = match (commit, self.result) {
-            (Err(e), _) => Err(e),
+            (Err(e), _) => Err(e.at(&self.path)),
             (Ok(()), Some(r)) => r,
             (Ok(()), None) => Err(StoreError::WriterGone),
         };
@@ -270,8 +270,8 @@ pub struct Emit {
 }
 
 impl Emit {
-    #[cfg(test)]
-    pub fn off() -> Emit {
+    /// Collects nothing (offline loading, tests).
+    pub fn disabled() -> Emit {
         Emit {
             on: false,
             events: Vec::new(),

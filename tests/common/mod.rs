@@ -37,6 +37,11 @@ impl Daemon {
             .prefix("openclaw-test-")
             .tempdir()
             .expect("tempdir");
+        Daemon::start_in(home, config)
+    }
+
+    /// A daemon whose `OPENCLAW_HOME` is `home` (e.g. a small tmpfs mounted there).
+    pub fn start_in(home: tempfile::TempDir, config: &str) -> Daemon {
         std::fs::write(home.path().join("config.toml"), config).expect("write config");
         let mut d = Daemon { home, child: None };
         d.spawn_daemon().expect("daemon failed to start");
@@ -213,6 +218,82 @@ pub fn wait_child(child: &mut Child, deadline: Duration) -> Option<std::process:
     match got {
         Some((rc, status)) if rc == pid => Some(std::process::ExitStatus::from_raw(status)),
         _ => None,
+    }
+}
+
+/// A small tmpfs mounted on a fresh temp dir (root only), unmounted when dropped: a disk that
+/// fills up on purpose.
+pub struct Tmpfs {
+    pub dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// `None`, with the reason, where mounting is not possible.
+    pub fn mount(size: &str) -> Result<Tmpfs, String> {
+        if !is_root() {
+            return Err("mounting a tmpfs needs root".into());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("openclaw-tmpfs-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let path = dir.path().to_path_buf();
+        Ok(Tmpfs {
+            dir: Some(dir),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes zeros into `name` until the device is full; returns the bytes written.
+    pub fn fill(&self, name: &str) -> u64 {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path.join(name)).expect("create filler");
+        let chunk = vec![0u8; 64 * 1024];
+        let mut written = 0u64;
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(_) => break,
+            }
+        }
+        // The last partial blocks, byte by byte in small writes.
+        while f.write(&[0u8; 512]).is_ok_and(|n| n > 0) {
+            written += 512;
+        }
+        let _ = f.sync_all();
+        written
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        drop(self.dir.take());
+        // When a daemon took the dir, it removed what it could while the mount was there.
+        let _ = std::fs::remove_dir(&self.path);
     }
 }
 
