@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use super::{RunEvents, Usage};
 use super::{TurnContext, TurnError, TurnOutput};
-use crate::daemon::events::RunEvents;
 
 /// Bytes of stderr kept for the error message.
 const STDERR_TAIL: usize = 2048;
@@ -207,7 +207,7 @@ async fn stream_stdout<R: AsyncRead + Unpin>(
         Progress::Tool(data) => events.tool_data(data),
         Progress::ToolCall(content) => events.transcript(Role::ToolCall, content),
         Progress::ToolResult(content) => events.transcript(Role::ToolResult, content),
-        Progress::Usage(tokens) => events.usage(&crate::daemon::events::Usage::total(tokens)),
+        Progress::Usage(tokens) => events.usage(&Usage::total(tokens)),
     };
     loop {
         match pipe.read(&mut chunk).await {

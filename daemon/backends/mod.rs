@@ -5,6 +5,7 @@
 
 mod echo;
 mod exec;
+mod run_events;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AgentConfig, BackendKind};
-use crate::daemon::events::RunEvents;
 use crate::daemon::store::{Store, StoreError};
 use crate::protocol::Message;
 
 pub use exec::ExecBackend;
+pub use run_events::{RunEvents, ToolPhase, Usage};
 
 /// A future a trait object can return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::daemon::backends::{Backend, RunTools};
-use crate::daemon::events::{EventBus, RunEvents};
+use crate::daemon::backends::{Backend, RunEvents, RunTools};
+use crate::daemon::events::EventBus;
 use crate::daemon::store::{SessionRecord, Store, StoreError};
 use crate::protocol::{Lane, RunStatus};
 pub use keys::{agent_of_main, kind_of, normalize, subagent_key};

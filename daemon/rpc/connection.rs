@@ -2,21 +2,21 @@
 //! wait never blocks the next request, and pipelined calls are served concurrently), and
 //! write replies and notifications through one writer task.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
 use serde_json::Value;
 use tokio::io::BufReader;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::conn::{Conn, Outbound};
 use super::{AfterReply, Ctx, dispatch};
 use crate::client::SharedRead;
-use crate::daemon::service::{Caller, DeviceLink, PeerFacts, SessionService, StreamItem};
+use crate::daemon::service::{Caller, PeerFacts, SessionService};
 use crate::frame::{Frame, FrameReader, write_frame};
 use crate::protocol::{ErrorKind, Id, Response, RpcError};
 
@@ -30,134 +30,6 @@ const MAX_IN_FLIGHT: usize = 1024;
 const MAX_BATCH: usize = 1024;
 /// How long in-flight calls may take to answer once the daemon is stopping.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
-
-/// The write side of a connection, shared by request handlers and subscriptions. Bounded:
-/// when the peer stops reading, senders wait (and subscriptions fall back to the store)
-/// rather than the daemon buffering without limit.
-#[derive(Clone)]
-pub struct Outbound {
-    tx: mpsc::Sender<Vec<u8>>,
-    /// Frames queued and not yet written, over all connections (for `daemon.status`).
-    buffered: Arc<AtomicI64>,
-    /// Cancelled to drop the connection (here: when its reader stalls too long).
-    close: CancellationToken,
-    stall_limit: Duration,
-}
-
-impl Outbound {
-    /// Queues a frame; false once the connection is gone. A peer that leaves its queue full
-    /// for `stall_limit` is disconnected rather than allowed to hold the daemon's memory.
-    pub async fn send(&self, frame: Vec<u8>) -> bool {
-        self.buffered.fetch_add(1, Ordering::Relaxed);
-        let sent = tokio::select! {
-            r = tokio::time::timeout(self.stall_limit, self.tx.send(frame)) => match r {
-                Ok(r) => r.is_ok(),
-                Err(_) => {
-                    tracing::warn!("a client left its replies unread for {:?}; disconnecting it", self.stall_limit);
-                    self.close.cancel();
-                    false
-                }
-            },
-            _ = self.close.cancelled() => false,
-        };
-        if !sent {
-            self.buffered.fetch_sub(1, Ordering::Relaxed);
-        }
-        sent
-    }
-
-    /// Queues a notification whose params serialize from `params`.
-    pub async fn notify<P: serde::Serialize>(&self, method: &str, params: &P) -> bool {
-        match serde_json::to_vec(params) {
-            Ok(p) => self.send(crate::daemon::notify::frame(method, &p)).await,
-            Err(e) => {
-                tracing::error!("encoding a {method} notification: {e}");
-                true
-            }
-        }
-    }
-}
-
-/// What the handlers of one connection share.
-pub struct Conn {
-    pub out: Outbound,
-    /// Fresh per connection: what another user's device signs, so a signature is worth
-    /// nothing on any other connection.
-    pub nonce: String,
-    /// What the kernel said about the peer at accept.
-    pub peer: PeerFacts,
-    /// Who this connection speaks for: set at accept from the peer's credentials, changed
-    /// only by `hello` with a run token or a proven device.
-    caller: Mutex<Caller>,
-    /// Kept while a proven device is connected, so its revocation drops this connection.
-    device_link: Mutex<Option<DeviceLink>>,
-    subscriptions: Mutex<HashMap<String, (CancellationToken, watch::Receiver<bool>)>>,
-    pub next_subscription: AtomicU64,
-    /// Cancelled to drop the connection at once (revocation, handshake deadline, stalled
-    /// reader): reads and writes stop, nothing more is sent.
-    pub kill: CancellationToken,
-    /// Cancelled when the connection ends, gracefully or not (a child of `kill`): its
-    /// subscriptions stop.
-    pub closed: CancellationToken,
-    /// Subscription tasks, waited for before the connection closes.
-    pub tasks: TaskTracker,
-}
-
-impl Conn {
-    pub fn caller(&self) -> Caller {
-        self.caller
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub fn set_caller(&self, caller: Caller) {
-        *self.caller.lock().unwrap_or_else(|p| p.into_inner()) = caller;
-    }
-
-    pub fn keep_device_link(&self, link: DeviceLink) {
-        *self.device_link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
-    }
-
-    /// Pushes one stream item as a notification of `subscription`; false once the
-    /// connection is gone.
-    pub async fn push(&self, subscription: &str, item: &StreamItem) -> bool {
-        let (method, params) = crate::daemon::notify::params(subscription, item);
-        self.out
-            .send(crate::daemon::notify::frame(method, &params))
-            .await
-    }
-
-    fn subs(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, watch::Receiver<bool>)>>
-    {
-        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn subscription_count(&self) -> usize {
-        self.subs().len()
-    }
-
-    /// Registers a subscription: its cancel token, and the flag its task raises when done.
-    pub fn register_subscription(&self, id: &str) -> (CancellationToken, watch::Sender<bool>) {
-        let cancel = CancellationToken::new();
-        let (tx, rx) = watch::channel(false);
-        self.subs().insert(id.to_string(), (cancel.clone(), rx));
-        (cancel, tx)
-    }
-
-    pub fn take_subscription(
-        &self,
-        id: &str,
-    ) -> Option<(CancellationToken, watch::Receiver<bool>)> {
-        self.subs().remove(id)
-    }
-
-    pub fn forget_subscription(&self, id: &str) {
-        self.subs().remove(id);
-    }
-}
 
 pub async fn serve(
     stream: Stream,
@@ -199,29 +71,13 @@ pub async fn serve(
             writer_buffered.fetch_sub(1, Ordering::Relaxed);
         }
     });
-    let closed = kill.child_token();
-    let caller = if peer.trusted {
-        Caller::Operator
-    } else {
-        Caller::Stranger { uid: peer.uid }
-    };
-    let conn = Arc::new(Conn {
-        out: Outbound {
-            tx: out_tx.clone(),
-            buffered,
-            close: kill.clone(),
-            stall_limit: Duration::from_secs(limits.stalled_reader_seconds.max(1)),
-        },
-        nonce: crate::daemon::auth::nonce(),
-        peer,
-        caller: Mutex::new(caller),
-        device_link: Mutex::default(),
-        subscriptions: Mutex::default(),
-        next_subscription: AtomicU64::new(1),
-        kill: kill.clone(),
-        closed: closed.clone(),
-        tasks: TaskTracker::new(),
-    });
+    let out = Outbound::new(
+        out_tx.clone(),
+        buffered,
+        kill.clone(),
+        Duration::from_secs(limits.stalled_reader_seconds.max(1)),
+    );
+    let conn = Arc::new(Conn::new(out, peer, kill.clone()));
     if !peer.trusted {
         // Another user's client must prove a paired device promptly, or make room.
         let (conn, deadline) = (

@@ -2,6 +2,7 @@
 //! the session service as the connection's caller, encode the result. `connection.rs` reads,
 //! dispatches and writes; `errors.rs` turns service errors into JSON-RPC errors.
 
+mod conn;
 pub mod connection;
 mod daemon;
 mod errors;
@@ -19,7 +20,7 @@ use serde_json::Value;
 
 use crate::daemon::service::{Caller, ServiceError, SessionService};
 use crate::protocol::{RpcError, methods, scopes};
-use connection::Conn;
+use conn::Conn;
 
 /// What a handler may use: the service, and its connection (who calls, where to push).
 pub struct Ctx {

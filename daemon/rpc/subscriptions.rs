@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::Conn;
+use super::conn::Conn;
 use super::{Answer, Ctx, parse, to_value};
 use crate::daemon::service::{EventStream, StreamItem};
 use crate::protocol::{
