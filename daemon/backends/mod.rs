@@ -3,6 +3,7 @@
 
 mod echo;
 mod exec;
+pub mod openai;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +43,9 @@ pub enum TurnError {
 pub enum Backend {
     Echo,
     Exec(ExecBackend),
+    /// A backend the configuration names that this engine does not run yet (`openai`
+    /// until it is wired in): every turn fails saying so, rather than pretending.
+    NotWired(BackendKind),
 }
 
 impl Backend {
@@ -49,6 +53,7 @@ impl Backend {
         match agent.backend {
             BackendKind::Echo => Backend::Echo,
             BackendKind::Exec => Backend::Exec(ExecBackend::new(agent, socket, kill_grace)),
+            BackendKind::OpenAi => Backend::NotWired(agent.backend),
         }
     }
 
@@ -62,6 +67,10 @@ impl Backend {
         match self {
             Backend::Echo => echo::run_turn(input, events, stop).await,
             Backend::Exec(exec) => exec.run_turn(input, events, stop).await,
+            Backend::NotWired(kind) => Err(TurnError::Failed(format!(
+                "the {} backend is not wired into this openclawd yet",
+                kind.as_str()
+            ))),
         }
     }
 }
