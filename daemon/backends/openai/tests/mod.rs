@@ -16,6 +16,7 @@ use super::openai_server::{End, OpenAiServer, Reply, Sse};
 use super::*;
 
 mod failures;
+mod real_server;
 mod turns;
 
 /// How long any one turn in these tests may take before the test fails.
