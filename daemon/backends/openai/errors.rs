@@ -51,6 +51,8 @@ pub enum ChatError {
     BadModels { url: String, snippet: String },
     #[error("the API key variable {var} is not set")]
     MissingKey { var: String },
+    #[error("the API key in {var} cannot be sent in a header")]
+    BadKey { var: String },
 }
 
 /// What an error sentence needs to know about the agent.
@@ -136,6 +138,9 @@ impl ChatError {
             ),
             ChatError::MissingKey { var } => format!(
                 "agent \"{agent}\": api_key_env names {var}, which is not set in openclawd's environment. Export {var} before the daemon starts (openclaw daemon stop, then run openclaw again), or remove api_key_env from {table}."
+            ),
+            ChatError::BadKey { var } => format!(
+                "agent \"{agent}\": the API key in {var} holds characters an HTTP header cannot carry (a line break, or a character that is not ASCII). Check the value of {var}."
             ),
         };
         scrub(text, cx.key)

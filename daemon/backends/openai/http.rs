@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use super::errors::{ChatError, ConnectFailure};
 use super::host::TurnHost;
 use super::settings::{KeySource, OpenAiSettings};
-use super::stream::{Completion, Delta, StreamAssembler, completion_from_json, snippet};
+use super::stream::{
+    Completion, Delta, StreamAssembler, completion_from_json, snippet, snippet_of,
+};
 
 /// Bytes of an error body kept for the message.
 const MAX_ERROR_BODY: usize = 16 * 1024;
@@ -57,13 +59,9 @@ impl ChatClient {
         match &self.settings.api_key {
             KeySource::None => {}
             KeySource::Missing { var } => return Err(ChatError::MissingKey { var: var.clone() }),
-            KeySource::Set { key, .. } => {
+            KeySource::Set { key, var } => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| ChatError::Connect {
-                        url: self.settings.base_url.clone(),
-                        failure: ConnectFailure::Other,
-                        detail: "the API key holds characters an HTTP header cannot carry".into(),
-                    })?;
+                    .map_err(|_| ChatError::BadKey { var: var.clone() })?;
                 // Kept out of any debug output of the request.
                 value.set_sensitive(true);
                 headers.insert(AUTHORIZATION, value);
@@ -334,9 +332,13 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
+/// Characters of a server's error message quoted in a sentence.
+const MAX_QUOTED: usize = 500;
+
 /// The message of an error body: OpenAI's `{"error": {"message"}}`, the common variants, or
 /// the start of the text.
 pub fn error_message(body: &[u8]) -> String {
+    let snippet = |t: &str| snippet_of(t, MAX_QUOTED);
     let text = String::from_utf8_lossy(body);
     let Ok(v) = serde_json::from_str::<Value>(&text) else {
         return snippet(&text);

@@ -6,6 +6,9 @@ use std::time::Duration;
 use openclaw::config::{AgentConfig, OpenAiEnv, ToolChoice};
 use serde_json::{Map, Value};
 
+/// Longer than any answer is worth waiting for; keeps a huge configured value meaningful.
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// An API key. Its `Debug` never shows it; only the Authorization header holds it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -134,9 +137,69 @@ impl OpenAiSettings {
             tool_choice: agent.tool_choice.clone(),
             max_tool_rounds: agent.max_tool_rounds(),
             max_context_messages: agent.max_context_messages() as usize,
-            request_timeout: Duration::from_secs_f64(agent.request_timeout_seconds()),
+            request_timeout: Duration::try_from_secs_f64(agent.request_timeout_seconds())
+                .unwrap_or(MAX_REQUEST_TIMEOUT)
+                .min(MAX_REQUEST_TIMEOUT),
             extra_body: agent.extra_body.clone().unwrap_or_default(),
             retry: RetryPolicy::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openclaw::config::{AgentConfig, BackendKind, OpenAiEnv};
+
+    use super::*;
+
+    fn agent() -> AgentConfig {
+        AgentConfig {
+            base_url: Some("http://127.0.0.1:11434/v1/".into()),
+            api_key_env: Some("OLLAMA_KEY".into()),
+            max_tool_rounds: Some(3),
+            request_timeout_seconds: Some(1e30),
+            ..AgentConfig::new(BackendKind::OpenAi)
+        }
+    }
+
+    #[test]
+    fn the_key_is_read_from_the_named_variable_only() {
+        let env = OpenAiEnv::default();
+        let s = OpenAiSettings::from_config("main", &agent(), &env, |v| {
+            (v == "OLLAMA_KEY").then(|| " k-123 \n".to_string())
+        });
+        assert_eq!(s.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(s.api_key.key(), Some("k-123"));
+        assert_eq!(s.api_key.var(), Some("OLLAMA_KEY"));
+        assert_eq!(s.max_tool_rounds, 3);
+        assert_eq!(s.request_timeout, Duration::from_secs(24 * 3600));
+        assert!(!format!("{s:?}").contains("k-123"));
+
+        let s = OpenAiSettings::from_config("main", &agent(), &env, |_| None);
+        assert_eq!(
+            s.api_key,
+            KeySource::Missing {
+                var: "OLLAMA_KEY".into()
+            }
+        );
+
+        // The environment's key goes with the environment's endpoint, not with this one.
+        let env = OpenAiEnv {
+            api_key_set: true,
+            ..OpenAiEnv::default()
+        };
+        let own = AgentConfig {
+            api_key_env: None,
+            ..agent()
+        };
+        let s = OpenAiSettings::from_config("main", &own, &env, |_| Some("sk-x".into()));
+        assert_eq!(s.api_key, KeySource::None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let r = RetryPolicy::default();
+        let waits: Vec<u64> = (1..=6).map(|a| r.backoff(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 20]);
     }
 }

@@ -274,10 +274,14 @@ fn error_message(chunk: &Value) -> Option<String> {
 
 /// The start of a text, for quoting in an error.
 pub fn snippet(text: &str) -> String {
-    const MAX: usize = 120;
+    snippet_of(text, 120)
+}
+
+/// The first `max` characters of a text (trimmed), marked when cut.
+pub fn snippet_of(text: &str, max: usize) -> String {
     let text = text.trim();
-    if text.chars().count() > MAX {
-        let cut: String = text.chars().take(MAX).collect();
+    if text.chars().count() > max {
+        let cut: String = text.chars().take(max).collect();
         format!("{cut}…")
     } else {
         text.to_string()

@@ -204,6 +204,15 @@ async fn failures_name_the_agent_the_url_and_what_to_check() {
         failure(s).await,
         "agent \"main\": api_key_env names NOT_SET_KEY, which is not set in openclawd's environment. Export NOT_SET_KEY before the daemon starts (openclaw daemon stop, then run openclaw again), or remove api_key_env from [agents.main]."
     );
+    let mut s = settings(&base);
+    s.api_key = KeySource::Set {
+        var: "TEST_KEY".into(),
+        key: ApiKey::new("sk-abc\ndef"),
+    };
+    assert_eq!(
+        failure(s).await,
+        "agent \"main\": the API key in TEST_KEY holds characters an HTTP header cannot carry (a line break, or a character that is not ASCII). Check the value of TEST_KEY."
+    );
     assert_eq!(server.pending(), 0, "every scripted reply was used");
 }
 

@@ -175,6 +175,19 @@ impl TurnHost for TestHost {
     }
 }
 
+/// The engine spawns turns on its runtime: a turn's future must be `Send`. (Checked when
+/// this compiles.)
+#[allow(dead_code)]
+fn turns_can_be_spawned(
+    backend: &OpenAiBackend,
+    host: &TestHost,
+    ctx: TurnContext,
+    stop: &CancellationToken,
+) {
+    fn send<T: Send>(_: T) {}
+    send(backend.run_turn(host, ctx, stop));
+}
+
 fn settings(base_url: &str) -> OpenAiSettings {
     OpenAiSettings {
         agent_id: "main".into(),

@@ -201,6 +201,10 @@ async fn the_request_carries_the_conversation_settings_and_the_key_only_in_its_h
         .unwrap()
         .clone();
     s.tool_choice = Some(openclaw::config::ToolChoice::Required);
+    assert!(
+        !format!("{s:?}").contains(SECRET),
+        "settings never print the key"
+    );
     let mut c = ctx("go on", openai_tools(&no_acp_scope()));
     c.history = vec![
         serde_json::from_value(json!({
