@@ -170,6 +170,9 @@ impl ChatClient {
             let event = match next {
                 None => break,
                 Some(Ok(event)) => event,
+                // A server that drops the connection after the model finished (before
+                // `[DONE]` or the usage chunk) lost nothing that matters.
+                Some(Err(EventStreamError::Transport(_))) if assembler.has_finished() => break,
                 Some(Err(EventStreamError::Transport(e))) => {
                     return Err(ChatError::Broken {
                         url: url.to_string(),

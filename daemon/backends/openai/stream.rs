@@ -74,6 +74,11 @@ impl StreamAssembler {
         self.done
     }
 
+    /// Whether the model said it finished (a finish_reason arrived).
+    pub fn has_finished(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+
     /// Takes the data of one server-sent event.
     pub fn feed(&mut self, data: &str) -> Result<Vec<Delta>, StreamError> {
         let data = data.trim();

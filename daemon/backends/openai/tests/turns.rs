@@ -428,3 +428,21 @@ async fn usage_is_summed_over_the_rounds_and_reasoning_is_a_thought() {
     assert!(host.seen().contains(&Seen::Thought("thinking...".into())));
     assert_eq!(reply.reply, "ok");
 }
+
+#[tokio::test]
+async fn a_connection_dropped_after_the_finish_reason_loses_nothing() {
+    let server = OpenAiServer::start();
+    server.push(
+        Sse::new()
+            .role()
+            .text("all ")
+            .text("there")
+            .finish("stop")
+            .end(End::Cut),
+    );
+    let host = TestHost::plain();
+    let reply = run(settings(&server.base_url()), &host, ctx("hi", Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(reply.reply, "all there");
+}
