@@ -100,14 +100,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let paths = Paths::from_env()?;
-    let config = Config::load(&paths.config_file)?;
+    let mut config = Config::load(&paths.config_file)?;
+    let default_source = config.apply_default_agent(&openclaw::config::OpenAiEnv::from_process());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(openclaw::daemon::server::run(paths, config, ready))?;
+    runtime.block_on(openclaw::daemon::server::run(
+        paths,
+        config,
+        default_source,
+        ready,
+    ))?;
     // Don't wait for idle blocking threads: everything that matters has been stored.
     runtime.shutdown_background();
     Ok(())

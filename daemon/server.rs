@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::config::{Config, LimitsConfig};
+use crate::config::{Config, DefaultAgentSource, LimitsConfig, OpenAiEnv};
 use crate::paths::Paths;
 use anyhow::{Context, bail};
 use interprocess::local_socket::traits::tokio::Listener as _;
@@ -26,7 +26,12 @@ use crate::daemon::service::{DaemonInfo, PeerFacts, SessionService};
 use crate::daemon::store::Store;
 
 /// Runs the daemon until it is asked to stop. `ready` is told once the socket listens.
-pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::Result<()> {
+pub async fn run(
+    paths: Paths,
+    config: Config,
+    default_source: DefaultAgentSource,
+    ready: Option<File>,
+) -> anyhow::Result<()> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     let socket_dir = paths.socket_dir().to_path_buf();
@@ -45,13 +50,25 @@ pub async fn run(paths: Paths, config: Config, ready: Option<File>) -> anyhow::R
         );
     }
     let config = Arc::new(config);
-    if config.agents.is_empty() {
-        tracing::info!(
-            "agent \"{}\" uses the built-in echo backend; configure a real one in {} ([agents.{}] backend = \"exec\", command = [...])",
-            config.default_agent_id(),
-            paths.config_file.display(),
-            config.default_agent_id()
-        );
+    let default_id = config.default_agent_id().to_string();
+    match default_source {
+        DefaultAgentSource::Echo => tracing::info!(
+            "agent \"{default_id}\" uses the built-in echo backend; configure a real one in {} ([agents.{default_id}] backend = \"openai\" or \"exec\"), or set OPENAI_BASE_URL",
+            paths.config_file.display()
+        ),
+        DefaultAgentSource::Environment => {
+            if let Some(agent) = config.agent(&default_id) {
+                let env = OpenAiEnv::from_process();
+                tracing::warn!(
+                    "agent \"{default_id}\" uses the OpenAI-compatible endpoint {} (from OPENAI_BASE_URL / OPENAI_API_KEY), model {}",
+                    agent.openai_base_url(&env),
+                    agent
+                        .openai_model(&env)
+                        .unwrap_or_else(|| "the first of GET /models".into())
+                );
+            }
+        }
+        DefaultAgentSource::Configured => {}
     }
     let engine = Engine::new(
         store,

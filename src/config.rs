@@ -8,6 +8,15 @@ use serde::Deserialize;
 
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 
+mod openai;
+
+use openai::validate_openai;
+pub use openai::{
+    AgentSubagentsConfig, DEFAULT_MAX_CONTEXT_MESSAGES, DEFAULT_MAX_TOOL_ROUNDS,
+    DEFAULT_OPENAI_BASE_URL, DEFAULT_REQUEST_TIMEOUT_SECONDS, DefaultAgentSource, McpServerConfig,
+    OPENAI_API_KEY_VAR, OpenAiEnv, ToolChoice,
+};
+
 pub const DEFAULT_AGENT: &str = "main";
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +102,18 @@ pub struct SessionConfig {
     pub visibility: Visibility,
     #[serde(alias = "sendPolicy")]
     pub send_policy: SendPolicyConfig,
+    /// Reply-back rounds between two sessions after a `sessions_send` (0–5, default 5).
+    #[serde(alias = "maxPingPongTurns")]
+    pub max_ping_pong_turns: Option<u32>,
+}
+
+/// Default and ceiling of `[session] max_ping_pong_turns`.
+pub const MAX_PING_PONG_TURNS: u32 = 5;
+
+impl SessionConfig {
+    pub fn max_ping_pong_turns(&self) -> u32 {
+        self.max_ping_pong_turns.unwrap_or(MAX_PING_PONG_TURNS)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -153,6 +174,9 @@ impl SendPolicyConfig {
 pub enum BackendKind {
     Echo,
     Exec,
+    /// A native agent loop over an OpenAI-compatible Chat Completions server.
+    #[serde(rename = "openai")]
+    OpenAi,
 }
 
 impl BackendKind {
@@ -160,6 +184,7 @@ impl BackendKind {
         match self {
             BackendKind::Echo => "echo",
             BackendKind::Exec => "exec",
+            BackendKind::OpenAi => "openai",
         }
     }
 }
@@ -188,6 +213,42 @@ pub struct AgentConfig {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// `openai`: the server, e.g. `http://127.0.0.1:11434/v1` (default: `$OPENAI_BASE_URL`,
+    /// else the OpenAI API).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// `openai`: the NAME of the environment variable holding the API key, never the key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    /// `openai`: which session tools the model gets (default: all that apply).
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_tool_rounds: Option<u32>,
+    #[serde(default)]
+    pub max_context_messages: Option<u32>,
+    /// `openai`: send tool schemas in OpenAI's `strict: true` form.
+    #[serde(default)]
+    pub strict_tools: bool,
+    /// `openai`: how long to wait for the server's response, and then for each next chunk.
+    #[serde(default)]
+    pub request_timeout_seconds: Option<f64>,
+    /// `openai`: extra fields merged into every request body (e.g. `top_p`, `seed`).
+    #[serde(default)]
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `openai`: MCP tool servers whose tools are offered to the model.
+    #[serde(default)]
+    pub mcp_servers: Vec<McpServerConfig>,
+    #[serde(default)]
+    pub subagents: Option<AgentSubagentsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -336,7 +397,51 @@ impl Config {
                         ));
                     }
                 }
+                BackendKind::OpenAi => {
+                    if agent.command.is_some() {
+                        return Err(invalid(
+                            format!("agents.{id}.command"),
+                            "the openai backend takes no command; it talks to base_url (set backend = \"exec\" to run a command)".into(),
+                        ));
+                    }
+                    validate_openai(agent)
+                        .map_err(|(key, message)| invalid(format!("agents.{id}.{key}"), message))?;
+                }
             }
+            if agent.backend != BackendKind::OpenAi
+                && let Some(key) = agent.openai_only_keys().first()
+            {
+                return Err(invalid(
+                    format!("agents.{id}.{key}"),
+                    format!(
+                        "{key} applies to backend = \"openai\" only, and this agent's backend is \"{}\"",
+                        agent.backend.as_str()
+                    ),
+                ));
+            }
+            if let Some(allowed) = agent
+                .subagents
+                .as_ref()
+                .and_then(|s| s.allow_agents.as_ref())
+                && let Some(unknown) = allowed.iter().find(|a| {
+                    a.as_str() != "*"
+                        && !self.agents.contains_key(a.as_str())
+                        && a.as_str() != self.default_agent_id()
+                })
+            {
+                return Err(invalid(
+                    format!("agents.{id}.subagents.allow_agents"),
+                    format!(
+                        "no agent \"{unknown}\" is configured; name agents that have an [agents.NAME] table, or \"*\" for any"
+                    ),
+                ));
+            }
+        }
+        if self.session.max_ping_pong_turns() > MAX_PING_PONG_TURNS {
+            return Err(invalid(
+                "session.max_ping_pong_turns".into(),
+                format!("must be between 0 and {MAX_PING_PONG_TURNS}"),
+            ));
         }
         if let Some(default) = &self.default_agent
             && default != DEFAULT_AGENT
@@ -418,6 +523,33 @@ impl Config {
         all
     }
 
+    /// The default agent's configuration when it has no table of its own (SPEC §4): an
+    /// OpenAI-compatible endpoint when the environment names one, else `echo`. Pure: the
+    /// caller reads the environment ([`OpenAiEnv::from_process`]).
+    pub fn default_agent_from_env(&self, env: &OpenAiEnv) -> (AgentConfig, DefaultAgentSource) {
+        if let Some(agent) = self.agents.get(self.default_agent_id()) {
+            return (agent.clone(), DefaultAgentSource::Configured);
+        }
+        if env.is_set() {
+            return (
+                AgentConfig::openai_from_env(env),
+                DefaultAgentSource::Environment,
+            );
+        }
+        (AgentConfig::echo(), DefaultAgentSource::Echo)
+    }
+
+    /// Puts the implicit default agent in place (SPEC §4): the configured one; else an
+    /// `openai` agent on the endpoint `env` names; else the built-in `echo`.
+    pub fn apply_default_agent(&mut self, env: &OpenAiEnv) -> DefaultAgentSource {
+        let (agent, source) = self.default_agent_from_env(env);
+        if source == DefaultAgentSource::Environment {
+            self.agents
+                .insert(self.default_agent_id().to_string(), agent);
+        }
+        source
+    }
+
     /// Socket file mode, default 0600.
     pub fn socket_mode(&self) -> u32 {
         self.socket
@@ -430,12 +562,31 @@ impl Config {
 
 impl AgentConfig {
     pub fn echo() -> AgentConfig {
+        AgentConfig::new(BackendKind::Echo)
+    }
+
+    /// An agent of `backend` with every other key at its default.
+    pub fn new(backend: BackendKind) -> AgentConfig {
         AgentConfig {
-            backend: BackendKind::Echo,
+            backend,
             command: None,
             format: ExecFormat::Text,
             env: BTreeMap::new(),
             model: None,
+            base_url: None,
+            api_key_env: None,
+            system_prompt: None,
+            temperature: None,
+            max_tokens: None,
+            tool_choice: None,
+            tools: None,
+            max_tool_rounds: None,
+            max_context_messages: None,
+            strict_tools: false,
+            request_timeout_seconds: None,
+            extra_body: None,
+            mcp_servers: Vec::new(),
+            subagents: None,
         }
     }
 }
@@ -460,7 +611,8 @@ fn line_of(text: &str, dotted: &str) -> usize {
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let header = header.trim();
+            // `[[array.of.tables]]` names its table like `[table]` does.
+            let header = header.trim_start_matches('[').trim_end_matches(']').trim();
             in_table = Some(header) == table;
             if in_table {
                 table_line = i + 1;

@@ -28,6 +28,7 @@ pub mod frame;
 pub mod paths;
 pub mod protocol;
 pub mod timefmt;
+pub mod tools;
 
 pub use client::{Client, ClientError};
 pub use protocol::{ErrorKind, RpcError};

@@ -30,20 +30,29 @@ async fn list(ctx: &Context) -> Result<(), Failure> {
 }
 
 fn agents_table(agents: &AgentsListResult) -> Table {
-    let mut table = Table::new(vec!["AGENT", "BACKEND", "DEFAULT", "COMMAND"]);
+    let mut table = Table::new(vec!["AGENT", "BACKEND", "DEFAULT", "RUNS"]);
     for agent in &agents.agents {
         table.push(vec![
             agent.id.clone(),
             agent.backend.clone(),
             if agent.is_default { "yes" } else { "" }.to_string(),
-            agent
-                .command
-                .as_deref()
-                .map(shell_words)
-                .unwrap_or_default(),
+            runs(agent),
         ]);
     }
     table
+}
+
+/// What an agent runs: its command, or its endpoint and model.
+fn runs(agent: &openclaw::protocol::AgentInfo) -> String {
+    if let Some(command) = &agent.command {
+        return shell_words(command);
+    }
+    match (&agent.endpoint, &agent.model) {
+        (Some(e), Some(m)) => format!("{e} (model {m})"),
+        (Some(e), None) => format!("{e} (its first model)"),
+        (None, Some(m)) => format!("model {m}"),
+        (None, None) => String::new(),
+    }
 }
 
 /// A command line as a shell would need it typed: words with spaces or quotes single-quoted.
@@ -80,21 +89,34 @@ mod tests {
                     backend: "echo".into(),
                     command: None,
                     is_default: true,
+                    endpoint: None,
+                    model: None,
                 },
                 AgentInfo {
                     id: "worker".into(),
                     backend: "exec".into(),
                     command: Some(vec!["sh".into(), "-c".into(), "my-agent --stdin".into()]),
                     is_default: false,
+                    endpoint: None,
+                    model: None,
+                },
+                AgentInfo {
+                    id: "llm".into(),
+                    backend: "openai".into(),
+                    command: None,
+                    is_default: false,
+                    endpoint: Some("http://127.0.0.1:8080/v1".into()),
+                    model: Some("tiny".into()),
                 },
             ],
         };
         assert_eq!(
             agents_table(&agents).aligned(false),
             "\
-AGENT   BACKEND  DEFAULT  COMMAND
+AGENT   BACKEND  DEFAULT  RUNS
 main    echo     yes
 worker  exec              sh -c 'my-agent --stdin'
+llm     openai            http://127.0.0.1:8080/v1 (model tiny)
 "
         );
     }

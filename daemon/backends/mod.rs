@@ -5,6 +5,7 @@
 
 mod echo;
 mod exec;
+pub mod openai;
 mod run_events;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AgentConfig, BackendKind};
 use crate::daemon::store::{Store, StoreError};
 use crate::protocol::Message;
+use crate::tools::{SessionToolCall, ToolError, ToolScope};
 
 pub use exec::ExecBackend;
 pub use run_events::{RunEvents, ToolPhase, Usage};
@@ -28,10 +30,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The session tools (`sessions_spawn`, `sessions_send`, ...), executed by the session
 /// service acting as one run: the same attribution, visibility and policy as a run token
-/// gives a child process, with no socket in between. Arguments and results are JSON, as a
-/// model or an MCP client sends and reads them; errors come back as results.
+/// gives a child process, with no socket in between.
 pub trait RunTools: Send + Sync {
-    fn call<'a>(&'a self, tool: &'a str, args: Value) -> BoxFuture<'a, Value>;
+    /// Which tools this run has and what they may target: their schemas are built from it,
+    /// and a model's calls are parsed against it.
+    fn scope(&self) -> &ToolScope;
+    /// Runs one parsed call; the result as JSON, or why not.
+    fn call(&self, call: SessionToolCall) -> BoxFuture<'_, Result<Value, ToolError>>;
 }
 
 /// The session's transcript, read when a backend asks (most never do).
@@ -98,19 +103,33 @@ pub enum TurnError {
 pub enum Backend {
     Echo,
     Exec(ExecBackend),
+    OpenAi(Box<openai::OpenAiAgent>),
+    /// An agent whose backend could not be set up: every turn fails with this sentence.
+    Unavailable(String),
 }
 
 impl Backend {
-    pub fn from_config(agent: &AgentConfig, socket: &Path, kill_grace: Duration) -> Backend {
+    pub fn from_config(
+        agent_id: &str,
+        agent: &AgentConfig,
+        socket: &Path,
+        kill_grace: Duration,
+    ) -> Backend {
         match agent.backend {
             BackendKind::Echo => Backend::Echo,
             BackendKind::Exec => Backend::Exec(ExecBackend::new(agent, socket, kill_grace)),
+            BackendKind::OpenAi => match openai::OpenAiAgent::new(agent_id, agent) {
+                Ok(a) => Backend::OpenAi(Box::new(a)),
+                Err(why) => Backend::Unavailable(format!(
+                    "the openai agent \"{agent_id}\" cannot be set up: {why}"
+                )),
+            },
         }
     }
 
     /// Which spawn fields this backend uses; the others are reported as ignored.
     pub fn uses_thinking(&self) -> bool {
-        false
+        matches!(self, Backend::OpenAi(_))
     }
 
     /// Runs one turn, reporting progress through `ctx.events`, until done or `ctx.stop` fires.
@@ -118,6 +137,8 @@ impl Backend {
         match self {
             Backend::Echo => echo::run_turn(ctx).await,
             Backend::Exec(exec) => exec.run_turn(ctx).await,
+            Backend::OpenAi(agent) => agent.run_turn(ctx).await,
+            Backend::Unavailable(why) => Err(TurnError::Failed(why.clone())),
         }
     }
 

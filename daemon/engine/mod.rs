@@ -158,7 +158,10 @@ impl Settings {
         let backends = config
             .all_agents()
             .into_iter()
-            .map(|(id, agent)| (id, Arc::new(Backend::from_config(&agent, socket, grace))))
+            .map(|(id, agent)| {
+                let backend = Backend::from_config(&id, &agent, socket, grace);
+                (id, Arc::new(backend))
+            })
             .collect();
         Settings { config, backends }
     }

@@ -54,7 +54,10 @@ impl Engine {
             .and_then(|w| w.upgrade());
         match host {
             Some(host) => host.tools_for(acting),
-            None => Arc::new(NoTools),
+            None => Arc::new(NoTools(crate::tools::ToolScope {
+                enabled: Some(Vec::new()),
+                ..Default::default()
+            })),
         }
     }
 
@@ -430,17 +433,23 @@ pub(super) fn stopped_outcome(reason: StopReason, timeout: Option<Duration>) -> 
     }
 }
 
-/// The tools of a run when no session service is attached (engine tests).
-struct NoTools;
+/// The tools of a run when no session service is attached (engine tests): none.
+struct NoTools(crate::tools::ToolScope);
 
 impl RunTools for NoTools {
-    fn call<'a>(
-        &'a self,
-        tool: &'a str,
-        _args: Value,
-    ) -> crate::daemon::backends::BoxFuture<'a, Value> {
-        Box::pin(async move {
-            json!({ "error": { "kind": "not_found", "message": format!("no tool \"{tool}\" here") } })
+    fn scope(&self) -> &crate::tools::ToolScope {
+        &self.0
+    }
+
+    fn call(
+        &self,
+        _call: crate::tools::SessionToolCall,
+    ) -> crate::daemon::backends::BoxFuture<'_, Result<Value, crate::tools::ToolError>> {
+        Box::pin(async {
+            Err(crate::tools::ToolError::new(
+                "not_found",
+                "this run has no session tools",
+            ))
         })
     }
 }

@@ -97,11 +97,21 @@ impl SessionService {
         let agents = config
             .all_agents()
             .into_iter()
-            .map(|(id, a)| AgentInfo {
-                is_default: id == default,
-                id,
-                backend: a.backend.as_str().to_string(),
-                command: a.command,
+            .map(|(id, a)| {
+                let env = crate::config::OpenAiEnv::from_process();
+                let openai = a.backend == crate::config::BackendKind::OpenAi;
+                AgentInfo {
+                    is_default: id == default,
+                    id,
+                    backend: a.backend.as_str().to_string(),
+                    endpoint: openai.then(|| a.openai_base_url(&env)),
+                    model: if openai {
+                        a.openai_model(&env)
+                    } else {
+                        a.model.clone()
+                    },
+                    command: a.command,
+                }
             })
             .collect();
         Ok(AgentsListResult {
@@ -145,9 +155,10 @@ impl SessionService {
     pub fn reload(&self, caller: &Caller) -> Result<ReloadResult> {
         self.authorize(caller, methods::DAEMON_RELOAD, scopes::ADMIN)?;
         let path = &self.daemon.paths.config_file;
-        let new = Config::load(path).map_err(|e| {
+        let mut new = Config::load(path).map_err(|e| {
             ServiceError::InvalidParams(format!("{e}; the daemon keeps the configuration it had"))
         })?;
+        new.apply_default_agent(&crate::config::OpenAiEnv::from_process());
         let old = self.engine.config();
         let changed = describe_changes(&old, &new);
         self.engine.reconfigure(Arc::new(new));

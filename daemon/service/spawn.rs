@@ -36,6 +36,10 @@ impl SessionService {
                 "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are"
             )));
         }
+        if let Some(me) = caller.acting() {
+            allowed_target(&engine.config(), &me.agent_id, &agent_id)
+                .map_err(ServiceError::forbidden)?;
+        }
         let ignored = ignored_fields(&p, engine.agent_uses_thinking(&agent_id));
         let run_timeout = run_timeout(p.run_timeout_seconds)?;
         let parent = self.spawn_parent(caller, p.parent_key.as_deref()).await?;
@@ -140,6 +144,30 @@ impl SessionService {
             (None, Some(me)) => Ok(Some(self.session(caller, &me.session_key).await?)),
             (None, None) => Ok(None),
         }
+    }
+}
+
+/// A run of `from` may spawn `target` unless its agent's `[agents.X.subagents]
+/// allow_agents` lists other agents only (unset: no restriction for commands it runs; the
+/// tools offered to a model name only its own agent).
+fn allowed_target(
+    config: &crate::config::Config,
+    from: &str,
+    target: &str,
+) -> std::result::Result<(), String> {
+    let listed = config
+        .agent(from)
+        .and_then(|a| a.subagents.and_then(|s| s.allow_agents));
+    match listed {
+        Some(list) if !list.iter().any(|a| a == "*" || a == target) => Err(format!(
+            "sessions of agent \"{from}\" may not spawn agent \"{target}\": [agents.{from}.subagents] allow_agents lists {}",
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        )),
+        _ => Ok(()),
     }
 }
 

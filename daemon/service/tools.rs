@@ -1,114 +1,137 @@
 //! The session tools of a run, executed in-process: a native agent's tool call goes straight
 //! into the service as [`Caller::Run`], with the same attribution, visibility, send policy
-//! and idempotency as a run token gives a child process — no socket, no handshake. Results
-//! and errors are JSON the model can read.
+//! and idempotency as a run token gives a child process — no socket, no handshake. Which
+//! tools a run gets, and what `sessions_spawn` may target, is decided here from the config.
 
 use std::sync::{Arc, Weak};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Caller, SendOutcome, ServiceError, SessionService};
+use super::{Caller, ProgressItem, SendOutcome, ServiceError, SessionService};
+use crate::config::{BackendKind, Config};
 use crate::daemon::backends::{BoxFuture, RunTools};
 use crate::daemon::engine::{Acting, ToolHost};
+use crate::tools::{AgentRuntime, SessionToolCall, ToolError, ToolScope};
 
 impl ToolHost for SessionService {
     fn tools_for(&self, run: &Acting) -> Arc<dyn RunTools> {
         Arc::new(SessionTools {
             service: self.this.clone(),
+            scope: tool_scope(&self.engine.config(), &run.agent_id, run.spawn_depth),
             caller: Caller::Run(run.clone()),
         })
+    }
+}
+
+/// What a run of `agent_id` at `depth` may do with the session tools: the agents its spawns
+/// may target (its own first), whether it may spawn at all, and the agent's own choices.
+/// A sub-agent that may not spawn gets no session tools (nothing it could orchestrate).
+pub fn tool_scope(config: &Config, agent_id: &str, depth: i64) -> ToolScope {
+    let agent = config.agent(agent_id);
+    let can_spawn = depth < config.subagents.max_depth as i64;
+    let targets = agent.as_ref().map_or_else(
+        || vec![agent_id.to_string()],
+        |a| a.allowed_spawn_targets(agent_id),
+    );
+    let mut ids: Vec<String> = if targets.iter().any(|t| t == "*") {
+        config.all_agents().into_iter().map(|(id, _)| id).collect()
+    } else {
+        targets
+    };
+    // Its own agent first: the default of a spawn that names none.
+    ids.sort_by_key(|id| id != agent_id);
+    let allowed_agents = ids
+        .into_iter()
+        .filter_map(|id| {
+            let runtime = match config.agent(&id)?.backend {
+                BackendKind::Echo | BackendKind::Exec | BackendKind::OpenAi => AgentRuntime::Native,
+            };
+            Some((id, runtime))
+        })
+        .collect();
+    let enabled = if !can_spawn && depth > 0 {
+        Some(Vec::new())
+    } else {
+        agent.as_ref().and_then(|a| a.tools.clone())
+    };
+    ToolScope {
+        allowed_agents,
+        can_spawn,
+        strict: agent.as_ref().is_some_and(|a| a.strict_tools),
+        enabled,
     }
 }
 
 /// The session tools bound to one run.
 pub struct SessionTools {
     service: Weak<SessionService>,
+    scope: ToolScope,
     caller: Caller,
 }
 
 impl RunTools for SessionTools {
-    fn call<'a>(&'a self, tool: &'a str, args: Value) -> BoxFuture<'a, Value> {
+    fn scope(&self) -> &ToolScope {
+        &self.scope
+    }
+
+    fn call(&self, call: SessionToolCall) -> BoxFuture<'_, Result<Value, ToolError>> {
         Box::pin(async move {
             let Some(service) = self.service.upgrade() else {
-                return error_value("shutting_down", "the daemon is shutting down");
+                return Err(ToolError::new(
+                    "shutting_down",
+                    "the daemon is shutting down",
+                ));
             };
-            service.call_tool(&self.caller, tool, args).await
+            service
+                .call_tool(&self.caller, call)
+                .await
+                .map_err(|e| tool_error(&e))
         })
     }
 }
 
 impl SessionService {
-    /// Runs one session tool as `caller`; the answer, or the error, as JSON.
-    pub async fn call_tool(&self, caller: &Caller, tool: &str, args: Value) -> Value {
-        let outcome = match tool {
-            "sessions_list" => match parse(args) {
-                Ok(p) => encode(self.list(caller, p).await),
-                Err(e) => Err(e),
-            },
-            "sessions_history" => match parse(args) {
-                Ok(p) => encode(self.history(caller, p).await),
-                Err(e) => Err(e),
-            },
-            "sessions_spawn" => match parse(args) {
-                Ok(p) => encode(self.spawn(caller, p).await),
-                Err(e) => Err(e),
-            },
-            "sessions_wait" => match parse(args) {
-                Ok(p) => encode(self.wait(caller, p).await),
-                Err(e) => Err(e),
-            },
-            "sessions_send" => match parse(args) {
-                Ok(p) => match self.send(caller, p).await {
-                    Ok(SendOutcome::Done(r)) => encode(Ok(r)),
-                    // A tool call has nobody to stream to: wait for the result.
-                    Ok(SendOutcome::Streaming(mut progress)) => loop {
-                        match progress.next().await {
-                            Some(super::ProgressItem::Done(r)) => break encode(r),
-                            Some(super::ProgressItem::Event(_)) => continue,
-                            None => {
-                                break Err(ServiceError::Internal(
-                                    "the send ended without a result".into(),
-                                ));
-                            }
+    /// Runs one session tool call as `caller`.
+    pub async fn call_tool(
+        &self,
+        caller: &Caller,
+        call: SessionToolCall,
+    ) -> Result<Value, ServiceError> {
+        match call {
+            SessionToolCall::List(p) => encode(self.list(caller, p).await),
+            SessionToolCall::History(p) => encode(self.history(caller, p).await),
+            SessionToolCall::Spawn(p) => encode(self.spawn(caller, p).await),
+            SessionToolCall::Wait(p) => encode(self.wait(caller, p).await),
+            SessionToolCall::Send(p) => match self.send(caller, p).await? {
+                SendOutcome::Done(r) => encode(Ok(r)),
+                // A tool call has nobody to stream to: wait for the result.
+                SendOutcome::Streaming(mut progress) => loop {
+                    match progress.next().await {
+                        Some(ProgressItem::Done(r)) => break encode(r),
+                        Some(ProgressItem::Event(_)) => continue,
+                        None => {
+                            break Err(ServiceError::Internal(
+                                "the send ended without a result".into(),
+                            ));
                         }
-                    },
-                    Err(e) => Err(e),
+                    }
                 },
-                Err(e) => Err(e),
             },
-            other => Err(ServiceError::NotFound(format!(
-                "no tool \"{other}\"; the session tools are sessions_list, sessions_history, sessions_send, sessions_spawn and sessions_wait"
-            ))),
-        };
-        outcome.unwrap_or_else(|e| error_of(&e))
+        }
     }
 }
 
-fn parse<P: DeserializeOwned>(args: Value) -> Result<P, ServiceError> {
-    let args = if args.is_null() { json!({}) } else { args };
-    serde_path_to_error::deserialize(args)
-        .map_err(|e| ServiceError::InvalidParams(format!("invalid arguments: {e}")))
-}
-
 fn encode<T: Serialize>(r: Result<T, ServiceError>) -> Result<Value, ServiceError> {
-    let v = r?;
-    serde_json::to_value(v).map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
+    serde_json::to_value(r?).map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
 }
 
-/// A service error as a tool result: `{"error": {"kind", "message"}}`.
-pub fn error_of(e: &ServiceError) -> Value {
-    let kind = e.kind().map_or(
-        match e {
-            ServiceError::InvalidParams(_) => "invalid_params",
-            _ => "internal",
-        },
-        |k| k.as_str(),
-    );
-    error_value(kind, &e.to_string())
-}
-
-fn error_value(kind: &str, message: &str) -> Value {
-    json!({ "error": { "kind": kind, "message": message } })
+/// A service error as the model reads it: its kind and its sentence.
+pub fn tool_error(e: &ServiceError) -> ToolError {
+    let kind = match (e.kind(), e) {
+        (Some(k), _) => k.as_str(),
+        (None, ServiceError::InvalidParams(_)) => "invalid_params",
+        (None, _) => "internal",
+    };
+    ToolError::new(kind, e.to_string())
 }

@@ -1,0 +1,603 @@
+//! An OpenAI-compatible HTTP/1.1 server for tests, on 127.0.0.1 and a free port, run on
+//! plain threads so that both async unit tests and blocking end-to-end tests can use it.
+//!
+//! It answers `POST …/chat/completions` with the replies a test queued, in order (the
+//! captured real streams in `tests/fixtures/openai/`, byte for byte, or scripted ones), and
+//! `GET …/models` with a model list. It records every request, and lets a test wait until a
+//! client closed its connection while a reply was still streaming.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Where the captured streams live.
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openai")
+        .join(name)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Names in lower case, in the order sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body parsed as JSON, when it is JSON.
+    pub json: Option<Value>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The whole request as text: headers and body, to check what appears where.
+    pub fn raw_text(&self) -> String {
+        let mut text = format!("{} {}\n", self.method, self.path);
+        for (k, v) in &self.headers {
+            text.push_str(&format!("{k}: {v}\n"));
+        }
+        text.push_str(&String::from_utf8_lossy(&self.body));
+        text
+    }
+}
+
+/// How a scripted stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// `data: [DONE]`, then the end of the body.
+    Done,
+    /// The end of the body without `[DONE]`.
+    Close,
+    /// The connection closes mid-body, as when a server dies.
+    Cut,
+    /// Nothing more is sent until the client goes away.
+    Hang,
+}
+
+/// A scripted event stream.
+#[derive(Debug, Clone, Default)]
+pub struct Sse {
+    events: Vec<String>,
+}
+
+impl Sse {
+    pub fn new() -> Sse {
+        Sse::default()
+    }
+
+    fn choice(mut self, delta: Value, finish: Value) -> Sse {
+        self.events.push(
+            json!({
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "test-model",
+                "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+            })
+            .to_string(),
+        );
+        self
+    }
+
+    pub fn role(self) -> Sse {
+        self.choice(json!({ "role": "assistant" }), Value::Null)
+    }
+
+    pub fn text(self, text: &str) -> Sse {
+        self.choice(json!({ "content": text }), Value::Null)
+    }
+
+    /// One fragment of a tool call, in OpenAI's own shape.
+    pub fn tool_fragment(
+        self,
+        index: u64,
+        id: Option<&str>,
+        name: Option<&str>,
+        args: &str,
+    ) -> Sse {
+        let mut call = json!({ "index": index, "function": { "arguments": args } });
+        if let Some(id) = id {
+            call["id"] = json!(id);
+            call["type"] = json!("function");
+        }
+        if let Some(name) = name {
+            call["function"]["name"] = json!(name);
+        }
+        self.choice(json!({ "tool_calls": [call] }), Value::Null)
+    }
+
+    /// A whole call, its arguments in three pieces as servers stream them.
+    pub fn tool_call(self, index: u64, id: &str, name: &str, arguments: &str) -> Sse {
+        let chars: Vec<char> = arguments.chars().collect();
+        let third = chars.len().div_ceil(3).max(1);
+        let pieces: Vec<String> = chars.chunks(third).map(|c| c.iter().collect()).collect();
+        let mut sse = self.tool_fragment(index, Some(id), Some(name), "");
+        for piece in pieces {
+            sse = sse.tool_fragment(index, None, None, &piece);
+        }
+        sse
+    }
+
+    pub fn finish(self, reason: &str) -> Sse {
+        self.choice(json!({}), json!(reason))
+    }
+
+    pub fn usage(mut self, prompt: u64, completion: u64) -> Sse {
+        self.events.push(
+            json!({
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": { "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion },
+            })
+            .to_string(),
+        );
+        self
+    }
+
+    /// An event's data exactly as given.
+    pub fn data(mut self, data: &str) -> Sse {
+        self.events.push(data.to_string());
+        self
+    }
+
+    pub fn end(self, end: End) -> Reply {
+        Reply::Sse {
+            events: self.events,
+            end,
+        }
+    }
+
+    pub fn done(self) -> Reply {
+        self.end(End::Done)
+    }
+}
+
+/// One answer to a chat request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A file of `tests/fixtures/openai/`: a whole response when it starts with `HTTP/1.1`,
+    /// else an event-stream body sent with `text/event-stream` headers.
+    Fixture(String),
+    Sse {
+        events: Vec<String>,
+        end: End,
+    },
+    Status {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// 200 with an `application/json` body (a server that does not stream).
+    Json(Value),
+    /// Bytes written as they are, then the connection closes.
+    Raw(Vec<u8>),
+    /// No response at all until the client goes away.
+    Silent,
+}
+
+impl Reply {
+    pub fn fixture(name: &str) -> Reply {
+        Reply::Fixture(name.to_string())
+    }
+
+    /// A plain streamed answer: role, the pieces, `stop`, `[DONE]`.
+    pub fn text(pieces: &[&str]) -> Reply {
+        let mut sse = Sse::new().role();
+        for p in pieces {
+            sse = sse.text(p);
+        }
+        sse.finish("stop").done()
+    }
+
+    /// A streamed round of tool calls: (id, name, arguments) each.
+    pub fn tool_calls(calls: &[(&str, &str, &str)]) -> Reply {
+        let mut sse = Sse::new().role();
+        for (i, (id, name, args)) in calls.iter().enumerate() {
+            sse = sse.tool_call(i as u64, id, name, args);
+        }
+        sse.finish("tool_calls").done()
+    }
+
+    /// An error status with OpenAI's error body.
+    pub fn error(status: u16, message: &str) -> Reply {
+        Reply::Status {
+            status,
+            headers: Vec::new(),
+            body: json!({ "error": { "message": message, "type": "test_error" } }).to_string(),
+        }
+    }
+
+    pub fn with_header(self, name: &str, value: &str) -> Reply {
+        match self {
+            Reply::Status {
+                status,
+                mut headers,
+                body,
+            } => {
+                headers.push((name.to_string(), value.to_string()));
+                Reply::Status {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Reply>,
+    models: Option<Reply>,
+    requests: Vec<Recorded>,
+    /// Connections a client closed while their reply was still being sent.
+    disconnects: usize,
+    open: Vec<TcpStream>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct OpenAiServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl OpenAiServer {
+    pub fn start() -> OpenAiServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test server");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let accept_shared = shared.clone();
+        let acceptor = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if accept_shared.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let shared = accept_shared.clone();
+                let mut state = shared.lock();
+                if let Ok(clone) = conn.try_clone() {
+                    state.open.push(clone);
+                }
+                let worker_shared = shared.clone();
+                state
+                    .workers
+                    .push(std::thread::spawn(move || serve(conn, &worker_shared)));
+            }
+        });
+        OpenAiServer {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// What a client puts in `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Queues the answer to the next chat request.
+    pub fn push(&self, reply: Reply) {
+        self.shared.lock().script.push_back(reply);
+    }
+
+    /// `GET /models` lists these (default: `test-model`).
+    pub fn set_models(&self, ids: &[&str]) {
+        let data: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({ "id": id, "object": "model", "owned_by": "test" }))
+            .collect();
+        self.shared.lock().models = Some(Reply::Json(json!({ "object": "list", "data": data })));
+    }
+
+    pub fn set_models_reply(&self, reply: Reply) {
+        self.shared.lock().models = Some(reply);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.lock().requests.clone()
+    }
+
+    pub fn chat_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/chat/completions"))
+            .collect()
+    }
+
+    /// Replies still queued.
+    pub fn pending(&self) -> usize {
+        self.shared.lock().script.len()
+    }
+
+    /// Waits until `n` requests arrived; `None` if they did not within `timeout`.
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Option<Vec<Recorded>> {
+        self.wait_until(timeout, |s| s.requests.len() >= n)
+            .then(|| self.requests())
+    }
+
+    /// Waits until a client has closed its connection mid-reply; false if none did within
+    /// `timeout`.
+    pub fn wait_for_disconnect(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |s| s.disconnects > 0)
+    }
+
+    pub fn disconnects(&self) -> usize {
+        self.shared.lock().disconnects
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if done(&state) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for OpenAiServer {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wakes the acceptor, which then sees `stopping`.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        let (open, workers) = {
+            let mut state = self.shared.lock();
+            (
+                std::mem::take(&mut state.open),
+                std::mem::take(&mut state.workers),
+            )
+        };
+        for conn in open {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, shared: &Shared) {
+    let Some(request) = read_request(&conn) else {
+        return;
+    };
+    let path = request.path.split('?').next().unwrap_or("").to_string();
+    let method = request.method.clone();
+    let reply = {
+        let mut state = shared.lock();
+        state.requests.push(request);
+        shared.changed.notify_all();
+        if method == "POST" && path.ends_with("/chat/completions") {
+            state
+                .script
+                .pop_front()
+                .unwrap_or_else(|| Reply::error(500, "the test server has no scripted reply left"))
+        } else if method == "GET" && path.ends_with("/models") {
+            state.models.clone().unwrap_or_else(|| {
+                Reply::Json(json!({ "object": "list", "data": [{ "id": "test-model", "object": "model" }] }))
+            })
+        } else {
+            Reply::error(404, &format!("no route for {method} {path}"))
+        }
+    };
+    // A write that fails means the client went away.
+    let client_left = send(&conn, &reply).unwrap_or(true);
+    if client_left && !shared.stopping.load(Ordering::SeqCst) {
+        shared.lock().disconnects += 1;
+        shared.changed.notify_all();
+    }
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+fn read_request(conn: &TcpStream) -> Option<Recorded> {
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let json = serde_json::from_slice(&body).ok();
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+        json,
+    })
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+const SSE_HEADERS: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-store\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n";
+
+fn chunk(mut conn: &TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    conn.write_all(format!("{:x}\r\n", bytes.len()).as_bytes())?;
+    conn.write_all(bytes)?;
+    conn.write_all(b"\r\n")?;
+    conn.flush()
+}
+
+/// Blocks until the client closes its side (or the server stops).
+fn wait_for_client_to_leave(mut conn: &TcpStream) {
+    let mut buf = [0u8; 256];
+    while let Ok(n) = conn.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Sends a reply; true when the client went away before it was complete.
+fn send(mut conn: &TcpStream, reply: &Reply) -> std::io::Result<bool> {
+    match reply {
+        Reply::Fixture(name) => {
+            let bytes = fixture(name);
+            if bytes.starts_with(b"HTTP/1.1") {
+                conn.write_all(&bytes)?;
+                return Ok(false);
+            }
+            conn.write_all(SSE_HEADERS.as_bytes())?;
+            // One HTTP chunk per event, as a server flushes them; the body is the file's
+            // bytes exactly.
+            let mut rest: &[u8] = &bytes;
+            while !rest.is_empty() {
+                let end = rest
+                    .windows(2)
+                    .position(|w| w == b"\n\n")
+                    .map_or(rest.len(), |i| i + 2);
+                chunk(conn, &rest[..end])?;
+                rest = &rest[end..];
+            }
+            conn.write_all(b"0\r\n\r\n")?;
+            Ok(false)
+        }
+        Reply::Sse { events, end } => {
+            conn.write_all(SSE_HEADERS.as_bytes())?;
+            for data in events {
+                chunk(conn, format!("data: {data}\n\n").as_bytes())?;
+            }
+            match end {
+                End::Done => {
+                    chunk(conn, b"data: [DONE]\n\n")?;
+                    conn.write_all(b"0\r\n\r\n")?;
+                }
+                End::Close => conn.write_all(b"0\r\n\r\n")?,
+                End::Cut => {}
+                End::Hang => {
+                    wait_for_client_to_leave(conn);
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Reply::Status {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                reason(*status),
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            conn.write_all(head.as_bytes())?;
+            conn.write_all(body.as_bytes())?;
+            Ok(false)
+        }
+        Reply::Json(value) => {
+            let body = value.to_string();
+            conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )?;
+            Ok(false)
+        }
+        Reply::Raw(bytes) => {
+            conn.write_all(bytes)?;
+            Ok(false)
+        }
+        Reply::Silent => {
+            wait_for_client_to_leave(conn);
+            Ok(true)
+        }
+    }
+}
