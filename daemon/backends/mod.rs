@@ -1,6 +1,7 @@
 //! Backends execute one turn: a message in, a reply out. The engine owns everything around a
 //! turn (queueing, lanes, timeouts, storage); a backend only runs it and stops when told.
 
+pub mod acp;
 mod echo;
 mod exec;
 
@@ -42,6 +43,9 @@ pub enum TurnError {
 pub enum Backend {
     Echo,
     Exec(ExecBackend),
+    /// A backend the configuration knows and this engine does not run yet (`acp` until the
+    /// lead wires `acp::AcpClient` in): every turn fails saying so.
+    NotWired(BackendKind),
 }
 
 impl Backend {
@@ -49,6 +53,7 @@ impl Backend {
         match agent.backend {
             BackendKind::Echo => Backend::Echo,
             BackendKind::Exec => Backend::Exec(ExecBackend::new(agent, socket, kill_grace)),
+            BackendKind::Acp => Backend::NotWired(BackendKind::Acp),
         }
     }
 
@@ -62,6 +67,10 @@ impl Backend {
         match self {
             Backend::Echo => echo::run_turn(input, events, stop).await,
             Backend::Exec(exec) => exec.run_turn(input, events, stop).await,
+            Backend::NotWired(kind) => Err(TurnError::Failed(format!(
+                "the {} backend is not wired into this daemon yet",
+                kind.as_str()
+            ))),
         }
     }
 }
