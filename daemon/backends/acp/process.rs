@@ -85,6 +85,9 @@ impl AgentProcess {
         let (exit_tx, exit) = watch::channel(None);
         tokio::spawn(async move {
             if let Ok(status) = child.wait().await {
+                // What the agent started dies with it (MCP servers, tools). Done at once,
+                // while the group id cannot have been reused yet, never later.
+                signal_group(pid, libc::SIGKILL);
                 let _ = exit_tx.send(Some(status));
             }
         });
@@ -130,19 +133,17 @@ impl AgentProcess {
         String::from_utf8_lossy(&kept).trim().to_string()
     }
 
-    /// SIGTERM to the group, SIGKILL after `grace`, then waits for the leader to be reaped.
-    /// The caller closes stdin first.
+    /// SIGTERM to the group, SIGKILL after `grace`, then waits for the leader to be reaped
+    /// (which SIGKILLs what is left of the group). The caller closes stdin first.
     pub async fn stop(&self, grace: Duration) {
-        if self.pid == 0 {
+        if self.pid == 0 || self.has_exited() {
             return;
         }
-        if !self.has_exited() {
-            signal_group(self.pid, libc::SIGTERM);
-            if self.wait_exit(grace).await.is_none() {
-                tracing::debug!(pid = self.pid, "ACP agent ignored SIGTERM; sending SIGKILL");
-            }
+        signal_group(self.pid, libc::SIGTERM);
+        if self.wait_exit(grace).await.is_some() {
+            return;
         }
-        // Members of the group may outlive the leader; they get no more grace than it did.
+        tracing::debug!(pid = self.pid, "ACP agent ignored SIGTERM; sending SIGKILL");
         signal_group(self.pid, libc::SIGKILL);
         let _ = self.wait_exit(Duration::from_secs(5)).await;
     }
@@ -208,6 +209,20 @@ pub(super) mod tests {
         assert_eq!(
             p.wait_exit(Duration::ZERO).await.as_deref(),
             Some("was killed by signal 9")
+        );
+        wait_gone(child_pid).await;
+    }
+
+    #[tokio::test]
+    async fn what_the_agent_started_dies_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // The leader exits by itself and leaves a child behind in its group.
+        let script = "sh -c 'echo $$ > child.pid; sleep 600' & while [ ! -s child.pid ]; do sleep 0.01; done; exit 0";
+        let (p, _pipes) = AgentProcess::spawn(&sh(script), dir.path(), &BTreeMap::new()).unwrap();
+        let child_pid = wait_for_file(&dir.path().join("child.pid")).await;
+        assert_eq!(
+            p.wait_exit(Duration::from_secs(10)).await.as_deref(),
+            Some("exited with status 0")
         );
         wait_gone(child_pid).await;
     }

@@ -3,6 +3,7 @@
 
 mod broken;
 mod frames;
+mod real_agent;
 mod sdk_agent;
 
 use std::collections::BTreeMap;
