@@ -177,6 +177,8 @@ pub enum BackendKind {
     /// A native agent loop over an OpenAI-compatible Chat Completions server.
     #[serde(rename = "openai")]
     OpenAi,
+    /// An Agent Client Protocol agent over its stdio, one process per session.
+    Acp,
 }
 
 impl BackendKind {
@@ -185,6 +187,7 @@ impl BackendKind {
             BackendKind::Echo => "echo",
             BackendKind::Exec => "exec",
             BackendKind::OpenAi => "openai",
+            BackendKind::Acp => "acp",
         }
     }
 }
@@ -199,16 +202,47 @@ pub enum ExecFormat {
     Jsonl,
 }
 
+/// How an `acp` agent's `session/request_permission` is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcpPermissions {
+    /// Every tool call is allowed.
+    ApproveAll,
+    /// Tool calls of kind read, search and fetch are allowed; the rest are rejected.
+    #[default]
+    ApproveReads,
+    /// Every tool call is rejected.
+    DenyAll,
+}
+
+impl AcpPermissions {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcpPermissions::ApproveAll => "approve-all",
+            AcpPermissions::ApproveReads => "approve-reads",
+            AcpPermissions::DenyAll => "deny-all",
+        }
+    }
+}
+
+/// `acp`: an idle agent process is stopped after this long.
+pub const DEFAULT_ACP_IDLE_TIMEOUT_SECONDS: u64 = 600;
+/// `acp`: how long an agent has to answer `initialize` (and then `session/new` or
+/// `session/load`) before the run fails. Agents written in Python or Node take a few seconds
+/// to start on a busy host.
+pub const DEFAULT_ACP_INITIALIZE_TIMEOUT_MS: u64 = 30_000;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub backend: BackendKind,
-    /// `exec`: the program and its arguments, run once per turn.
+    /// `exec`: the program and its arguments, run once per turn. `acp`: the agent, started
+    /// once per session and kept between turns.
     #[serde(default)]
     pub command: Option<Vec<String>>,
     #[serde(default)]
     pub format: ExecFormat,
-    /// `exec`: extra environment for the command.
+    /// `exec`, `acp`: extra environment for the command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -249,6 +283,15 @@ pub struct AgentConfig {
     pub mcp_servers: Vec<McpServerConfig>,
     #[serde(default)]
     pub subagents: Option<AgentSubagentsConfig>,
+    /// `acp`: the permission policy (default approve-reads).
+    #[serde(default)]
+    pub permissions: Option<AcpPermissions>,
+    /// `acp`: seconds an agent process may sit idle between turns before it is stopped.
+    #[serde(default)]
+    pub idle_timeout_seconds: Option<u64>,
+    /// `acp`: deadline for the agent to answer `initialize`, `session/new` and `session/load`.
+    #[serde(default)]
+    pub initialize_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -287,7 +330,8 @@ pub struct LimitsConfig {
     pub max_queued_runs: usize,
     /// Runs queued behind one session's active run before `busy`.
     pub max_queued_per_session: usize,
-    /// Grace between SIGTERM and SIGKILL when stopping an `exec` run.
+    /// Grace between SIGTERM and SIGKILL when stopping an `exec` run or an `acp` agent (for
+    /// `acp`, also how long a cancelled prompt has to end before its process is stopped).
     pub kill_grace_ms: u64,
     /// Open connections, over all users.
     pub max_connections: u32,
@@ -378,7 +422,55 @@ impl Config {
                     "an agent id must be non-empty, without ':' or spaces".into(),
                 ));
             }
+            if agent.backend != BackendKind::Acp {
+                for (key, set) in [
+                    ("permissions", agent.permissions.is_some()),
+                    ("idle_timeout_seconds", agent.idle_timeout_seconds.is_some()),
+                    (
+                        "initialize_timeout_ms",
+                        agent.initialize_timeout_ms.is_some(),
+                    ),
+                ] {
+                    if set {
+                        return Err(invalid(
+                            format!("agents.{id}.{key}"),
+                            format!(
+                                "only the acp backend takes {key}; this agent's backend is {}",
+                                agent.backend.as_str()
+                            ),
+                        ));
+                    }
+                }
+            }
             match agent.backend {
+                BackendKind::Acp => {
+                    match &agent.command {
+                        Some(cmd) if !cmd.is_empty() && !cmd[0].is_empty() => {}
+                        _ => {
+                            return Err(invalid(
+                                format!("agents.{id}.command"),
+                                "the acp backend needs the agent's command, e.g. command = [\"vibe-acp\"]".into(),
+                            ));
+                        }
+                    }
+                    if agent.format != ExecFormat::Text {
+                        return Err(invalid(
+                            format!("agents.{id}.format"),
+                            "format is for the exec backend; an acp agent speaks ACP".into(),
+                        ));
+                    }
+                    for (key, value) in [
+                        ("idle_timeout_seconds", agent.idle_timeout_seconds),
+                        ("initialize_timeout_ms", agent.initialize_timeout_ms),
+                    ] {
+                        if value == Some(0) {
+                            return Err(invalid(
+                                format!("agents.{id}.{key}"),
+                                "must be at least 1".into(),
+                            ));
+                        }
+                    }
+                }
                 BackendKind::Exec => match &agent.command {
                     Some(cmd) if !cmd.is_empty() && !cmd[0].is_empty() => {}
                     _ => {
@@ -587,7 +679,31 @@ impl AgentConfig {
             extra_body: None,
             mcp_servers: Vec::new(),
             subagents: None,
+            permissions: None,
+            idle_timeout_seconds: None,
+            initialize_timeout_ms: None,
         }
+    }
+
+    /// `acp`: the permission policy, defaulted.
+    pub fn acp_permissions(&self) -> AcpPermissions {
+        self.permissions.unwrap_or_default()
+    }
+
+    /// `acp`: the idle timeout, defaulted.
+    pub fn acp_idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.idle_timeout_seconds
+                .unwrap_or(DEFAULT_ACP_IDLE_TIMEOUT_SECONDS),
+        )
+    }
+
+    /// `acp`: the deadline for `initialize` and session set-up, defaulted.
+    pub fn acp_initialize_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.initialize_timeout_ms
+                .unwrap_or(DEFAULT_ACP_INITIALIZE_TIMEOUT_MS),
+        )
     }
 }
 
@@ -756,6 +872,83 @@ mod tests {
         assert_eq!(
             policy.decide("agent:worker:main", "main", "worker"),
             (PolicyAction::Deny, "send policy rule \"workers\"".into())
+        );
+    }
+
+    #[test]
+    fn acp_agent_parses_with_defaults_and_overrides() {
+        let c = parse(
+            "[agents.vibe]\nbackend = \"acp\"\ncommand = [\"vibe-acp\"]\nenv = { VIBE_HOME = \"/h\" }\n\n[agents.codex]\nbackend = \"acp\"\ncommand = [\"codex-acp\", \"--x\"]\npermissions = \"deny-all\"\nidle_timeout_seconds = 5\ninitialize_timeout_ms = 1500\n",
+        )
+        .unwrap();
+        let vibe = c.agent("vibe").unwrap();
+        assert_eq!(vibe.backend, BackendKind::Acp);
+        assert_eq!(vibe.backend.as_str(), "acp");
+        assert_eq!(vibe.env.get("VIBE_HOME").map(String::as_str), Some("/h"));
+        assert_eq!(vibe.acp_permissions(), AcpPermissions::ApproveReads);
+        assert_eq!(vibe.acp_idle_timeout().as_secs(), 600);
+        assert_eq!(
+            vibe.acp_initialize_timeout().as_millis(),
+            u128::from(DEFAULT_ACP_INITIALIZE_TIMEOUT_MS)
+        );
+        let codex = c.agent("codex").unwrap();
+        assert_eq!(codex.acp_permissions(), AcpPermissions::DenyAll);
+        assert_eq!(codex.acp_idle_timeout().as_secs(), 5);
+        assert_eq!(codex.acp_initialize_timeout().as_millis(), 1500);
+        for (text, policy) in [
+            ("approve-all", AcpPermissions::ApproveAll),
+            ("approve-reads", AcpPermissions::ApproveReads),
+        ] {
+            let c = parse(&format!(
+                "[agents.a]\nbackend = \"acp\"\ncommand = [\"a\"]\npermissions = \"{text}\"\n"
+            ))
+            .unwrap();
+            assert_eq!(c.agent("a").unwrap().acp_permissions(), policy);
+            assert_eq!(policy.as_str(), text);
+        }
+    }
+
+    #[test]
+    fn acp_errors_name_file_line_and_key() {
+        let err = parse("[agents.v]\nbackend = \"acp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/etc/x/config.toml:1: agents.v.command:"),
+            "{err}"
+        );
+        let err =
+            parse("[agents.v]\nbackend = \"acp\"\ncommand = [\"a\"]\nidle_timeout_seconds = 0\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("/etc/x/config.toml:4: agents.v.idle_timeout_seconds:"),
+            "{err}"
+        );
+        let err =
+            parse("[agents.v]\nbackend = \"acp\"\ncommand = [\"a\"]\npermissions = \"maybe\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("line 4") && err.contains("maybe"), "{err}");
+        let err = parse("[agents.v]\nbackend = \"acp\"\ncommand = [\"a\"]\nformat = \"jsonl\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/etc/x/config.toml:4: agents.v.format:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn acp_keys_on_another_backend_are_refused() {
+        let err = parse(
+            "[agents.w]\nbackend = \"exec\"\ncommand = [\"cat\"]\npermissions = \"approve-all\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("/etc/x/config.toml:4: agents.w.permissions:") && err.contains("exec"),
+            "{err}"
         );
     }
 

@@ -3,6 +3,7 @@
 //! session, the model to use, its history on demand, typed events to report progress, the
 //! session tools acting as the run, and the stop token.
 
+pub mod acp;
 mod echo;
 mod exec;
 pub mod openai;
@@ -62,6 +63,38 @@ impl History {
     }
 }
 
+/// The session as a backend that keeps sessions of its own (ACP) sees it: the agent's id
+/// for it, read and recorded.
+#[derive(Clone)]
+pub struct SessionHandle {
+    store: Store,
+    sid: i64,
+}
+
+impl SessionHandle {
+    pub fn new(store: Store, sid: i64) -> SessionHandle {
+        SessionHandle { store, sid }
+    }
+
+    /// The agent's own id for this session, if one was recorded (or named at spawn).
+    pub async fn agent_session_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .session_by_sid(self.sid)
+            .await?
+            .and_then(|s| s.agent_session_id))
+    }
+
+    /// Records the agent's own id for this session, to resume it in a later process.
+    pub async fn save_agent_session_id(&self, id: &str) -> Result<(), StoreError> {
+        let patch = crate::daemon::store::Patch {
+            agent_session_id: Some(Some(id.to_string())),
+            ..Default::default()
+        };
+        self.store.patch_session(self.sid, patch).await
+    }
+}
+
 /// Everything a backend gets for one turn.
 pub struct TurnContext {
     pub session_key: String,
@@ -79,6 +112,12 @@ pub struct TurnContext {
     pub thinking: Option<String>,
     pub workspace: PathBuf,
     pub history: History,
+    pub session: SessionHandle,
+    /// This is the session's first run: an agent session named at spawn must be loaded.
+    pub first_run: bool,
+    /// For a process that outlives this run (an ACP agent's MCP server): acts as whichever
+    /// run of this session is active. Only backends that keep a process get one.
+    pub session_token: Option<String>,
     pub events: RunEvents,
     /// The session tools acting as this run.
     pub tools: Arc<dyn RunTools>,
@@ -104,6 +143,7 @@ pub enum Backend {
     Echo,
     Exec(ExecBackend),
     OpenAi(Box<openai::OpenAiAgent>),
+    Acp(acp::AcpAgent),
     /// An agent whose backend could not be set up: every turn fails with this sentence.
     Unavailable(String),
 }
@@ -124,6 +164,9 @@ impl Backend {
                     "the openai agent \"{agent_id}\" cannot be set up: {why}"
                 )),
             },
+            BackendKind::Acp => {
+                Backend::Acp(acp::AcpAgent::new(agent_id, agent, socket, kill_grace))
+            }
         }
     }
 
@@ -138,13 +181,41 @@ impl Backend {
             Backend::Echo => echo::run_turn(ctx).await,
             Backend::Exec(exec) => exec.run_turn(ctx).await,
             Backend::OpenAi(agent) => agent.run_turn(ctx).await,
+            Backend::Acp(agent) => agent.run_turn(ctx).await,
             Backend::Unavailable(why) => Err(TurnError::Failed(why.clone())),
         }
     }
 
+    /// Whether this backend keeps a process per session between turns (it then gets a
+    /// session token for what that process starts).
+    pub fn keeps_processes(&self) -> bool {
+        matches!(self, Backend::Acp(_))
+    }
+
     /// The session is gone (deleted): let go of anything kept for it between turns.
-    pub async fn close_session(&self, _session_id: &str) {}
+    pub async fn close_session(&self, session_id: &str) {
+        if let Backend::Acp(agent) = self {
+            agent.close_session(session_id).await;
+        }
+    }
 
     /// The daemon is stopping: let go of everything kept between turns.
-    pub async fn shutdown(&self) {}
+    pub async fn shutdown(&self) {
+        if let Backend::Acp(agent) = self {
+            agent.shutdown().await;
+        }
+    }
+}
+
+/// The `openclaw` command, for what runs should start of it (`openclaw mcp`): `OPENCLAW_CLI`,
+/// else the `openclaw` beside this daemon's binary, else `openclaw` on `PATH`.
+pub fn cli_path() -> String {
+    if let Some(p) = std::env::var_os("OPENCLAW_CLI").filter(|p| !p.is_empty()) {
+        return p.to_string_lossy().into_owned();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("openclaw")))
+        .filter(|p| p.exists())
+        .map_or_else(|| "openclaw".to_string(), |p| p.display().to_string())
 }

@@ -20,6 +20,8 @@ pub struct RunEvents {
     session_key: Arc<str>,
     run_id: Arc<str>,
     seq: Arc<AtomicU64>,
+    /// The parent session's row id, when this run's progress is relayed to its subscribers.
+    relay: Option<i64>,
 }
 
 /// A tool call's progress, as every backend reports it.
@@ -46,7 +48,15 @@ impl RunEvents {
             session_key: session_key.into(),
             run_id: run_id.into(),
             seq,
+            relay: None,
         }
+    }
+
+    /// Also delivers this run's progress (text, thoughts, plans, tools) to the subscribers of
+    /// the session `parent_sid`, tagged with this session's key.
+    pub fn relay_to(mut self, parent_sid: i64) -> RunEvents {
+        self.relay = Some(parent_sid);
+        self
     }
 
     /// Publishes one event of `stream`; `data` is only built when someone listens.
@@ -56,13 +66,27 @@ impl RunEvents {
         if !self.bus.has_listeners() {
             return;
         }
+        let data = Arc::new(data());
+        if let Some(parent) = self.relay
+            && stream != "lifecycle"
+            && stream != "usage"
+        {
+            self.bus.publish(Event::Run {
+                sid: parent,
+                session_key: self.session_key.clone(),
+                run_id: self.run_id.clone(),
+                stream,
+                seq,
+                data: data.clone(),
+            });
+        }
         self.bus.publish(Event::Run {
             sid: self.sid,
             session_key: self.session_key.clone(),
             run_id: self.run_id.clone(),
             stream,
             seq,
-            data: Arc::new(data()),
+            data,
         });
     }
 

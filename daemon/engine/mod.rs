@@ -106,6 +106,10 @@ struct Turn {
     /// The session that spawned this one: it hears how each run ended (announce).
     parent_key: Option<String>,
     spawn_depth: i64,
+    /// The session's first run (its agent session, if named at spawn, must be loaded).
+    first_run: bool,
+    /// Progress is relayed to the parent's subscribers (`streamTo: "parent"`).
+    relay_to_parent: bool,
 }
 
 struct LiveRun {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::announce;
 use super::tokens::{self, Acting};
 use super::{Engine, EngineError, RunOutcome, State, StopReason, Turn, input_text};
-use crate::daemon::backends::{History, RunTools, TurnContext, TurnError};
+use crate::daemon::backends::{History, RunTools, SessionHandle, TurnContext, TurnError};
 use crate::daemon::store::{FinishedRun, NewMessage, SessionRecord, StoreError};
 use crate::protocol::{ProvenanceKind, Role, RunStatus};
 use crate::timefmt::now_ms;
@@ -73,7 +73,13 @@ impl Engine {
         let started_ms = now_ms();
         let started = Instant::now();
         self.store.run_started(&turn.run_id, turn.sid, started_ms);
-        let events = self.run_events(&turn);
+        let mut events = self.run_events(&turn);
+        if turn.relay_to_parent
+            && let Some(parent) = &turn.parent_key
+            && let Ok(Some(p)) = self.store.session_by_key(parent.clone()).await
+        {
+            events = events.relay_to(p.sid);
+        }
         events.lifecycle(|| json!({ "phase": "started" }));
 
         let backend = self.backend(&turn.agent_id);
@@ -102,6 +108,13 @@ impl Engine {
                     thinking: turn.thinking.clone(),
                     workspace: self.workspace(&turn.session_id),
                     history: History::new(self.store.clone(), turn.sid),
+                    session: SessionHandle::new(self.store.clone(), turn.sid),
+                    first_run: turn.first_run,
+                    session_token: if backend.keeps_processes() {
+                        self.state().tokens.session_token(turn.sid).ok()
+                    } else {
+                        None
+                    },
                     events,
                     tools: self.tools_for(&acting),
                     stop: stop.clone(),
@@ -286,6 +299,7 @@ impl Engine {
         agent_id: &str,
     ) -> Result<(), StoreError> {
         self.store.delete_session(sid).await?;
+        self.state().tokens.revoke_session(sid);
         let _ = tokio::fs::remove_dir_all(self.workspace(session_id)).await;
         if let Some(backend) = self.backend(agent_id) {
             backend.close_session(session_id).await;

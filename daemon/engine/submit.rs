@@ -77,6 +77,8 @@ impl Engine {
                 event_seq: Arc::default(),
                 parent_key: session.parent_key.clone(),
                 spawn_depth: session.spawn_depth,
+                first_run: false,
+                relay_to_parent: session.stream_to.as_deref() == Some("parent"),
             };
             self.enqueue(turn);
         }
@@ -100,6 +102,8 @@ impl Engine {
                     spawn_depth: s.spawn_depth,
                     model: s.model.clone(),
                     delete_after: s.cleanup == Cleanup::Delete,
+                    first_run: false,
+                    relay_to_parent: s.stream_to.as_deref() == Some("parent"),
                 };
                 (turn, Target::Existing(s.sid))
             }
@@ -113,6 +117,8 @@ impl Engine {
                     spawn_depth: n.spawn_depth,
                     model: n.model.clone(),
                     delete_after: n.cleanup == Cleanup::Delete,
+                    first_run: true,
+                    relay_to_parent: n.stream_to.as_deref() == Some("parent"),
                 };
                 (turn, Target::New(n))
             }
@@ -217,6 +223,8 @@ impl Engine {
                 event_seq: Arc::default(),
                 parent_key: turn_of.parent_key,
                 spawn_depth: turn_of.spawn_depth,
+                first_run: turn_of.first_run,
+                relay_to_parent: turn_of.relay_to_parent,
             }),
             _ => None,
         };
@@ -338,6 +346,8 @@ struct TurnOf {
     spawn_depth: i64,
     model: Option<String>,
     delete_after: bool,
+    first_run: bool,
+    relay_to_parent: bool,
 }
 
 /// Makes a run known to waiters and to kill, before it is queued.

@@ -21,21 +21,51 @@ pub struct Acting {
 #[derive(Default)]
 pub struct RunTokens {
     live: HashMap<String, ([u8; 32], Acting)>,
+    /// Session tokens, by session row id: for a process that outlives one run (an ACP
+    /// agent's MCP server), speaking for whichever run of the session is active.
+    sessions: HashMap<i64, [u8; 32]>,
     rng: Option<SystemRandom>,
 }
+
+/// Session tokens start with this, then the session's row id.
+const SESSION_PREFIX: &str = "session-";
 
 #[derive(Debug, thiserror::Error)]
 #[error("the system's random number generator failed")]
 pub struct RandomFailed;
 
 impl RunTokens {
-    /// Issues the token of a starting run.
-    pub fn issue(&mut self, acting: Acting) -> Result<String, RandomFailed> {
+    fn secret(&mut self) -> Result<[u8; 32], RandomFailed> {
         let mut secret = [0u8; 32];
         self.rng
             .get_or_insert_with(SystemRandom::new)
             .fill(&mut secret)
             .map_err(|_| RandomFailed)?;
+        Ok(secret)
+    }
+
+    /// The token of a session (the same until revoked): good while one of its runs is
+    /// active, acting as that run.
+    pub fn session_token(&mut self, sid: i64) -> Result<String, RandomFailed> {
+        let secret = match self.sessions.get(&sid) {
+            Some(s) => *s,
+            None => {
+                let s = self.secret()?;
+                self.sessions.insert(sid, s);
+                s
+            }
+        };
+        Ok(format!("{SESSION_PREFIX}{sid}.{}", hex(&secret)))
+    }
+
+    /// The session is gone, or its long-lived process is: its token dies.
+    pub fn revoke_session(&mut self, sid: i64) {
+        self.sessions.remove(&sid);
+    }
+
+    /// Issues the token of a starting run.
+    pub fn issue(&mut self, acting: Acting) -> Result<String, RandomFailed> {
+        let secret = self.secret()?;
         let token = format!("{}.{}", acting.run_id, hex(&secret));
         self.live.insert(acting.run_id.clone(), (secret, acting));
         Ok(token)
@@ -58,6 +88,19 @@ impl RunTokens {
     /// Who a token speaks for, if it is one this daemon issued for a run still active.
     pub fn check(&self, token: &str) -> Option<Acting> {
         let (run_id, secret_hex) = token.trim().split_once('.')?;
+        if let Some(sid) = run_id.strip_prefix(SESSION_PREFIX) {
+            let sid: i64 = sid.parse().ok()?;
+            let given = unhex(secret_hex)?;
+            let secret = self.sessions.get(&sid)?;
+            if !bool::from(secret.ct_eq(&given)) {
+                return None;
+            }
+            return self
+                .live
+                .values()
+                .find(|(_, a)| a.sid == sid)
+                .map(|(_, a)| a.clone());
+        }
         let given = unhex(secret_hex)?;
         let (secret, acting) = self.live.get(run_id)?;
         bool::from(secret.ct_eq(&given)).then(|| acting.clone())
@@ -106,6 +149,28 @@ mod tests {
         let other = RunTokens::default().issue(acting("r1")).unwrap();
         assert_ne!(other, t);
         assert_eq!(tokens.check(&other), None);
+    }
+
+    #[test]
+    fn a_session_token_speaks_for_its_sessions_active_run_only() {
+        let mut tokens = RunTokens::default();
+        let t = tokens.session_token(1).unwrap();
+        assert_eq!(
+            tokens.session_token(1).unwrap(),
+            t,
+            "stable for the session"
+        );
+        assert_eq!(tokens.check(&t), None, "no run active");
+        tokens.issue(acting("r1")).unwrap();
+        assert_eq!(tokens.check(&t), Some(acting("r1")));
+        tokens.revoke("r1");
+        assert_eq!(tokens.check(&t), None);
+        tokens.issue(acting("r2")).unwrap();
+        assert_eq!(tokens.check(&t).map(|a| a.run_id), Some("r2".to_string()));
+        let other = RunTokens::default().session_token(1).unwrap();
+        assert_eq!(tokens.check(&other), None, "another daemon's secret");
+        tokens.revoke_session(1);
+        assert_eq!(tokens.check(&t), None);
     }
 
     #[test]

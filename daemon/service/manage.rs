@@ -47,6 +47,7 @@ impl SessionService {
             archived: p.archived,
             send_policy,
             model: p.model.map(|m| if m.is_empty() { None } else { Some(m) }),
+            agent_session_id: None,
         };
         self.engine.store.patch_session(session.sid, patch).await?;
         Ok(self.session(caller, &session.id).await?.to_row())

@@ -107,6 +107,8 @@ mod tests {
             spawn_depth: 0,
             owner: None,
             children: 0,
+            agent_session_id: None,
+            stream_to: None,
         }
     }
 

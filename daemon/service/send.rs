@@ -108,6 +108,8 @@ impl SessionService {
                         model: None,
                         cleanup: Cleanup::Keep,
                         mode: SpawnMode::Session,
+                        agent_session_id: None,
+                        stream_to: None,
                         spawn_depth: 0,
                         owner: caller.device_fingerprint().map(str::to_string),
                     })),

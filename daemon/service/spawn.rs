@@ -7,6 +7,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{Caller, Result, ServiceError, SessionService, policy};
+use crate::config::BackendKind;
 use crate::daemon::engine::{PreparedAttachment, SubmitRequest, SubmitTarget, Submitted};
 use crate::daemon::store::{NewMessage, NewSession, Receipt};
 use crate::protocol::{
@@ -25,11 +26,6 @@ impl SessionService {
         if p.task.trim().is_empty() {
             return Err(ServiceError::InvalidParams("task must not be empty".into()));
         }
-        if p.runtime == Some(Runtime::Acp) {
-            return Err(ServiceError::InvalidParams(
-                "runtime \"acp\" is not available in this openclawd yet; omit runtime to use the agent's own backend".into(),
-            ));
-        }
         let agent_id = p.agent_id.clone().unwrap_or_else(|| engine.default_agent());
         if !engine.has_agent(&agent_id) {
             return Err(ServiceError::NotFound(format!(
@@ -40,7 +36,20 @@ impl SessionService {
             allowed_target(&engine.config(), &me.agent_id, &agent_id)
                 .map_err(ServiceError::forbidden)?;
         }
-        let ignored = ignored_fields(&p, engine.agent_uses_thinking(&agent_id));
+        let backend = engine.config().agent(&agent_id).map(|a| a.backend);
+        let is_acp = backend == Some(BackendKind::Acp);
+        if p.runtime == Some(Runtime::Acp) && !is_acp {
+            return Err(ServiceError::InvalidParams(format!(
+                "runtime \"acp\" needs an ACP agent, and agent \"{agent_id}\" has backend \"{}\"; name an agent with backend = \"acp\", or omit runtime",
+                backend.map_or("?", |b| b.as_str())
+            )));
+        }
+        let acp = if is_acp {
+            acp_fields(&p)?
+        } else {
+            AcpSpawn::default()
+        };
+        let ignored = ignored_fields(&p, is_acp, engine.agent_uses_thinking(&agent_id));
         let run_timeout = run_timeout(p.run_timeout_seconds)?;
         let parent = self.spawn_parent(caller, p.parent_key.as_deref()).await?;
         let spawn_depth = policy::child_depth(
@@ -48,6 +57,11 @@ impl SessionService {
             engine.config().subagents.max_depth,
         )
         .map_err(ServiceError::forbidden)?;
+        if acp.stream_to.is_some() && parent.is_none() {
+            return Err(ServiceError::InvalidParams(
+                "streamTo \"parent\" needs a parent session: spawn from inside a run, or give parentKey".into(),
+            ));
+        }
         let attachments = prepare_attachments(&p.attachments, &engine.config().limits)?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let session = NewSession {
@@ -61,6 +75,8 @@ impl SessionService {
             cleanup: p.cleanup.unwrap_or_default(),
             // `session` keeps a sub-agent listed for further sends: it is never archived.
             mode: p.mode.unwrap_or(SpawnMode::Run),
+            agent_session_id: acp.resume.clone(),
+            stream_to: acp.stream_to.clone(),
             spawn_depth,
             owner: caller.device_fingerprint().map(str::to_string),
         };
@@ -171,15 +187,44 @@ fn allowed_target(
     }
 }
 
+/// The ACP-only fields of a spawn on an ACP agent.
+#[derive(Debug, Default)]
+struct AcpSpawn {
+    stream_to: Option<String>,
+    resume: Option<String>,
+}
+
+fn acp_fields(p: &SpawnParams) -> Result<AcpSpawn> {
+    let stream_to = match &p.stream_to {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s == "parent" => Some(s.clone()),
+        Some(other) => {
+            return Err(ServiceError::InvalidParams(format!(
+                "streamTo {other} is not a target; the one there is is \"parent\""
+            )));
+        }
+    };
+    let resume = match &p.resume_session_id {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(other) => {
+            return Err(ServiceError::InvalidParams(format!(
+                "resumeSessionId {other} must be the ACP session id to load (a string)"
+            )));
+        }
+    };
+    Ok(AcpSpawn { stream_to, resume })
+}
+
 /// Fields given that do not apply, reported so a caller knows they did nothing: the
-/// ACP-only ones (never an error: models fill every field they are shown), `thinking` for a
-/// backend without a reasoning setting.
-fn ignored_fields(p: &SpawnParams, uses_thinking: bool) -> Vec<String> {
+/// ACP-only ones for another runtime (never an error: models fill every field they are
+/// shown), `thinking` for a backend without a reasoning setting.
+fn ignored_fields(p: &SpawnParams, acp: bool, uses_thinking: bool) -> Vec<String> {
     let mut ignored = Vec::new();
-    if p.stream_to.is_some() {
+    if p.stream_to.is_some() && !acp {
         ignored.push("streamTo".to_string());
     }
-    if p.resume_session_id.is_some() {
+    if p.resume_session_id.is_some() && !acp {
         ignored.push("resumeSessionId".to_string());
     }
     if p.thinking.is_some() && !uses_thinking {
@@ -395,7 +440,8 @@ mod tests {
             cleanup: Some(Cleanup::Keep),
             ..Default::default()
         };
-        assert_eq!(ignored_fields(&p, false), ["streamTo", "thinking"]);
-        assert_eq!(ignored_fields(&p, true), ["streamTo"]);
+        assert_eq!(ignored_fields(&p, false, false), ["streamTo", "thinking"]);
+        assert_eq!(ignored_fields(&p, false, true), ["streamTo"]);
+        assert!(ignored_fields(&p, true, true).is_empty());
     }
 }

@@ -45,6 +45,7 @@ pub fn tool_scope(config: &Config, agent_id: &str, depth: i64) -> ToolScope {
         .into_iter()
         .filter_map(|id| {
             let runtime = match config.agent(&id)?.backend {
+                BackendKind::Acp => AgentRuntime::Acp,
                 BackendKind::Echo | BackendKind::Exec | BackendKind::OpenAi => AgentRuntime::Native,
             };
             Some((id, runtime))
@@ -101,7 +102,7 @@ impl SessionService {
         match call {
             SessionToolCall::List(p) => encode(self.list(caller, p).await),
             SessionToolCall::History(p) => encode(self.history(caller, p).await),
-            SessionToolCall::Spawn(p) => encode(self.spawn(caller, p).await),
+            SessionToolCall::Spawn(p) => encode(self.spawn(caller, *p).await),
             SessionToolCall::Wait(p) => encode(self.wait(caller, p).await),
             SessionToolCall::Send(p) => match self.send(caller, p).await? {
                 SendOutcome::Done(r) => encode(Ok(r)),

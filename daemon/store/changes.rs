@@ -29,6 +29,10 @@ pub struct NewSession {
     pub cleanup: Cleanup,
     /// `session` keeps a sub-agent out of automatic archiving.
     pub mode: SpawnMode,
+    /// The agent's own session to resume (ACP `resumeSessionId`).
+    pub agent_session_id: Option<String>,
+    /// `parent`: the child's progress is relayed to its parent's subscribers.
+    pub stream_to: Option<String>,
     pub spawn_depth: i64,
     /// The paired device that created it; `None` for the daemon's owner.
     pub owner: Option<String>,
@@ -171,8 +175,8 @@ pub fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> Result<SubmitOutco
         Target::Existing(sid) => *sid,
         Target::New(n) => {
             c.prepare_cached(
-                "INSERT INTO sessions (id, key, agent_id, kind, label, parent_key, model, status, created_at, updated_at, cleanup, spawn_depth, owner, mode)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(key) DO NOTHING",
+                "INSERT INTO sessions (id, key, agent_id, kind, label, parent_key, model, status, created_at, updated_at, cleanup, spawn_depth, owner, mode, agent_session_id, stream_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(key) DO NOTHING",
             )?
             .execute(params![
                 n.id,
@@ -186,7 +190,9 @@ pub fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> Result<SubmitOutco
                 n.cleanup,
                 n.spawn_depth,
                 n.owner,
-                n.mode
+                n.mode,
+                n.agent_session_id,
+                n.stream_to
             ])?;
             let created = c.changes() == 1;
             let sid = c
@@ -276,6 +282,8 @@ pub struct Patch {
     /// `Some(None)` clears the override (inherit).
     pub send_policy: Option<Option<PolicyAction>>,
     pub model: Option<Option<String>>,
+    /// The agent's own id for the session (ACP), recorded when it starts one.
+    pub agent_session_id: Option<Option<String>>,
 }
 
 pub fn patch(c: &Connection, sid: i64, p: &Patch, emit: &mut Emit) -> Result<(), StoreError> {
@@ -304,6 +312,17 @@ pub fn patch(c: &Connection, sid: i64, p: &Patch, emit: &mut Emit) -> Result<(),
             "UPDATE sessions SET send_policy = ?2, updated_at = ?3 WHERE sid = ?1",
             params![sid, policy, now],
         )?;
+    }
+    if let Some(id) = &p.agent_session_id {
+        c.execute(
+            "UPDATE sessions SET agent_session_id = ?2 WHERE sid = ?1",
+            params![sid, id],
+        )?;
+        if p.label.is_none() && p.archived.is_none() && p.send_policy.is_none() && p.model.is_none()
+        {
+            // Bookkeeping of the backend: no change a subscriber needs to hear about.
+            return Ok(());
+        }
     }
     if let Some(model) = &p.model {
         c.execute(
@@ -387,6 +406,8 @@ mod tests {
             model: None,
             cleanup: Cleanup::Keep,
             mode: SpawnMode::Run,
+            agent_session_id: None,
+            stream_to: None,
             spawn_depth: 0,
             owner: None,
         }))

@@ -67,6 +67,8 @@ impl Loader {
                     model: None,
                     cleanup: Cleanup::Keep,
                     mode: SpawnMode::Run,
+                    agent_session_id: None,
+                    stream_to: None,
                     spawn_depth: 0,
                     owner: None,
                 })),

@@ -64,6 +64,10 @@ pub struct SessionRecord {
     /// The paired device that created it; `None` for the daemon's owner.
     pub owner: Option<String>,
     pub children: i64,
+    /// The agent's own id for this session (ACP), to resume it in a new process.
+    pub agent_session_id: Option<String>,
+    /// `parent`: progress is relayed to the parent's subscribers.
+    pub stream_to: Option<String>,
 }
 
 impl SessionRecord {

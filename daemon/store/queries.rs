@@ -9,7 +9,7 @@ use crate::protocol::{Provenance, ProvenanceKind, Role};
 use crate::timefmt::rfc3339_ms;
 use serde_json::Value;
 
-const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth, owner, (SELECT count(*) FROM sessions c WHERE c.parent_key = sessions.key) AS children";
+const SESSION_COLUMNS: &str = "sid, id, key, agent_id, kind, label, parent_key, model, status, active_run_id, created_at, updated_at, started_at, ended_at, runtime_ms, tokens, message_count, last_preview, archived, send_policy, cleanup, spawn_depth, owner, (SELECT count(*) FROM sessions c WHERE c.parent_key = sessions.key) AS children, agent_session_id, stream_to";
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -37,6 +37,8 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         spawn_depth: r.get(21)?,
         owner: r.get(22)?,
         children: r.get(23)?,
+        agent_session_id: r.get(24)?,
+        stream_to: r.get(25)?,
     })
 }
 

@@ -106,6 +106,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'run';
     "#,
+    // 6: what an agent that keeps sessions of its own (ACP) calls this one, and whether a
+    // child's progress is relayed to its parent (`streamTo: "parent"`).
+    r#"
+    ALTER TABLE sessions ADD COLUMN agent_session_id TEXT;
+    ALTER TABLE sessions ADD COLUMN stream_to TEXT;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -118,7 +118,7 @@ pub enum SessionToolCall {
     History(HistoryParams),
     Send(SendParams),
     /// `sessions_spawn` (runtime absent) or `sessions_spawn_acp` (runtime `acp`).
-    Spawn(SpawnParams),
+    Spawn(Box<SpawnParams>),
     Wait(WaitParams),
 }
 

@@ -70,10 +70,14 @@ pub(super) fn parse_with(
         Tool::List => serde_json::from_value(params).map(SessionToolCall::List),
         Tool::History => serde_json::from_value(params).map(SessionToolCall::History),
         Tool::Send => serde_json::from_value(params).map(SessionToolCall::Send),
-        Tool::Spawn | Tool::SpawnAcp => serde_json::from_value(params).map(SessionToolCall::Spawn),
+        Tool::Spawn | Tool::SpawnAcp => {
+            serde_json::from_value(params).map(|p| SessionToolCall::Spawn(Box::new(p)))
+        }
         Tool::Wait => serde_json::from_value(params).map(SessionToolCall::Wait),
     }
     .map_err(|e| ToolError::invalid_params(format!("the arguments of {name}: {e}")))?;
+    // In a stable order, whatever order the model wrote its arguments in.
+    ignored.sort();
     Ok(ParsedToolCall {
         call,
         ignored_fields: ignored,

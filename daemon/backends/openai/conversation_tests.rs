@@ -138,7 +138,7 @@ fn roles_map_onto_chat_roles_and_say_where_messages_came_from() {
             json!({"role": "assistant", "content": "on it", "tool_calls": [
                 {"id": "c1", "type": "function", "function": {"name": "sessions_spawn", "arguments": "{\"task\":\"ls | wc -l\"}"}}
             ]}),
-            json!({"role": "tool", "tool_call_id": "c1", "content": "{\"sessionKey\":\"agent:w:subagent:1\",\"status\":\"accepted\"}"}),
+            json!({"role": "tool", "tool_call_id": "c1", "content": "{\"status\":\"accepted\",\"sessionKey\":\"agent:w:subagent:1\"}"}),
             json!({"role": "assistant", "content": "spawned a worker"}),
             json!({"role": "user", "content": "[result of sub-agent session agent:w:subagent:1]\nStatus: ok\nResult: 42\n\n[message from session agent:main:main]\nping\n\n[openclaw note] run r2 ended error: boom\n\nand now?"}),
         ]
