@@ -128,8 +128,8 @@ fn readme_flow() {
         "spawn should print the session key alone on one line, got {text:?}"
     );
     assert!(
-        key.starts_with("agent:main:subagent:"),
-        "spawn key should be agent:main:subagent:<uuid>, got {key:?}"
+        key.starts_with("agent:main:task:"),
+        "a top-level spawn key should be agent:main:task:<uuid>, got {key:?}"
     );
 
     // The key works for history at once: the task is there.
@@ -222,7 +222,7 @@ fn readme_flow() {
         .iter()
         .find(|r| r.key == key)
         .unwrap_or_else(|| panic!("sessions list --json lacks {key}: {list:?}"));
-    assert_eq!(row.kind, "subagent");
+    assert_eq!(row.kind, "task");
     assert_eq!(row.agent_id, "main");
     assert_eq!(row.message_count, 6, "messageCount of {key}");
 
@@ -271,7 +271,7 @@ fn history_json_shape_and_provenance() {
         "sessions spawn --json",
     );
     assert_eq!(spawn.status, "accepted");
-    assert!(spawn.session_key.starts_with("agent:main:subagent:"));
+    assert!(spawn.session_key.starts_with("agent:main:task:"));
     assert!(
         uuid::Uuid::parse_str(&spawn.session_id).is_ok(),
         "sessionId should be a UUID"
@@ -691,7 +691,7 @@ fn cron_spawn_ok(home: &Path, task: &str, out: &Output) -> String {
     );
     let key = stdout(out).trim_end_matches('\n').to_string();
     assert!(
-        key.starts_with("agent:main:subagent:") && !key.contains('\n'),
+        key.starts_with("agent:main:task:") && !key.contains('\n'),
         "cron-like spawn should print the key alone, got {:?}",
         stdout(out)
     );

@@ -333,7 +333,7 @@ fn kill9_during_a_burst_of_cli_spawns_loses_no_printed_key() {
                     }
                     let stdout = common::stdout(&out);
                     let key = stdout.trim_end().to_string();
-                    if key.lines().count() != 1 || !key.starts_with("agent:main:subagent:") {
+                    if key.lines().count() != 1 || !key.starts_with("agent:main:task:") {
                         unexpected
                             .lock()
                             .unwrap()
@@ -554,14 +554,14 @@ fn acknowledged_fire_and_forget_sends_survive_kill9() {
 
 #[test]
 fn a_run_queued_again_after_a_crash_keeps_its_time_limit() {
-    // One sub-agent lane slot: the first spawn runs (blocked on a FIFO nobody writes), the
+    // One main lane slot (top-level spawns run in main): the first spawn runs (blocked on a FIFO nobody writes), the
     // second waits for the slot with a 1 s time limit. After kill -9 and a restart the first
     // is interrupted and the second, queued again, must still stop after its 1 s — not block
     // forever on the FIFO.
     let dir = tempfile::tempdir().expect("tempdir");
     let gate = common::fifo(dir.path(), "never");
     let config = format!(
-        "[lanes]\nsubagent = 1\n\n[agents.block]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"cat {} >/dev/null; echo done\"]\n",
+        "[lanes]\nmain = 1\n\n[agents.block]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"cat {} >/dev/null; echo done\"]\n",
         gate.display()
     );
     let mut d = Daemon::start_with_config(&config);

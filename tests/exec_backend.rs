@@ -289,7 +289,7 @@ fn spawn_returns_before_the_run_finishes() {
     // The same through the plain spawn: prints only the key, while its agent is blocked.
     let key2 = ok(&d, &["sessions", "spawn", "--task", "second"]);
     assert!(
-        key2.starts_with("agent:main:subagent:") && !key2.contains('\n'),
+        key2.starts_with("agent:main:task:") && !key2.contains('\n'),
         "{key2:?}"
     );
     let writer2 = open_gate(&gate_second, CALL_SECS);
@@ -670,7 +670,7 @@ fn exec_command_sees_its_environment_and_workspace() {
         "spawn --agent probe --json",
     );
     assert!(
-        spawn.session_key.starts_with("agent:probe:subagent:"),
+        spawn.session_key.starts_with("agent:probe:task:"),
         "{}",
         spawn.session_key
     );

@@ -365,6 +365,7 @@ fn spawn_params() -> impl Strategy<Value = SpawnParams> {
                     idempotency_key,
                 ),
             )| SpawnParams {
+                key: idempotency_key.clone().map(|k| format!("cron:{k}")),
                 task,
                 agent_id,
                 label,
@@ -493,6 +494,7 @@ proptest! {
 /// Every field name of every params type, so that arbitrary objects often hit real fields.
 const FIELDS: &[&str] = &[
     "client",
+    "key",
     "seq",
     "offset",
     "length",

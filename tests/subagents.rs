@@ -1302,7 +1302,12 @@ fn sub_agent_sessions_are_archived_after_their_last_run() {
     let mut events = RawConn::connect(&d.socket());
     events.call_ok("sessions.subscribe", json!({"events": ["lifecycle"]}));
     let mut c = RawConn::connect(&d.socket());
-    let spawned = c.call_ok("sessions.spawn", json!({"task": "t"}));
+    // A sub-agent is a session with a parent.
+    c.call_ok(
+        "sessions.send",
+        json!({"sessionKey": "main", "message": "parent", "timeoutSeconds": 0}),
+    );
+    let spawned = c.call_ok("sessions.spawn", json!({"task": "t", "parentKey": "main"}));
     let mut archived = false;
     for _ in 0..50 {
         let note = events.read_json(); // blocks until the next change

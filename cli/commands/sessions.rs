@@ -119,6 +119,9 @@ pub struct SpawnArgs {
     /// Agent to run the session (default: the configured default agent)
     #[arg(long, value_name = "ID")]
     pub agent: Option<String>,
+    /// Name the session, e.g. cron:nightly or hook:github: its kind and lane come from the prefix, and a later spawn or send with the same key goes to the same session
+    #[arg(long, value_name = "cron:NAME|hook:NAME")]
+    pub key: Option<String>,
     /// A label to recognise the session by
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
@@ -168,6 +171,7 @@ pub struct SpawnArgs {
 
 fn spawn_params(args: &SpawnArgs, task: String, attachments: Vec<Attachment>) -> SpawnParams {
     SpawnParams {
+        key: args.key.clone(),
         task,
         agent_id: args.agent.clone(),
         label: args.label.clone(),

@@ -18,6 +18,7 @@ pub fn kind_of(key: &str) -> SessionKind {
     match (parts.next(), parts.next(), parts.next()) {
         (Some("agent"), Some(_), Some("main")) if parts.next().is_none() => SessionKind::Main,
         (Some("agent"), Some(_), Some("subagent")) => SessionKind::Subagent,
+        (Some("agent"), Some(_), Some("task")) => SessionKind::Task,
         (Some("cron"), _, _) => SessionKind::Cron,
         (Some("hook"), _, _) => SessionKind::Hook,
         _ => SessionKind::Other,
@@ -43,6 +44,37 @@ pub fn subagent_key(agent_id: &str, uuid: &str) -> String {
     format!("agent:{agent_id}:subagent:{uuid}")
 }
 
+/// The key of a session spawned with no parent.
+pub fn task_key(agent_id: &str, uuid: &str) -> String {
+    format!("agent:{agent_id}:task:{uuid}")
+}
+
+/// A key a script names its session by (`cron:<job>`, `hook:<name>`): checked, with its kind.
+pub fn named_key(key: &str) -> Result<SessionKind, String> {
+    let (kind, name) = match key.split_once(':') {
+        Some(("cron", name)) => (SessionKind::Cron, name),
+        Some(("hook", name)) => (SessionKind::Hook, name),
+        _ => {
+            return Err(format!(
+                "key \"{}\" must be cron:NAME or hook:NAME (the session's kind and lane come from its prefix)",
+                key.chars().take(64).collect::<String>()
+            ));
+        }
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+    if !ok {
+        return Err(format!(
+            "key \"{}\": the name after the prefix must be 1 to 128 letters, digits or - _ . : @",
+            key.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +92,12 @@ mod tests {
         assert_eq!(kind_of("agent:w:subagent:123"), SessionKind::Subagent);
         assert_eq!(kind_of("cron:daily"), SessionKind::Cron);
         assert_eq!(kind_of("hook:1"), SessionKind::Hook);
+        assert_eq!(kind_of("agent:w:task:9"), SessionKind::Task);
+        assert_eq!(named_key("cron:nightly"), Ok(SessionKind::Cron));
+        assert_eq!(named_key("hook:github-1"), Ok(SessionKind::Hook));
+        assert!(named_key("agent:main:main").is_err());
+        assert!(named_key("cron:").is_err());
+        assert!(named_key("cron:two words").is_err());
         assert_eq!(kind_of("agent:main:main:x"), SessionKind::Other);
         assert_eq!(agent_of("agent:w:main"), Some("w"));
         assert_eq!(agent_of("cron:x"), None);

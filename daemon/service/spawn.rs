@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::{Caller, Result, ServiceError, SessionService, policy};
 use crate::config::BackendKind;
-use crate::daemon::engine::{PreparedAttachment, SubmitRequest, SubmitTarget, Submitted};
+use crate::daemon::engine::{
+    PreparedAttachment, SubmitRequest, SubmitTarget, Submitted, named_key, subagent_key, task_key,
+};
 use crate::daemon::store::{NewMessage, NewSession, Receipt};
 use crate::protocol::{
     Attachment, AttachmentReceipt, ProvenanceKind, Role, Runtime, SessionKind, SpawnMode,
@@ -26,7 +28,39 @@ impl SessionService {
         if p.task.trim().is_empty() {
             return Err(ServiceError::InvalidParams("task must not be empty".into()));
         }
-        let agent_id = p.agent_id.clone().unwrap_or_else(|| engine.default_agent());
+        // A named session (`cron:NAME`, `hook:NAME`) that exists takes this spawn as its next
+        // run; its agent is the default of a spawn that names none.
+        let named = match &p.key {
+            Some(k) => {
+                let kind = named_key(k).map_err(ServiceError::InvalidParams)?;
+                let existing = engine.find_session(k).await?;
+                if let Some(s) = &existing
+                    && !self.can_see(caller, s).await?
+                {
+                    return Err(ServiceError::forbidden(format!(
+                        "the key {k} belongs to a session this caller may not use; choose another key"
+                    )));
+                }
+                Some((k.clone(), kind, existing))
+            }
+            None => None,
+        };
+        let existing_agent = named
+            .as_ref()
+            .and_then(|(_, _, s)| s.as_ref().map(|s| s.agent_id.clone()));
+        let agent_id = p
+            .agent_id
+            .clone()
+            .or(existing_agent.clone())
+            .unwrap_or_else(|| engine.default_agent());
+        if let Some(theirs) = &existing_agent
+            && *theirs != agent_id
+        {
+            return Err(ServiceError::Conflict(format!(
+                "session {} runs agent \"{theirs}\", not \"{agent_id}\"; spawn it with --agent {theirs}, or use another key",
+                p.key.as_deref().unwrap_or_default()
+            )));
+        }
         if !engine.has_agent(&agent_id) {
             return Err(ServiceError::NotFound(format!(
                 "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are"
@@ -63,12 +97,21 @@ impl SessionService {
             ));
         }
         let attachments = prepare_attachments(&p.attachments, &engine.config().limits)?;
-        let session_id = uuid::Uuid::new_v4().to_string();
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let (key, kind, existing) = match named {
+            Some(named) => named,
+            None if parent.is_some() => {
+                (subagent_key(&agent_id, &uuid), SessionKind::Subagent, None)
+            }
+            // Only a session with a parent is a sub-agent (and archived after its run): a
+            // spawn from a shell or cron stays listed.
+            None => (task_key(&agent_id, &uuid), SessionKind::Task, None),
+        };
         let session = NewSession {
-            key: crate::daemon::engine::subagent_key(&agent_id, &uuid::Uuid::new_v4().to_string()),
-            id: session_id,
+            key,
+            id: uuid::Uuid::new_v4().to_string(),
             agent_id,
-            kind: SessionKind::Subagent,
+            kind,
             label: p.label.clone().filter(|l| !l.is_empty()),
             parent_key: parent.map(|s| s.key),
             model: p.model.clone().filter(|m| !m.is_empty()),
@@ -95,8 +138,12 @@ impl SessionService {
             Value::Array(blocks)
         };
         let digest = params_digest(&p);
+        let target = match existing {
+            Some(s) => SubmitTarget::Existing(Box::new(s)),
+            None => SubmitTarget::New(Box::new(session)),
+        };
         let request = SubmitRequest {
-            target: SubmitTarget::New(Box::new(session)),
+            target,
             message: NewMessage {
                 ts: now_ms(),
                 role: Role::User,

@@ -15,6 +15,8 @@ pub enum SessionKind {
     Main,
     /// `agent:<id>:subagent:<uuid>`, spawned by another session.
     Subagent,
+    /// `agent:<id>:task:<uuid>`, spawned with no parent (from a shell, a script, cron).
+    Task,
     /// `cron:<job>`, named by a scheduled job.
     Cron,
     /// `hook:<uuid>`, created by a webhook.
@@ -24,9 +26,10 @@ pub enum SessionKind {
 }
 
 impl SessionKind {
-    pub const ALL: [SessionKind; 5] = [
+    pub const ALL: [SessionKind; 6] = [
         SessionKind::Main,
         SessionKind::Subagent,
+        SessionKind::Task,
         SessionKind::Cron,
         SessionKind::Hook,
         SessionKind::Other,
@@ -36,6 +39,7 @@ impl SessionKind {
         match self {
             SessionKind::Main => "main",
             SessionKind::Subagent => "subagent",
+            SessionKind::Task => "task",
             SessionKind::Cron => "cron",
             SessionKind::Hook => "hook",
             SessionKind::Other => "other",

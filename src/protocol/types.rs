@@ -87,6 +87,10 @@ pub struct Attachment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpawnParams {
     pub task: String,
+    /// Name the session (`cron:NAME`, `hook:NAME`): its kind and lane come from the prefix,
+    /// and a later spawn or send with the same key goes to the same session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
