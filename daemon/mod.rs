@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod backends;
+pub mod children;
 pub mod engine;
 pub mod events;
 pub mod notify;

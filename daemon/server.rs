@@ -40,8 +40,12 @@ pub async fn run(
     let _socket_lock = InstanceLock::acquire(&lock_path_for(&paths.socket), &paths.socket)?;
     let _data_lock = InstanceLock::acquire(&paths.data_dir.join("daemon.lock"), &paths.socket)?;
 
+    // Orphans come back to us; and what a previous daemon of this socket left running (we
+    // hold its locks now) is stopped before anything runs.
+    crate::daemon::children::become_subreaper();
+    let leftovers = crate::daemon::children::kill_leftovers(&paths.socket);
     let bus = EventBus::default();
-    let (store, recovery) = Store::open(&paths.data_dir, bus.clone())
+    let (store, recovery) = Store::open(&paths.data_dir, bus.clone(), &leftovers)
         .with_context(|| format!("opening the store in {}", paths.data_dir.display()))?;
     if recovery.interrupted > 0 {
         tracing::warn!(

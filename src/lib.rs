@@ -27,6 +27,7 @@ pub mod device;
 pub mod frame;
 pub mod paths;
 pub mod protocol;
+pub mod shell;
 pub mod timefmt;
 pub mod tools;
 

@@ -45,7 +45,7 @@ fn agents_table(agents: &AgentsListResult) -> Table {
 /// What an agent runs: its command, or its endpoint and model.
 fn runs(agent: &openclaw::protocol::AgentInfo) -> String {
     if let Some(command) = &agent.command {
-        return shell_words(command);
+        return openclaw::shell::quote_words(command);
     }
     match (&agent.endpoint, &agent.model) {
         (Some(e), Some(m)) => format!("{e} (model {m})"),
@@ -53,25 +53,6 @@ fn runs(agent: &openclaw::protocol::AgentInfo) -> String {
         (None, Some(m)) => format!("model {m}"),
         (None, None) => String::new(),
     }
-}
-
-/// A command line as a shell would need it typed: words with spaces or quotes single-quoted.
-fn shell_words(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-            if plain {
-                word.clone()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -119,13 +100,5 @@ worker  exec              sh -c 'my-agent --stdin'
 llm     openai            http://127.0.0.1:8080/v1 (model tiny)
 "
         );
-    }
-
-    #[test]
-    fn shell_words_quote_only_when_needed() {
-        let words =
-            |ws: &[&str]| shell_words(&ws.iter().map(|w| w.to_string()).collect::<Vec<_>>());
-        assert_eq!(words(&["cat"]), "cat");
-        assert_eq!(words(&["echo", "it's", ""]), r"echo 'it'\''s' ''");
     }
 }

@@ -77,9 +77,19 @@ impl ExecBackend {
             });
         }
         let mut child = cmd.spawn().map_err(|e| {
-            TurnError::Failed(format!("cannot start `{}`: {e}", self.command.join(" ")))
+            TurnError::Failed(format!(
+                "cannot start `{}`: {e}",
+                crate::shell::quote_words(&self.command)
+            ))
         })?;
         let pgid = child.id().map(|p| p as i32);
+        // What the run's descendants start after: an escaped one is found by it.
+        let since = child.id().and_then(crate::daemon::children::start_time);
+        let sweep = Sweep {
+            run_id: input.run_id.clone(),
+            pgid,
+            since,
+        };
 
         let stdin = child.stdin.take();
         let message = input.message.into_bytes();
@@ -99,16 +109,20 @@ impl ExecBackend {
             status = child.wait() => status,
             _ = stop.cancelled() => {
                 self.stop_group(pgid, &mut child).await;
+                sweep.run().await;
                 feed.abort();
                 return Err(TurnError::Stopped);
             }
         };
         // The leader has exited; its output pipes close once everything it started is gone.
+        // What left the group (setsid) would hold them open forever: it ends with the run.
+        sweep.run().await;
         let outputs = async { (read_out.await, read_err.await) };
         let (out, err) = tokio::select! {
             o = outputs => o,
             _ = stop.cancelled() => {
                 self.stop_group(pgid, &mut child).await;
+                sweep.run().await;
                 return Err(TurnError::Stopped);
             }
         };
@@ -125,7 +139,7 @@ impl ExecBackend {
                 _ => "failed".to_string(),
             };
             let tail = String::from_utf8_lossy(&err).trim().to_string();
-            let mut msg = format!("`{}` {how}", self.command.join(" "));
+            let mut msg = format!("`{}` {how}", crate::shell::quote_words(&self.command));
             if !tail.is_empty() {
                 msg.push_str(": ");
                 msg.push_str(&tail);
@@ -148,6 +162,26 @@ impl ExecBackend {
         // Members of the group may outlive the leader; they get no more grace than it did.
         signal_group(pgid, libc::SIGKILL);
         let _ = child.wait().await;
+    }
+}
+
+/// Kills the run's processes that left its group (see `daemon::children`).
+struct Sweep {
+    run_id: String,
+    pgid: Option<i32>,
+    since: Option<u64>,
+}
+
+impl Sweep {
+    async fn run(&self) {
+        let (Some(pgid), Some(since)) = (self.pgid, self.since) else {
+            return;
+        };
+        let run_id = self.run_id.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::daemon::children::kill_escaped(&run_id, pgid, since)
+        })
+        .await;
     }
 }
 

@@ -147,7 +147,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl Store {
     /// Opens (creating and migrating) the store in `data_dir`, repairs what a crash left, and
     /// starts the writer thread.
-    pub fn open(data_dir: &Path, bus: EventBus) -> Result<(Store, Recovery), StoreError> {
+    /// `leftovers` are the processes a previous daemon left running, killed before this
+    /// (by run id): the interrupted runs' transcripts say so.
+    pub fn open(
+        data_dir: &Path,
+        bus: EventBus,
+        leftovers: &std::collections::BTreeMap<Option<String>, Vec<i32>>,
+    ) -> Result<(Store, Recovery), StoreError> {
         let path = data_dir.join(DB_FILE);
         let open_err = |e: rusqlite::Error| StoreError::from(e).at(&path);
         // Created 0600 before SQLite opens it: the WAL and shared-memory files take the
@@ -184,7 +190,7 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_err)?;
         schema::migrate(&mut conn).map_err(|e| StoreError::from(e).at(&path))?;
-        let recovery = recovery::recover(&mut conn).map_err(|e| e.at(&path))?;
+        let recovery = recovery::recover(&mut conn, leftovers).map_err(|e| e.at(&path))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(

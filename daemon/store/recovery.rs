@@ -1,35 +1,66 @@
 //! Start-up repair: what a crash left behind is made consistent before anything runs.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, TransactionBehavior, params};
 use serde_json::Value;
 
+use super::changes::{self, NewMessage};
 use super::{PendingRun, Recovery, StoreError};
-use crate::protocol::Lane;
+use crate::protocol::{Lane, ProvenanceKind, Role};
 use crate::timefmt::now_ms;
 
 /// Repairs what a crash left: runs that were running become `interrupted` (their sessions stay
-/// usable); runs that were queued and never started are returned to be queued again.
-pub fn recover(conn: &mut Connection) -> Result<Recovery, StoreError> {
+/// usable, and their transcripts say so, with the leftover processes that were stopped:
+/// `leftovers` by run id); runs that were queued and never started are returned to be queued
+/// again.
+pub fn recover(
+    conn: &mut Connection,
+    leftovers: &BTreeMap<Option<String>, Vec<i32>>,
+) -> Result<Recovery, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     // `status IN (...)` lets SQLite use the partial index of unfinished runs, so start-up
     // costs the same with a million finished runs as with none.
-    let interrupted_sessions: Vec<i64> = tx
+    let interrupted_runs: Vec<(String, i64)> = tx
         .prepare(
             "UPDATE runs SET status = 'interrupted', ended_at = ?1,
                  error = 'the daemon stopped while this run was active'
              WHERE status IN ('queued', 'running') AND status = 'running'
-             RETURNING sid",
+             RETURNING id, sid",
         )?
-        .query_map([now], |r| r.get(0))?
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let interrupted = interrupted_sessions.len() as u64;
-    for sid in &interrupted_sessions {
+    let interrupted = interrupted_runs.len() as u64;
+    for (run_id, sid) in &interrupted_runs {
         tx.execute(
             "UPDATE sessions SET status = 'interrupted', active_run_id = NULL, ended_at = ?2
              WHERE sid = ?1",
             params![sid, now],
         )?;
+        let stopped = match leftovers.get(&Some(run_id.clone())) {
+            Some(pids) => format!(
+                "; {} of its processes were still running and were stopped at this start (pid {})",
+                pids.len(),
+                pids.iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        let note = NewMessage {
+            ts: now,
+            role: Role::System,
+            content: Value::String(format!(
+                "run {run_id} ended interrupted: the daemon stopped while it was active{stopped}"
+            )),
+            run_id: Some(run_id.clone()),
+            provenance: ProvenanceKind::Agent,
+            from: None,
+            usage: None,
+        };
+        changes::append_message(&tx, *sid, &note)?;
     }
     let mut requeue = Vec::new();
     {
