@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{Daemon, json_stdout, output_within, stderr, stdout};
+use common::{Daemon, RawConn, json_stdout, output_within, stderr, stdout};
 use openclaw::protocol::{
     HistoryResult, KillResult, ListResult, Role, RunResult, RunStatus, SessionRow, SpawnResult,
     WaitStatus,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const CALL_SECS: u64 = 20;
 
@@ -840,5 +840,45 @@ fn spawn_wait_timeout_exits_124_and_the_run_goes_on() {
     assert_eq!(
         ok(&d, &["sessions", "wait", &run_id, "--timeout", "10"]),
         "got block"
+    );
+}
+
+#[test]
+fn a_jsonl_agent_printing_a_huge_line_keeps_its_start_and_what_follows() {
+    // 12 MiB with no newline, then a normal line: the long line is cut (kept as text, with a
+    // note), and the run goes on to read the next one.
+    let script = "head -c 12582912 /dev/zero | tr -c x x; echo; echo '{\"type\":\"text\",\"text\":\"after\"}'";
+    let config = format!(
+        "[agents.j]\nbackend = \"exec\"\nformat = \"jsonl\"\ncommand = [\"sh\", \"-c\", {}]\n",
+        serde_json::to_string(script).expect("json")
+    );
+    let d = Daemon::start_with_config(&config);
+    let mut c = RawConn::connect(&d.socket());
+    let spawned = c.call_ok("sessions.spawn", json!({"task": "t", "agentId": "j"}));
+    let ended = c.call_ok(
+        "runs.wait",
+        json!({"runId": spawned["runId"], "timeoutSeconds": 60}),
+    );
+    assert_eq!(
+        ended["status"],
+        "ok",
+        "{}",
+        &ended.to_string()[..200.min(ended.to_string().len())]
+    );
+    let reply = ended["reply"].as_str().expect("reply");
+    assert!(
+        reply.starts_with("xxxx"),
+        "the start of the long line is kept: {:?}",
+        &reply[..reply.len().min(120)]
+    );
+    assert!(
+        reply.contains("was cut here]"),
+        "with a note saying it was cut"
+    );
+    assert!(reply.ends_with("after"), "and the next line was read");
+    assert!(
+        reply.len() < 2 * 1024 * 1024,
+        "the rest of the line is not kept: {} bytes",
+        reply.len()
     );
 }

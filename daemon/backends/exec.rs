@@ -271,16 +271,26 @@ enum Progress {
 struct StdoutParser {
     format: ExecFormat,
     pending: Vec<u8>,
+    /// `jsonl`: bytes at the start of `pending` already known to hold no newline, so each
+    /// byte is scanned once however long a line grows.
+    scanned: usize,
+    /// `jsonl`: the current line passed `MAX_LINE` and was cut; the rest of it is dropped.
+    overlong: bool,
     reply: String,
     tokens: Option<i64>,
     truncated: bool,
 }
+
+/// Longest `jsonl` line kept whole; a longer one is cut (and kept as text, with a note).
+const MAX_LINE: usize = 1024 * 1024;
 
 impl StdoutParser {
     fn new(format: ExecFormat) -> StdoutParser {
         StdoutParser {
             format,
             pending: Vec::new(),
+            scanned: 0,
+            overlong: false,
             reply: String::new(),
             tokens: None,
             truncated: false,
@@ -303,13 +313,38 @@ impl StdoutParser {
                 self.pending = rest;
                 self.text(text, out);
             }
-            ExecFormat::Jsonl => {
-                while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = self.pending.drain(..=i).collect();
-                    self.line(&String::from_utf8_lossy(&line[..i]), out);
-                }
-            }
+            ExecFormat::Jsonl => self.lines(out),
         }
+    }
+
+    /// Every complete line in `pending`, then a cut of the incomplete one if it is too long.
+    fn lines(&mut self, out: &mut impl FnMut(Progress)) {
+        let mut start = 0;
+        let mut from = self.scanned;
+        while let Some(off) = self.pending[from..].iter().position(|&b| b == b'\n') {
+            let end = from + off;
+            if self.overlong {
+                self.overlong = false;
+            } else {
+                let line = String::from_utf8_lossy(&self.pending[start..end]).into_owned();
+                self.line(&line, out);
+            }
+            start = end + 1;
+            from = start;
+        }
+        self.pending.drain(..start);
+        if self.overlong {
+            self.pending.clear();
+        } else if self.pending.len() > MAX_LINE {
+            let cut = String::from_utf8_lossy(&self.pending[..MAX_LINE]).into_owned();
+            self.text(
+                format!("{cut}\n[a line of more than {MAX_LINE} bytes was cut here]\n"),
+                out,
+            );
+            self.pending.clear();
+            self.overlong = true;
+        }
+        self.scanned = self.pending.len();
     }
 
     fn text(&mut self, text: String, out: &mut impl FnMut(Progress)) {
@@ -374,6 +409,7 @@ impl StdoutParser {
             let rest = std::mem::take(&mut self.pending);
             match self.format {
                 ExecFormat::Text => self.text(String::from_utf8_lossy(&rest).into_owned(), out),
+                ExecFormat::Jsonl if self.overlong => {}
                 ExecFormat::Jsonl => self.line(&String::from_utf8_lossy(&rest), out),
             }
         }
@@ -430,6 +466,39 @@ mod tests {
             vec![Progress::Delta("a".into()), Progress::Delta("éb".into())]
         );
         assert_eq!(out.reply, "aéb");
+    }
+
+    #[test]
+    fn a_jsonl_line_without_end_is_cut_and_the_output_goes_on() {
+        let chunk = vec![b'x'; 16 * 1024];
+        let mut progress = Vec::new();
+        let mut parser = StdoutParser::new(ExecFormat::Jsonl);
+        // 4 MiB with no newline, fed as a pipe gives it.
+        for _ in 0..256 {
+            parser.feed(&chunk, &mut |p| progress.push(p));
+            assert!(
+                parser.pending.len() <= MAX_LINE + chunk.len(),
+                "memory stays bounded"
+            );
+        }
+        parser.feed(b"yyy\n{\"type\":\"text\",\"text\":\"after\"}\n", &mut |p| {
+            progress.push(p)
+        });
+        let out = parser.finish(&mut |p| progress.push(p));
+        assert!(
+            out.reply.starts_with(&"x".repeat(MAX_LINE)),
+            "the cut is kept as text"
+        );
+        assert!(out.reply.contains("was cut here]\n"), "with a note");
+        assert!(
+            !out.reply.contains("yyy"),
+            "the rest of the long line is dropped"
+        );
+        assert!(
+            out.reply.ends_with("after"),
+            "and the next lines are read: {}",
+            &out.reply[out.reply.len() - 40..]
+        );
     }
 
     #[test]
