@@ -26,6 +26,9 @@ struct Args {
     /// Write "ready" to this file descriptor once listening, then close it.
     #[arg(long, value_name = "FD")]
     ready_fd: Option<i32>,
+    /// Check the whole store (SQLite integrity_check) and exit: 0 when it is sound, 1 when not
+    #[arg(long)]
+    check: bool,
     /// Print the man page (roff) and exit.
     #[arg(long, hide = true)]
     print_man: bool,
@@ -44,6 +47,9 @@ fn main() -> ExitCode {
         };
     }
     init_logging(args.verbose);
+    if args.check {
+        return check_store();
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -75,6 +81,39 @@ fn man_page() -> Option<String> {
     lines.push(".SH FILES".into());
     lines.push("config.toml, data/openclaw.db (the SQLite store), data/workspaces/ and openclaw.sock, under OPENCLAW_HOME or the XDG directories; see openclaw(1).".into());
     Some(lines.join("\n") + "\n")
+}
+
+/// `--check`: the whole store checked, its report on stdout.
+fn check_store() -> ExitCode {
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("openclawd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match openclaw::daemon::store::integrity_check(&paths.data_dir) {
+        Ok(lines) if lines == ["ok"] => {
+            println!(
+                "ok: {} is sound",
+                paths
+                    .data_dir
+                    .join(openclaw::daemon::store::DB_FILE)
+                    .display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("openclawd: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Lets the daemon hold as many connections as the system allows this user: the soft limit

@@ -13,7 +13,9 @@ pub enum StoreError {
     DiskFull { path: PathBuf },
     #[error("cannot write the store at {path}: {detail}")]
     Io { path: PathBuf, detail: String },
-    #[error("the store at {path} is damaged ({detail}); see `openclawd --check`")]
+    #[error(
+        "the store at {path} is damaged ({detail}); the daemon will not use it: move it aside (with its -wal and -shm files) to start afresh, or restore a backup — `openclawd --check` prints the whole report, and `sqlite3 FILE .recover` can save what is readable"
+    )]
     Damaged { path: PathBuf, detail: String },
     #[error("store error: {0}")]
     Sqlite(SqlError),

@@ -138,6 +138,57 @@ pub struct Store {
     path: Arc<PathBuf>,
 }
 
+/// How long start-up spends checking the store; a larger one is checked by `openclawd --check`.
+const QUICK_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `PRAGMA quick_check`, bounded in time: a damaged store is refused at start with a
+/// sentence, rather than failing call by call later.
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let interrupt = conn.get_interrupt_handle();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let timer = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(QUICK_CHECK_BUDGET)
+        {
+            interrupt.interrupt();
+        }
+    });
+    let result: rusqlite::Result<String> =
+        conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0));
+    drop(done);
+    let _ = timer.join();
+    match result {
+        Ok(ok) if ok == "ok" => Ok(()),
+        Ok(problem) => Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: problem,
+        }),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            tracing::info!(
+                "the store is too large to check within {QUICK_CHECK_BUDGET:?} at start-up; `openclawd --check` checks it whole"
+            );
+            Ok(())
+        }
+        Err(e) => Err(StoreError::from(e).at(path)),
+    }
+}
+
+/// The full `PRAGMA integrity_check` of the store in `data_dir` (read-only): "ok", or what is
+/// wrong, one line each.
+pub fn integrity_check(data_dir: &Path) -> Result<Vec<String>, StoreError> {
+    let path = data_dir.join(DB_FILE);
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::from(e).at(&path))?;
+    let mut stmt = conn
+        .prepare("PRAGMA integrity_check")
+        .map_err(|e| StoreError::from(e).at(&path))?;
+    let lines = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| StoreError::from(e).at(&path))?;
+    Ok(lines)
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -189,6 +240,7 @@ impl Store {
         // file is most of the writer's throughput under load.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_err)?;
+        quick_check(&conn, &path)?;
         schema::migrate(&mut conn).map_err(|e| StoreError::from(e).at(&path))?;
         let recovery = recovery::recover(&mut conn, leftovers).map_err(|e| e.at(&path))?;
         let mut readers = Vec::with_capacity(READERS);

@@ -63,37 +63,59 @@ pub fn recover(
         changes::append_message(&tx, *sid, &note)?;
     }
     let mut requeue = Vec::new();
+    let mut set_aside = Vec::new();
     {
+        // LEFT JOIN: a queued run whose message cannot be found is named, not skipped.
         let mut stmt = tx.prepare(
-            "SELECT r.id, r.sid, r.lane, m.content, r.timeout_ms FROM runs r
-             JOIN messages m ON m.sid = r.sid AND m.seq = r.input_seq
+            "SELECT r.id, r.sid, r.lane, r.input_seq, m.content, r.timeout_ms FROM runs r
+             LEFT JOIN messages m ON m.sid = r.sid AND m.seq = r.input_seq
              WHERE r.status IN ('queued', 'running') AND r.status = 'queued'
              ORDER BY r.sid, r.input_seq",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (run_id, sid, lane, content, timeout_ms) = row?;
-            // A lane name this version does not know runs in `main` rather than never.
-            let lane = Lane::parse(&lane).unwrap_or(Lane::Main);
-            let content = serde_json::from_str::<Value>(&content).map_err(|e| {
-                StoreError::Corrupt(format!("the input message of queued run {run_id}: {e}"))
-            })?;
-            requeue.push(PendingRun {
-                run_id,
-                sid,
-                lane,
-                content,
-                timeout_ms,
-            });
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let run_id: String = r.get(0)?;
+            let sid: i64 = r.get(1)?;
+            let seq: i64 = r.get(3).unwrap_or(0);
+            let read = (|| -> Result<PendingRun, String> {
+                // A lane name this version does not know runs in `main` rather than never.
+                let lane = r
+                    .get::<_, String>(2)
+                    .ok()
+                    .and_then(|l| Lane::parse(&l))
+                    .unwrap_or(Lane::Main);
+                let text: Option<String> = r.get(4).map_err(|e| e.to_string())?;
+                let text = text.ok_or("the message is missing")?;
+                let content = serde_json::from_str::<Value>(&text).map_err(|e| e.to_string())?;
+                Ok(PendingRun {
+                    run_id: run_id.clone(),
+                    sid,
+                    lane,
+                    content,
+                    timeout_ms: r.get(5).unwrap_or(None),
+                })
+            })();
+            match read {
+                Ok(p) => requeue.push(p),
+                Err(why) => set_aside.push((run_id, sid, seq, why)),
+            }
         }
+    }
+    // A row that cannot be read must not stop the daemon, nor run: its run ends `error`,
+    // naming the row, and everything else starts as usual.
+    for (run_id, sid, seq, why) in &set_aside {
+        let error = format!(
+            "its message (messages row sid {sid} seq {seq}) could not be read at start-up ({why}); the run was set aside"
+        );
+        tracing::warn!(run_id, sid, seq, "queued run set aside: {why}");
+        tx.execute(
+            "UPDATE runs SET status = 'error', ended_at = ?2, error = ?3 WHERE id = ?1",
+            params![run_id, now, error],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET status = 'error', ended_at = ?2 WHERE sid = ?1 AND active_run_id IS NULL",
+            params![sid, now],
+        )?;
     }
     tx.commit()?;
     Ok(Recovery {
