@@ -37,6 +37,7 @@ pub async fn run(
     let socket_dir = paths.socket_dir().to_path_buf();
     ensure_private_dir(&socket_dir, euid)?;
     ensure_private_dir(&paths.data_dir, euid)?;
+    tighten(&paths.data_dir)?;
     let _socket_lock = InstanceLock::acquire(&lock_path_for(&paths.socket), &paths.socket)?;
     let _data_lock = InstanceLock::acquire(&paths.data_dir.join("daemon.lock"), &paths.socket)?;
 
@@ -315,6 +316,24 @@ fn ensure_private_dir(dir: &Path, euid: u32) -> anyhow::Result<()> {
     }
     let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
     check_dir_policy(dir, meta.uid(), meta.mode(), euid)
+}
+
+/// The data directory holds every transcript and workspace: only its owner may enter it. A
+/// wider one (made by hand, or by an older version) is narrowed, saying so.
+fn tighten(dir: &Path) -> anyhow::Result<()> {
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private (chmod 700)", dir.display()))?;
+        tracing::warn!(
+            "{} was open to other users (mode {:04o}); it is now 0700: transcripts and workspaces are private",
+            dir.display(),
+            mode & 0o7777
+        );
+    }
+    Ok(())
 }
 
 /// The directory policy as a pure function, so it is tested without other users.

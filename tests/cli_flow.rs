@@ -892,3 +892,74 @@ fn task_and_message_from_stdin_and_spawn_wait() {
         ))
     );
 }
+
+#[test]
+fn the_data_dir_workspaces_and_attachments_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let d = Daemon::start_in(
+        home,
+        "[agents.t]\nbackend = \"exec\"\ncommand = [\"true\"]\n",
+    );
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "a wider data dir is narrowed");
+    let file = d.home_path().join("report.txt");
+    std::fs::write(&file, "attached").expect("write");
+    let spawned = d.json(&[
+        "sessions",
+        "spawn",
+        "--agent",
+        "t",
+        "--task",
+        "x",
+        "--attach",
+        file.to_str().expect("path"),
+    ]);
+    d.ok(&[
+        "sessions",
+        "wait",
+        "--session",
+        spawned["sessionKey"].as_str().expect("key"),
+    ]);
+    let workspace = data
+        .join("workspaces")
+        .join(spawned["sessionId"].as_str().expect("id"));
+    assert_eq!(mode(&workspace), 0o700, "the workspace is private");
+    assert_eq!(mode(&data.join("workspaces")), 0o700);
+    let receipt = &spawned["attachments"][0];
+    assert_eq!(receipt["name"], "report.txt");
+    assert_eq!(receipt["bytes"], 8);
+    let path = workspace.join(receipt["path"].as_str().expect("path"));
+    assert!(
+        receipt["path"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(".openclaw/attachments/"),
+        "{receipt}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("the attachment"),
+        "attached"
+    );
+    assert_eq!(mode(&path), 0o600, "the attachment is private");
+    // A refused spawn leaves nothing behind.
+    let out = d.run(&[
+        "sessions",
+        "spawn",
+        "--agent",
+        "nosuch",
+        "--task",
+        "x",
+        "--attach",
+        file.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    let workspaces = std::fs::read_dir(data.join("workspaces"))
+        .expect("workspaces")
+        .count();
+    assert_eq!(workspaces, 1, "only the accepted spawn has a workspace");
+}

@@ -48,7 +48,7 @@ impl ExecBackend {
                 "the exec agent has no command configured".into(),
             ));
         };
-        if let Err(e) = tokio::fs::create_dir_all(&input.workspace).await {
+        if let Err(e) = super::ensure_workspace(&input.workspace) {
             return Err(TurnError::Failed(format!(
                 "cannot create the session workspace {}: {e}",
                 input.workspace.display()

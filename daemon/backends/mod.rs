@@ -207,6 +207,15 @@ impl Backend {
     }
 }
 
+/// Creates a session's workspace (and the directories above it) private to the owner.
+pub fn ensure_workspace(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// The `openclaw` command, for what runs should start of it (`openclaw mcp`): `OPENCLAW_CLI`,
 /// else the `openclaw` beside this daemon's binary, else `openclaw` on `PATH`.
 pub fn cli_path() -> String {

@@ -139,7 +139,7 @@ impl AcpClient {
             failure,
             stderr_tail: String::new(),
         };
-        std::fs::create_dir_all(&setup.workspace).map_err(|e| {
+        crate::daemon::backends::ensure_workspace(&setup.workspace).map_err(|e| {
             early(AcpFailure::Spawn(format!(
                 "cannot create the session workspace {}: {e}",
                 setup.workspace.display()
