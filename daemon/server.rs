@@ -54,6 +54,10 @@ pub async fn run(
             "runs active when the daemon last stopped are now marked interrupted"
         );
     }
+    store
+        .resume_purges()
+        .await
+        .context("finishing the deletes of the last start")?;
     let config = Arc::new(config);
     let default_id = config.default_agent_id().to_string();
     match default_source {

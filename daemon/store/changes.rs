@@ -338,9 +338,14 @@ pub fn patch(c: &Connection, sid: i64, p: &Patch, emit: &mut Emit) -> Result<(),
     emit.session_changed(c, sid, phase)
 }
 
-/// Removes a session, its transcript and runs. Refused here, in the transaction that would
-/// delete, while a run of it is queued or running: a send acknowledged just before can never
-/// lose its session.
+/// Keys of sessions deleted and not yet purged start with this.
+pub const RETIRED: &str = "deleted:";
+
+/// Deletes a session as its users see it: refused here, in the transaction that would
+/// delete, while a run of it is queued or running (a send acknowledged just before can never
+/// lose its session); otherwise its key and id are freed at once and its transcript is left
+/// for [`purge_chunk`] to remove in bounded steps, so a huge transcript does not hold every
+/// other write back.
 pub fn delete(c: &Connection, sid: i64, emit: &mut Emit) -> Result<(), StoreError> {
     let key: Option<String> = c
         .prepare_cached("SELECT key FROM sessions WHERE sid = ?1")?
@@ -359,10 +364,36 @@ pub fn delete(c: &Connection, sid: i64, emit: &mut Emit) -> Result<(), StoreErro
         )));
     }
     emit.deleted(sid, &key);
-    c.execute("DELETE FROM messages WHERE sid = ?1", [sid])?;
-    c.execute("DELETE FROM runs WHERE sid = ?1", [sid])?;
-    c.execute("DELETE FROM sessions WHERE sid = ?1", [sid])?;
+    // The row stays until purged, so its sid is not reused while messages still carry it.
+    c.execute(
+        "UPDATE sessions SET key = ?2 || sid || ':' || key, id = ?2 || id, archived = 1, label = NULL WHERE sid = ?1",
+        params![sid, RETIRED],
+    )?;
     Ok(())
+}
+
+/// Removes up to `n` messages (then runs) of a deleted session, and the session itself once
+/// nothing is left; true when it is gone.
+pub fn purge_chunk(c: &Connection, sid: i64, n: i64) -> Result<bool, StoreError> {
+    let gone = c.execute(
+        "DELETE FROM messages WHERE sid = ?1 AND seq IN (SELECT seq FROM messages WHERE sid = ?1 LIMIT ?2)",
+        params![sid, n],
+    )?;
+    if gone as i64 >= n {
+        return Ok(false);
+    }
+    let gone = c.execute(
+        "DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE sid = ?1 LIMIT ?2)",
+        params![sid, n],
+    )?;
+    if gone as i64 >= n {
+        return Ok(false);
+    }
+    c.execute(
+        "DELETE FROM sessions WHERE sid = ?1 AND key GLOB ?2 || '*'",
+        params![sid, RETIRED],
+    )?;
+    Ok(true)
 }
 
 /// Archives the sub-agent sessions idle since before `before_ms`; returns how many.
@@ -516,9 +547,27 @@ mod tests {
         };
         run_finished(&c, &finished, &mut Emit::disabled()).unwrap();
         delete(&c, sid, &mut Emit::disabled()).unwrap();
+        let key: String = c
+            .query_row("SELECT key FROM sessions WHERE sid = ?1", [sid], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            key.starts_with("deleted:"),
+            "its key is freed at once: {key}"
+        );
+        let mut steps = 0;
+        while !purge_chunk(&c, sid, 1).unwrap() {
+            steps += 1;
+        }
+        assert!(steps >= 2, "one message and one run at a time");
         let left: i64 = c
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
+        let sessions: i64 = c
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sessions, 0);
     }
 }

@@ -34,6 +34,8 @@ pub use queries::{COUNT_CAP, HistoryPage, ListFilter, ListPage, Scope};
 
 pub const DB_FILE: &str = "openclaw.db";
 const READERS: usize = 2;
+/// Rows of a deleted session removed per commit.
+const PURGE_CHUNK: i64 = 5000;
 
 /// A session as stored.
 #[derive(Debug, Clone)]
@@ -354,11 +356,44 @@ impl Store {
             .await
     }
 
-    /// Deletes a session with its transcript; `Conflict` while one of its runs is unfinished.
+    /// Deletes a session; `Conflict` while one of its runs is unfinished. Its transcript is
+    /// then removed in the background, a bounded chunk per commit.
     pub async fn delete_session(&self, sid: i64) -> Result<(), StoreError> {
         self.writer
             .change(move |c, emit| changes::delete(c, sid, emit))
-            .await
+            .await?;
+        self.purge(sid);
+        Ok(())
+    }
+
+    /// Removes a deleted session's rows, `PURGE_CHUNK` at a time, each step its own change so
+    /// other writes go between.
+    fn purge(&self, sid: i64) {
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            loop {
+                match writer
+                    .change(move |c, _| changes::purge_chunk(c, sid, PURGE_CHUNK))
+                    .await
+                {
+                    Ok(true) => break,
+                    Ok(false) => continue,
+                    Err(e) => {
+                        // Picked up again at the next start.
+                        tracing::warn!(sid, "purging a deleted session paused: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Finishes the purges a previous daemon left unfinished.
+    pub async fn resume_purges(&self) -> Result<(), StoreError> {
+        for sid in self.read_store(queries::retired).await? {
+            self.purge(sid);
+        }
+        Ok(())
     }
 
     /// Archives the sub-agent sessions whose last run ended before `before_ms`.

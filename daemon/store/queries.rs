@@ -65,7 +65,7 @@ pub fn session_row(c: &Connection, sid: i64) -> rusqlite::Result<Option<SessionR
 pub fn run(c: &Connection, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
     let row = c
         .prepare_cached(
-            "SELECT s.key, r.status, r.reply, r.error FROM runs r JOIN sessions s ON s.sid = r.sid WHERE r.id = ?1",
+            "SELECT s.key, r.status, r.reply, r.error FROM runs r JOIN sessions s ON s.sid = r.sid WHERE r.id = ?1 AND s.key NOT GLOB 'deleted:*'",
         )?
         .query_row([run_id], |r| {
             Ok(RunRecord {
@@ -225,7 +225,7 @@ pub fn sessions_matching(
     // GLOB, not LIKE: case-sensitive and with no escape surprises once special characters
     // are refused by the caller.
     let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id GLOB ?1 || '*' OR key GLOB '*:' || ?1 || '*' OR label = ?2 ORDER BY updated_at DESC LIMIT ?3"
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE (id GLOB ?1 || '*' OR key GLOB '*:' || ?1 || '*' OR label = ?2) AND key NOT GLOB 'deleted:*' ORDER BY updated_at DESC LIMIT ?3"
     );
     let rows = c
         .prepare_cached(&sql)?
@@ -235,6 +235,15 @@ pub fn sessions_matching(
         )?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// Sessions deleted and not yet purged (a purge a crash interrupted).
+pub fn retired(c: &Connection) -> Result<Vec<i64>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT sid FROM sessions WHERE key GLOB 'deleted:*'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+    )
 }
 
 /// The newest run of a session.
@@ -353,7 +362,8 @@ pub const COUNT_CAP: u64 = 10_000;
 
 /// The WHERE clause of a list's filters (its cursor aside), and its arguments.
 fn list_filter(f: &ListFilter) -> (String, Vec<Sql>) {
-    let mut sql = String::from(" WHERE 1=1");
+    // Deleted sessions are archived until purged: `includeArchived` must not bring them back.
+    let mut sql = String::from(" WHERE key NOT GLOB 'deleted:*'");
     let mut args: Vec<Sql> = Vec::new();
     if !f.include_archived {
         sql.push_str(" AND archived = 0");
