@@ -140,7 +140,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let paths = Paths::from_env()?;
     let mut config = Config::load(&paths.config_file)?;
-    let default_source = config.apply_default_agent(&openclaw::config::OpenAiEnv::from_process());
+    let default_source = config.apply_default_agent(&config.openai_env());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)

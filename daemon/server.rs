@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::config::{Config, DefaultAgentSource, LimitsConfig, OpenAiEnv};
+use crate::config::{Config, DefaultAgentSource, LimitsConfig};
 use crate::paths::Paths;
 use anyhow::{Context, bail};
 use interprocess::local_socket::traits::tokio::Listener as _;
@@ -67,7 +67,7 @@ pub async fn run(
         ),
         DefaultAgentSource::Environment => {
             if let Some(agent) = config.agent(&default_id) {
-                let env = OpenAiEnv::from_process();
+                let env = config.openai_env();
                 tracing::warn!(
                     "agent \"{default_id}\" uses the OpenAI-compatible endpoint {} (from OPENAI_BASE_URL / OPENAI_API_KEY), model {}",
                     agent.openai_base_url(&env),
@@ -114,6 +114,7 @@ pub async fn run(
     ));
     let service = SessionService::new(engine.clone(), daemon.clone());
     spawn_signal_handler(shutdown.clone())?;
+    spawn_reload_on_hangup(service.clone(), shutdown.clone())?;
     tokio::spawn(engine.clone().run_archiver(shutdown.clone()));
     if let Some(mut ready) = ready {
         // The reader only needs to see the line; a parent that went away is no error.
@@ -292,6 +293,32 @@ fn peer_of(stream: &interprocess::local_socket::tokio::Stream, daemon_euid: u32)
             peer_facts(None, None, daemon_euid)
         }
     }
+}
+
+/// SIGHUP reads config.toml again, as `openclaw daemon reload` does (it used to kill the
+/// daemon without a word).
+fn spawn_reload_on_hangup(
+    service: Arc<SessionService>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match service.reload(&crate::daemon::service::Caller::Operator) {
+                Ok(r) if r.changed.is_empty() => {
+                    tracing::info!("SIGHUP: config.toml reloaded, nothing changed")
+                }
+                Ok(r) => tracing::warn!("SIGHUP: config.toml reloaded: {}", r.changed.join("; ")),
+                Err(e) => tracing::error!("SIGHUP: {e}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {

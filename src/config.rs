@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 
+pub mod env_file;
 mod openai;
 
 use openai::validate_openai;
@@ -38,6 +39,20 @@ pub struct Config {
     pub session: SessionConfig,
     #[serde(default)]
     pub pairing: PairingConfig,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// The variables of `[daemon] env_file`, read at load.
+    #[serde(skip)]
+    pub daemon_env: BTreeMap<String, String>,
+}
+
+/// The daemon itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// `KEY=VALUE` lines every agent gets (and the default agent's `OPENAI_*`), so keys do
+    /// not depend on the environment of whoever started the daemon. Relative to config.toml.
+    pub env_file: Option<PathBuf>,
 }
 
 /// Requests from other users' devices.
@@ -245,6 +260,10 @@ pub struct AgentConfig {
     /// `exec`, `acp`: extra environment for the command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// `KEY=VALUE` lines added to the agent's environment (`env` wins), read when the config
+    /// is loaded; relative to config.toml.
+    #[serde(default)]
+    pub env_file: Option<PathBuf>,
     #[serde(default)]
     pub model: Option<String>,
     /// `openai`: the server, e.g. `http://127.0.0.1:11434/v1` (default: `$OPENAI_BASE_URL`,
@@ -390,7 +409,11 @@ impl Config {
     /// Loads the file; a missing file is the default config.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
+            Ok(text) => {
+                let mut config = Config::parse(&text, path)?;
+                config.read_env_files(&text, path)?;
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(source) => Err(ConfigError::Read {
                 path: path.to_path_buf(),
@@ -399,10 +422,73 @@ impl Config {
         }
     }
 
+    /// Reads `[daemon] env_file` and each agent's `env_file` (relative to the config file)
+    /// into the environments agents get: the daemon's, then the agent's file, then `env`.
+    fn read_env_files(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let load = |file: &Path, key: String| {
+            let file = base.join(file);
+            if env_file::readable_by_others(&file) {
+                tracing::warn!(
+                    "{} can be read by other users; it usually holds keys: chmod 600 it",
+                    file.display()
+                );
+            }
+            env_file::read(&file).map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line_of(text, &key),
+                message: format!("{}: {message}", file.display()),
+                key,
+            })
+        };
+        if let Some(file) = &self.daemon.env_file {
+            self.daemon_env = load(file, "daemon.env_file".into())?;
+        }
+        for (id, agent) in self.agents.iter_mut() {
+            let mut env = self.daemon_env.clone();
+            if let Some(file) = &agent.env_file {
+                env.extend(load(file, format!("agents.{id}.env_file"))?);
+            }
+            env.extend(std::mem::take(&mut agent.env));
+            agent.env = env;
+        }
+        Ok(())
+    }
+
+    /// The `OPENAI_*` variables the implicit default agent is built from: `[daemon]
+    /// env_file`'s, else the daemon's own environment.
+    pub fn openai_env(&self) -> OpenAiEnv {
+        OpenAiEnv::from_vars(|k| {
+            self.daemon_env
+                .get(k)
+                .cloned()
+                .or_else(|| std::env::var(k).ok())
+        })
+    }
+
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let syntax = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
             message: describe_toml_error(text, &e),
+        };
+        let de = toml::Deserializer::parse(text).map_err(syntax)?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner();
+            let (key, message) = describe_value_error(&at, inner.message().trim());
+            if key.is_empty() || key == "." {
+                return syntax(inner);
+            }
+            let line = match inner.span() {
+                Some(span) => text[..span.start.min(text.len())].matches('\n').count() + 1,
+                None => line_of(text, &key),
+            };
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                key,
+                message,
+            }
         })?;
         config.validate(text, path)?;
         Ok(config)
@@ -634,8 +720,9 @@ impl Config {
     /// Puts the implicit default agent in place (SPEC §4): the configured one; else an
     /// `openai` agent on the endpoint `env` names; else the built-in `echo`.
     pub fn apply_default_agent(&mut self, env: &OpenAiEnv) -> DefaultAgentSource {
-        let (agent, source) = self.default_agent_from_env(env);
+        let (mut agent, source) = self.default_agent_from_env(env);
         if source == DefaultAgentSource::Environment {
+            agent.env = self.daemon_env.clone();
             self.agents
                 .insert(self.default_agent_id().to_string(), agent);
         }
@@ -664,6 +751,7 @@ impl AgentConfig {
             command: None,
             format: ExecFormat::Text,
             env: BTreeMap::new(),
+            env_file: None,
             model: None,
             base_url: None,
             api_key_env: None,
@@ -748,6 +836,44 @@ fn line_of(text: &str, dotted: &str) -> usize {
     table_line.max(1)
 }
 
+/// A value error as `(key, sentence)`: an unknown key named by its full path, a type error
+/// as what was wanted and what was found.
+fn describe_value_error(at: &str, message: &str) -> (String, String) {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, tail)) = rest.split_once('`')
+    {
+        // The path already ends with the unknown key (at top level it is the key alone).
+        let key = if at.is_empty() || at == "." {
+            field.to_string()
+        } else {
+            at.to_string()
+        };
+        let hint = tail.trim_start_matches([',', ' ']);
+        let message = if hint.is_empty() {
+            "unknown key".to_string()
+        } else {
+            format!("unknown key; {hint}")
+        };
+        return (key, message);
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((got, wanted)) = rest.split_once(", expected ")
+    {
+        let got = got
+            .strip_prefix("string ")
+            .or_else(|| got.strip_prefix("integer "))
+            .or_else(|| got.strip_prefix("floating point "))
+            .unwrap_or(got);
+        let wanted = match wanted {
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "a whole number",
+            "f32" | "f64" => "a number",
+            other => other,
+        };
+        return (at.to_string(), format!("expected {wanted}, got {got}"));
+    }
+    (at.to_string(), message.to_string())
+}
+
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().trim().to_string();
     match e.span() {
@@ -794,9 +920,21 @@ mod tests {
         let err = parse("[agents.main]\nbackend = \"echo\"\nbakend = 1\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/etc/x/config.toml"), "{err}");
-        assert!(err.contains("line 3"), "{err}");
-        assert!(err.contains("bakend"), "{err}");
+        assert!(
+            err.starts_with("/etc/x/config.toml:3: agents.main.bakend: unknown key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_type_error_names_file_line_and_key_in_the_same_format() {
+        let err = parse("[lanes]\nmain = \"eight\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "/etc/x/config.toml:2: lanes.main: expected a whole number, got \"eight\""
+        );
     }
 
     #[test]
@@ -929,7 +1067,10 @@ mod tests {
             parse("[agents.v]\nbackend = \"acp\"\ncommand = [\"a\"]\npermissions = \"maybe\"\n")
                 .unwrap_err()
                 .to_string();
-        assert!(err.contains("line 4") && err.contains("maybe"), "{err}");
+        assert!(
+            err.contains(":4: agents.v.permissions:") && err.contains("maybe"),
+            "{err}"
+        );
         let err = parse("[agents.v]\nbackend = \"acp\"\ncommand = [\"a\"]\nformat = \"jsonl\"\n")
             .unwrap_err()
             .to_string();

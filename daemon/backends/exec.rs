@@ -55,6 +55,11 @@ impl ExecBackend {
             )));
         }
         let mut cmd = Command::new(program);
+        for var in super::inherited_openclaw_vars() {
+            if !self.env.contains_key(&var) {
+                cmd.env_remove(var);
+            }
+        }
         cmd.args(args)
             .current_dir(&input.workspace)
             .envs(&self.env)

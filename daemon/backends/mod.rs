@@ -207,6 +207,16 @@ impl Backend {
     }
 }
 
+/// The daemon's own `OPENCLAW*` variables, from whoever started it (`OPENCLAW_HOME`,
+/// `OPENCLAWD`, a terminal's `OPENCLAW_NO_AUTOSTART`...): agents do not inherit them unless
+/// their `env` names them; they get the ones made for their run instead.
+pub fn inherited_openclaw_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("OPENCLAW"))
+        .collect()
+}
+
 /// Creates a session's workspace (and the directories above it) private to the owner.
 pub fn ensure_workspace(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

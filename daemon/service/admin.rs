@@ -98,7 +98,7 @@ impl SessionService {
             .all_agents()
             .into_iter()
             .map(|(id, a)| {
-                let env = crate::config::OpenAiEnv::from_process();
+                let env = config.openai_env();
                 let openai = a.backend == crate::config::BackendKind::OpenAi;
                 AgentInfo {
                     is_default: id == default,
@@ -158,7 +158,8 @@ impl SessionService {
         let mut new = Config::load(path).map_err(|e| {
             ServiceError::InvalidParams(format!("{e}; the daemon keeps the configuration it had"))
         })?;
-        new.apply_default_agent(&crate::config::OpenAiEnv::from_process());
+        let env = new.openai_env();
+        new.apply_default_agent(&env);
         let old = self.engine.config();
         let changed = describe_changes(&old, &new);
         self.engine.reconfigure(Arc::new(new));
@@ -170,6 +171,26 @@ impl SessionService {
             config_file: path.display().to_string(),
             changed,
         })
+    }
+}
+
+impl SessionService {
+    /// When config.toml was changed after the daemon last read it, the sentence to add to an
+    /// error that a reload could explain (an agent not found, say).
+    pub fn config_changed_note(&self) -> String {
+        let loaded = self.daemon.config_loaded_at_ms.load(Ordering::Relaxed);
+        let modified = std::fs::metadata(&self.daemon.paths.config_file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
+        match modified {
+            Some(m) if m > loaded => {
+                " (config.toml changed since the daemon loaded it; run `openclaw daemon reload`)"
+                    .to_string()
+            }
+            _ => String::new(),
+        }
     }
 }
 

@@ -63,7 +63,8 @@ impl SessionService {
         }
         if !engine.has_agent(&agent_id) {
             return Err(ServiceError::NotFound(format!(
-                "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are"
+                "agent \"{agent_id}\" is not configured; `openclaw agents list` shows the agents there are{}",
+                self.config_changed_note()
             )));
         }
         if let Some(me) = caller.acting() {

@@ -25,6 +25,8 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
 pub struct Daemon {
     pub home: tempfile::TempDir,
     pub child: Option<Child>,
+    /// Set in the daemon's environment (as whoever started it had them).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -42,8 +44,32 @@ impl Daemon {
 
     /// A daemon whose `OPENCLAW_HOME` is `home` (e.g. a small tmpfs mounted there).
     pub fn start_in(home: tempfile::TempDir, config: &str) -> Daemon {
+        Daemon::start_in_with_env(home, config, &[])
+    }
+
+    /// A daemon started with these variables in its environment.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let home = tempfile::Builder::new()
+            .prefix("openclaw-test-")
+            .tempdir()
+            .expect("tempdir");
+        Daemon::start_in_with_env(home, config, env)
+    }
+
+    pub fn start_in_with_env(
+        home: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         std::fs::write(home.path().join("config.toml"), config).expect("write config");
-        let mut d = Daemon { home, child: None };
+        let mut d = Daemon {
+            home,
+            child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
         d.spawn_daemon().expect("daemon failed to start");
         d
     }
@@ -78,6 +104,7 @@ impl Daemon {
             .env("OPENCLAW_HOME", self.home.path())
             .env_remove("OPENCLAW_SOCKET")
             .env_remove("XDG_RUNTIME_DIR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);

@@ -39,6 +39,11 @@ impl AgentProcess {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command configured")
         })?;
         let mut cmd = Command::new(program);
+        for var in crate::daemon::backends::inherited_openclaw_vars() {
+            if !env.contains_key(&var) {
+                cmd.env_remove(var);
+            }
+        }
         cmd.args(args)
             .current_dir(workspace)
             .envs(env)

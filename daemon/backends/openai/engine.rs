@@ -22,10 +22,11 @@ pub struct OpenAiAgent {
 
 impl OpenAiAgent {
     pub fn new(agent_id: &str, agent: &AgentConfig) -> Result<OpenAiAgent, String> {
+        // The agent's environment (its env, env_file and the daemon's) before the daemon's
+        // own: keys do not depend on whoever started the daemon.
+        let var = |v: &str| agent.env.get(v).cloned().or_else(|| std::env::var(v).ok());
         let settings =
-            OpenAiSettings::from_config(agent_id, agent, &OpenAiEnv::from_process(), |v| {
-                std::env::var(v).ok()
-            });
+            OpenAiSettings::from_config(agent_id, agent, &OpenAiEnv::from_vars(var), var);
         Ok(OpenAiAgent {
             backend: OpenAiBackend::new(settings)?,
         })

@@ -216,7 +216,7 @@ fn allow_agents_takes_a_star_and_the_implicit_default() {
 #[test]
 fn unknown_keys_in_the_new_tables_are_caught() {
     let err = error("[agents.main]\nbackend = \"openai\"\n[agents.main.subagents]\nallow = []\n");
-    assert!(err.contains("line 4") && err.contains("allow"), "{err}");
+    assert!(err.contains(":4: agents.main.subagents.allow:"), "{err}");
     let err = error(
         "[agents.main]\nbackend = \"openai\"\nmcp_servers = [{ name = \"fs\", command = [\"a\"], cmd = 1 }]\n",
     );
