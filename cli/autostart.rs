@@ -2,29 +2,36 @@
 //!
 //! Start-up is serialised by an exclusive `flock` on `<socket dir>/openclaw.start.lock`, so a
 //! burst of cron jobs starts one daemon, not many. Readiness is a pipe: the daemon writes
-//! `ready` to it once its socket listens. Nothing here sleeps or polls.
+//! `ready` to it once its socket listens. Nothing here sleeps or polls. The socket is judged
+//! before anything is sent (`openclaw::client::trust`), and the daemon is started only in a
+//! socket directory this user owns.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use openclaw::ClientError;
+use openclaw::client::blocking::{Client, Wait};
+use openclaw::client::trust::{Expected, describe_uid};
+use openclaw::device::{PAIRED_FILE, PairedDaemons};
 use openclaw::paths::Paths;
 use openclaw::protocol::{HelloParams, methods};
-use openclaw::{Client, ClientError};
 
-use crate::connection::Connection;
-use crate::failure::{Exit, Failure};
+use crate::connection::{Connection, key_dir};
+use crate::failure::{Exit, Failure, MAX_SOCKET_PATH, StartHint};
+use crate::output::diagnostic;
 
 /// The daemon's executable name, looked up next to ours and then on PATH.
 pub const DAEMON_NAME: &str = "openclawd";
 const LOCK_FILE: &str = "openclaw.start.lock";
-const LOG_FILE: &str = "openclawd.log";
+/// Where a daemon started on demand writes its output, in the data directory.
+pub const LOG_FILE: &str = "openclawd.log";
 /// The fd on which the daemon reports readiness (`openclawd --ready-fd 3`).
 const READY_FD: i32 = 3;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,23 +67,53 @@ pub fn is_truthy(value: &OsStr) -> bool {
     !matches!(value.as_str(), "" | "0" | "false" | "no" | "off")
 }
 
-/// A connection to the daemon, starting it first when `autostart` allows.
-pub async fn connect(paths: &Paths, autostart: Autostart) -> Result<Connection, Failure> {
-    let client = match Client::connect(&paths.socket).await {
+/// A connection to the daemon, starting it first when `autostart` allows. Nothing is sent
+/// before the socket's directory and the process listening there have been checked (see
+/// `openclaw::client::trust`). `notice`: say on stderr where a daemon this call started runs.
+pub fn connect(paths: &Paths, autostart: Autostart, notice: bool) -> Result<Connection, Failure> {
+    if paths.socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Failure::socket_path_too_long(&paths.socket));
+    }
+    let expected = expected_daemon(paths)?;
+    tracing::info!("connecting to {}", paths.socket.display());
+    let started = Instant::now();
+    let mut client = match Client::connect_checked(&paths.socket, &expected) {
         Ok(client) => client,
         Err(err) if err.is_unreachable() && autostart == Autostart::Allowed => {
-            tracing::debug!(socket = %paths.socket.display(), "no daemon listening; starting one");
-            start_and_connect(paths).await?
+            tracing::info!("no daemon at {}; starting one", paths.socket.display());
+            start_and_connect(paths, &expected, notice)?
         }
         Err(err) => return Err(connect_failure(err, autostart)),
     };
-    present_run_token(&client).await?;
+    if let Ok(peer) = client.peer_credentials() {
+        tracing::info!(
+            "connected in {:.1} ms (daemon pid {}, uid {})",
+            started.elapsed().as_secs_f64() * 1000.0,
+            peer.pid,
+            peer.uid
+        );
+    }
+    present_run_token(&mut client)?;
     Ok(Connection::new(client, paths))
+}
+
+/// Whom to accept at the socket: this user or root, and the daemon this device paired with
+/// there, if it did.
+fn expected_daemon(paths: &Paths) -> Result<Expected, Failure> {
+    let mut expected = paths.expected_daemon();
+    let key_dir = key_dir(paths);
+    // Only a device that paired somewhere has the file; the owner's commands read nothing.
+    if key_dir.join(PAIRED_FILE).exists() {
+        let paired = PairedDaemons::load(&key_dir)
+            .map_err(|e| Failure::new(Exit::NotPermitted, e.to_string()))?;
+        expected.paired_uid = paired.uid_for(&paths.socket.display().to_string());
+    }
+    Ok(expected)
 }
 
 /// Inside a run (an agent's own command), act as that run's session: the daemon then records
 /// what this process spawns as the session's children and limits what it may see.
-async fn present_run_token(client: &Client) -> Result<(), Failure> {
+fn present_run_token(client: &mut Client) -> Result<(), Failure> {
     let Some(token) = std::env::var_os("OPENCLAW_RUN_TOKEN").filter(|t| !t.is_empty()) else {
         return Ok(());
     };
@@ -84,21 +121,32 @@ async fn present_run_token(client: &Client) -> Result<(), Failure> {
         client: Some(format!("openclaw {}", openclaw::VERSION)),
         run_token: Some(token.to_string_lossy().into_owned()),
     };
-    client.call_value(methods::HELLO, &params).await?;
+    tracing::info!("presenting this run's token (OPENCLAW_RUN_TOKEN)");
+    client.call_value(methods::HELLO, &params, &Wait::FOREVER)?;
     Ok(())
 }
 
 fn connect_failure(err: ClientError, autostart: Autostart) -> Failure {
     match err {
         ClientError::Connect { path, source } => {
-            Failure::unreachable(&path, &source, autostart == Autostart::DisabledByEnv)
+            let hint = match autostart {
+                Autostart::DisabledByEnv => StartHint::AutostartDisabled,
+                Autostart::Never => StartHint::Start,
+                // Starting was allowed and failed, or this is `daemon start` itself.
+                Autostart::Allowed => StartHint::None,
+            };
+            Failure::unreachable(&path, &source, hint)
         }
         other => other.into(),
     }
 }
 
 /// Starts the daemon unless another process does so first, and connects to it.
-pub async fn start_and_connect(paths: &Paths) -> Result<Client, Failure> {
+pub fn start_and_connect(
+    paths: &Paths,
+    expected: &Expected,
+    notice: bool,
+) -> Result<Client, Failure> {
     let socket_dir = paths.socket_dir();
     create_private_dir(socket_dir).map_err(|e| {
         start_failure(format!(
@@ -106,6 +154,7 @@ pub async fn start_and_connect(paths: &Paths) -> Result<Client, Failure> {
             socket_dir.display()
         ))
     })?;
+    check_own_directory(socket_dir, expected.own_uid)?;
     let lock_path = socket_dir.join(LOCK_FILE);
     let lock = OpenOptions::new()
         .create(true)
@@ -119,8 +168,8 @@ pub async fn start_and_connect(paths: &Paths) -> Result<Client, Failure> {
                 lock_path.display()
             ))
         })?;
-    // Blocking is right here: this single-threaded runtime has nothing else to do until a
-    // daemon is up, and the holder of the lock gives it up within READY_TIMEOUT.
+    // Blocking is right here: there is nothing else to do until a daemon is up, and the
+    // holder of the lock gives it up within READY_TIMEOUT.
     lock_exclusive(&lock).map_err(|e| {
         start_failure(format!(
             "cannot lock the start-up lock {}: {e}",
@@ -129,17 +178,56 @@ pub async fn start_and_connect(paths: &Paths) -> Result<Client, Failure> {
     })?;
 
     // Whoever held the lock before us may have started the daemon already.
-    match Client::connect(&paths.socket).await {
+    match Client::connect_checked(&paths.socket, expected) {
         Ok(client) => return Ok(client),
         Err(err) if err.is_unreachable() => {}
         Err(err) => return Err(connect_failure(err, Autostart::Allowed)),
     }
-    spawn_daemon(paths)?;
-    let client = Client::connect(&paths.socket)
-        .await
+    let started = Instant::now();
+    let pid = spawn_daemon(paths)?;
+    let client = Client::connect_checked(&paths.socket, expected)
         .map_err(|err| connect_failure(err, Autostart::Allowed))?;
     drop(lock);
+    tracing::info!(
+        "the daemon (pid {pid}) was ready in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    if notice {
+        diagnostic(
+            "note",
+            &format!(
+                "started the openclaw daemon (pid {pid}) on {}; its log is {}",
+                paths.socket.display(),
+                paths.data_dir.join(LOG_FILE).display()
+            ),
+        );
+    }
     Ok(client)
+}
+
+/// The daemon is only ever started in a directory of this user's: in anyone else's, they
+/// could replace the socket, and the lock file could not be made anyway.
+fn check_own_directory(dir: &Path, own_uid: u32) -> Result<(), Failure> {
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        start_failure(format!(
+            "cannot read the socket directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    if meta.uid() != own_uid {
+        return Err(Failure::new(
+            Exit::NotPermitted,
+            format!(
+                "cannot start the daemon: the socket directory {} belongs to {}, not to you ({}); remove it (as its owner or root: `rm -r {}`) or choose another with XDG_RUNTIME_DIR, OPENCLAW_HOME or OPENCLAW_SOCKET",
+                dir.display(),
+                describe_uid(meta.uid()),
+                describe_uid(own_uid),
+                dir.display()
+            ),
+        )
+        .with_kind("untrusted_socket"));
+    }
+    Ok(())
 }
 
 /// The daemon executable: `$OPENCLAWD`, else the `openclawd` next to this program, else PATH.
@@ -170,7 +258,8 @@ fn start_failure(message: String) -> Failure {
 
 /// Runs `openclawd --ready-fd 3` detached from us (own session, stdin /dev/null, output
 /// appended to `<data dir>/openclawd.log`) and blocks until it reports ready or gives up.
-fn spawn_daemon(paths: &Paths) -> Result<(), Failure> {
+/// The daemon's pid.
+fn spawn_daemon(paths: &Paths) -> Result<u32, Failure> {
     create_private_dir(&paths.data_dir).map_err(|e| {
         start_failure(format!(
             "cannot create the data directory {}: {e}",
@@ -246,7 +335,7 @@ fn spawn_daemon(paths: &Paths) -> Result<(), Failure> {
     let readiness = wait_for_ready(ready_read, READY_TIMEOUT)
         .map_err(|e| start_failure(format!("waiting for the daemon to start failed: {e}")))?;
     match readiness {
-        Readiness::Ready => Ok(()),
+        Readiness::Ready => Ok(child.id()),
         Readiness::Closed => {
             // The pipe can close before the daemon has written its last words and exited;
             // its log and exit status are only complete once it is gone.
@@ -286,6 +375,33 @@ fn exit_status_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus
     // just means we report less.
     unsafe { libc::poll(&mut pollfd, 1, millis) };
     child.try_wait().ok().flatten()
+}
+
+/// Waits up to `timeout` for process `pid` (not necessarily our child) to exit; whether it
+/// did. A pidfd becomes readable when the process exits, so this blocks in poll(2).
+pub fn process_exit_within(pid: u32, timeout: Duration) -> bool {
+    let Ok(pidfd) = pidfd_open(pid) else {
+        // Gone already (ESRCH), or no pidfds here: nothing to wait for.
+        return true;
+    };
+    let mut pollfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for an fd `pidfd` keeps open.
+        let rc = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
 }
 
 /// An fd that becomes readable when process `pid` exits (Linux 5.3+), parent or not.

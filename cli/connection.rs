@@ -5,20 +5,26 @@
 //! and only then, it loads (or creates) this user's device key, signs the proof, calls
 //! `pairing.authenticate` on the same connection, and retries the refused call once. The
 //! outcome is remembered for the connection, so a long-lived command (follow, subscribe)
-//! proves itself once and a refusal is reported the same way by every later call.
+//! proves itself once and a refusal is reported the same way by every later call. A proof
+//! accepted by another user's daemon records that daemon's uid for this socket, so that only
+//! it is trusted there from then on (see `openclaw::client::trust`).
+//!
+//! With `-v`, every call is logged with its method and how long the daemon took.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use openclaw::device::{Device, Proof};
+use openclaw::ClientError;
+use openclaw::client::blocking::{Client, Incoming, Wait};
+use openclaw::client::trust::PeerCredentials;
+use openclaw::device::{Device, PairedDaemon, PairedDaemons, Proof};
 use openclaw::paths::Paths;
 use openclaw::protocol::{
     AuthenticateParams, AuthenticateResult, ErrorKind, Notification, RpcError, methods,
 };
-use openclaw::{Client, ClientError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 use crate::failure::{Exit, Failure};
 
@@ -30,7 +36,9 @@ pub struct Connection {
     socket: String,
     /// Where this user's device key lives: the directory of the config file.
     key_dir: PathBuf,
-    proof: Mutex<ProofState>,
+    /// Who listens at the socket (checked before anything was sent).
+    peer: Option<PeerCredentials>,
+    proof: ProofState,
 }
 
 /// How far this connection got in proving its device.
@@ -55,7 +63,7 @@ enum Refusal {
 /// Why a call did not return a result.
 #[derive(Debug)]
 pub enum CallError {
-    /// The daemon answered with an error, or the connection failed.
+    /// The daemon answered with an error, or the connection failed, or the wait ended.
     Client(ClientError),
     /// The daemon asked this device to prove itself and its key cannot be used.
     Device(String),
@@ -66,6 +74,14 @@ impl CallError {
     pub fn rpc(&self) -> Option<&RpcError> {
         match self {
             CallError::Client(ClientError::Rpc(err)) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// Which wake descriptor ended the wait, if one did.
+    pub fn woken(&self) -> Option<usize> {
+        match self {
+            CallError::Client(ClientError::Woken(i)) => Some(*i),
             _ => None,
         }
     }
@@ -90,8 +106,24 @@ impl From<CallError> for Failure {
     fn from(err: CallError) -> Failure {
         match err {
             CallError::Client(err) => err.into(),
-            CallError::Device(message) => Failure::new(Exit::NotPermitted, message),
+            CallError::Device(message) => {
+                Failure::new(Exit::NotPermitted, message).with_kind("device_key")
+            }
         }
+    }
+}
+
+/// How a streamed call ended without its result.
+#[derive(Debug)]
+pub enum StreamEnd {
+    Call(CallError),
+    /// Handling a notification failed (stdout closed under us).
+    Output(Failure),
+}
+
+impl From<CallError> for StreamEnd {
+    fn from(err: CallError) -> StreamEnd {
+        StreamEnd::Call(err)
     }
 }
 
@@ -137,53 +169,105 @@ impl Connection {
 
     fn with_key_dir(client: Client, socket: &Path, key_dir: PathBuf) -> Connection {
         Connection {
+            peer: client.peer_credentials().ok(),
             client,
             socket: socket.display().to_string(),
             key_dir,
-            proof: Mutex::new(ProofState::NotAsked),
+            proof: ProofState::NotAsked,
         }
     }
 
-    /// Calls `method`; the result as raw JSON. A `pairing_required` challenge is answered
-    /// with this device's proof and the call made once more.
-    pub async fn call_value<P: Serialize>(
-        &self,
+    /// Calls `method` and waits as long as it takes; the result as raw JSON.
+    pub fn call_value<P: Serialize>(
+        &mut self,
         method: &str,
         params: &P,
     ) -> Result<Value, CallError> {
-        let err = match self.client.call_value(method, params).await {
+        self.call_value_with(method, params, &Wait::FOREVER)
+    }
+
+    /// Calls `method`, the wait bounded by `wait`. A `pairing_required` challenge is answered
+    /// with this device's proof and the call made once more.
+    pub fn call_value_with<P: Serialize>(
+        &mut self,
+        method: &str,
+        params: &P,
+        wait: &Wait<'_>,
+    ) -> Result<Value, CallError> {
+        let err = match self.timed_call(method, params, wait) {
             Err(ClientError::Rpc(err)) => err,
             other => return Ok(other?),
         };
         let Some(challenge) = Challenge::from_error(&err) else {
             return Err(ClientError::Rpc(err).into());
         };
-        if !self.prove(&challenge).await? {
+        if !self.prove(&challenge)? {
             // Proven already, and still refused: nothing a retry would change.
             return Err(ClientError::Rpc(err).into());
         }
         tracing::debug!(method, "device proven; calling again");
-        Ok(self.client.call_value(method, params).await?)
+        Ok(self.timed_call(method, params, wait)?)
     }
 
     /// Calls `method` with a typed result.
-    pub async fn call<P: Serialize, R: DeserializeOwned>(
-        &self,
+    pub fn call<P: Serialize, R: DeserializeOwned>(
+        &mut self,
         method: &str,
         params: &P,
     ) -> Result<R, CallError> {
-        let value = self.call_value(method, params).await?;
+        let value = self.call_value(method, params)?;
         serde_json::from_value(value).map_err(|e| ClientError::Decode(e).into())
     }
 
+    /// Calls `method` and hands every notification that arrives before its reply to `each`
+    /// (a streamed send shows its run's progress this way). A `pairing_required` challenge is
+    /// answered as for any call.
+    pub fn call_streaming<P: Serialize>(
+        &mut self,
+        method: &str,
+        params: &P,
+        wait: &Wait<'_>,
+        mut each: impl FnMut(Notification) -> Result<(), Failure>,
+    ) -> Result<Value, StreamEnd> {
+        let mut proved = false;
+        loop {
+            tracing::info!("{method} (streaming)");
+            let id = self
+                .client
+                .send_request(method, params)
+                .map_err(CallError::from)?;
+            let reply = loop {
+                match self
+                    .client
+                    .next_incoming(id, wait)
+                    .map_err(CallError::from)?
+                {
+                    Incoming::Notification(n) => each(n).map_err(StreamEnd::Output)?,
+                    Incoming::Reply(reply) => break reply,
+                }
+            };
+            let err = match reply {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            match Challenge::from_error(&err) {
+                Some(challenge) if !proved && self.prove(&challenge)? => proved = true,
+                _ => return Err(CallError::from(ClientError::Rpc(err)).into()),
+            }
+        }
+    }
+
     /// The next notification the daemon pushed; `None` once the connection is closed.
-    pub async fn next_notification(&self) -> Option<Notification> {
-        self.client.next_notification().await
+    pub fn next_notification(
+        &mut self,
+        wait: &Wait<'_>,
+    ) -> Result<Option<Notification>, CallError> {
+        Ok(self.client.next_notification(wait)?)
     }
 
     /// Whether this connection proved a paired device (never true for the owner).
     pub fn device_proven(&self) -> bool {
-        matches!(self.proof.try_lock().as_deref(), Ok(ProofState::Proven))
+        matches!(self.proof, ProofState::Proven)
     }
 
     /// What to say when the connection closed without the daemon saying why. A proven
@@ -196,24 +280,48 @@ impl Connection {
         }
     }
 
+    fn timed_call<P: Serialize>(
+        &mut self,
+        method: &str,
+        params: &P,
+        wait: &Wait<'_>,
+    ) -> Result<Value, ClientError> {
+        let started = Instant::now();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let params = serde_json::to_string(params).unwrap_or_default();
+            tracing::debug!("{method} {}", clip_log(&params));
+        }
+        let result = self.client.call_value(method, params, wait);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(value) => {
+                tracing::info!("{method}: answered in {ms:.1} ms");
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    tracing::debug!("{method} -> {}", clip_log(&value.to_string()));
+                }
+            }
+            Err(err) => tracing::info!("{method}: {err} after {ms:.1} ms"),
+        }
+        result
+    }
+
     /// Proves this device on this connection, once. `Ok(true)`: just proven, the refused
     /// call may be retried; `Ok(false)`: it was proven before.
-    async fn prove(&self, challenge: &Challenge) -> Result<bool, CallError> {
-        // Held across the round trip: concurrent calls on this connection wait for one proof.
-        let mut state = self.proof.lock().await;
-        match &*state {
+    fn prove(&mut self, challenge: &Challenge) -> Result<bool, CallError> {
+        match &self.proof {
             ProofState::Proven => return Ok(false),
             ProofState::Refused(refusal) => return Err(refusal.clone().into()),
             ProofState::NotAsked => {}
         }
-        match self.authenticate(challenge).await {
+        match self.authenticate(challenge) {
             Ok(result) => {
-                tracing::debug!(fingerprint = %result.fingerprint, scopes = ?result.scopes, "device proven");
-                *state = ProofState::Proven;
+                tracing::info!(fingerprint = %result.fingerprint, scopes = ?result.scopes, "device proven");
+                self.proof = ProofState::Proven;
+                self.remember_daemon(challenge);
                 Ok(true)
             }
             Err(Attempt::Refused(refusal)) => {
-                *state = ProofState::Refused(refusal.clone());
+                self.proof = ProofState::Refused(refusal.clone());
                 Err(refusal.into())
             }
             // The connection failed under us: reported as any call's failure would be, and
@@ -222,7 +330,25 @@ impl Connection {
         }
     }
 
-    async fn authenticate(&self, challenge: &Challenge) -> Result<AuthenticateResult, Attempt> {
+    /// After another user's daemon admitted this device: only that uid is trusted at this
+    /// socket from now on. A failure to record it costs only that protection, so it is
+    /// reported and the command goes on.
+    fn remember_daemon(&self, challenge: &Challenge) {
+        let Some(peer) = self.peer else { return };
+        if peer.uid == current_uid() || peer.uid == 0 {
+            return;
+        }
+        let record = PairedDaemon {
+            socket: self.socket.clone(),
+            uid: peer.uid,
+            daemon_id: challenge.daemon_id.clone(),
+        };
+        if let Err(e) = PairedDaemons::record(&self.key_dir, record) {
+            crate::output::diagnostic("warning", &format!("cannot record the paired daemon: {e}"));
+        }
+    }
+
+    fn authenticate(&mut self, challenge: &Challenge) -> Result<AuthenticateResult, Attempt> {
         let device = Device::load_or_create(&self.key_dir)
             .map_err(|e| Attempt::Refused(Refusal::Device(e.to_string())))?;
         let uid = current_uid();
@@ -237,11 +363,11 @@ impl Connection {
             public_key: device.public_key_hex(),
             signature: device.sign_proof(&proof),
         };
-        tracing::debug!(fingerprint = %device.fingerprint(), socket = %self.socket, uid, "proving this device to the daemon");
+        tracing::info!(fingerprint = %device.fingerprint(), socket = %self.socket, uid, "proving this device to the daemon");
         match self
             .client
-            .call(methods::PAIRING_AUTHENTICATE, &params)
-            .await
+            .call_value(methods::PAIRING_AUTHENTICATE, &params, &Wait::FOREVER)
+            .and_then(|v| Ok(serde_json::from_value(v)?))
         {
             Ok(result) => Ok(result),
             Err(ClientError::Rpc(err)) => Err(Attempt::Refused(Refusal::Rpc(explain_refusal(
@@ -252,6 +378,11 @@ impl Connection {
             Err(other) => Err(Attempt::Failed(other)),
         }
     }
+}
+
+/// Long params and results are cut in the log (a task can be megabytes).
+fn clip_log(text: &str) -> String {
+    crate::output::clip(text, 2000)
 }
 
 /// How a proof attempt can fail.
@@ -282,22 +413,22 @@ pub fn key_dir(paths: &Paths) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn current_uid() -> u32 {
-    // SAFETY: getuid cannot fail and has no preconditions.
-    unsafe { libc::getuid() }
+pub fn current_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    unsafe { libc::geteuid() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::{UnixListener, UnixStream};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use openclaw::device::KEY_FILE;
     use serde_json::json;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::UnixListener;
 
     const NONCE: &str = "6e6f6e6365";
     const DAEMON_ID: &str = "daemon-1";
@@ -321,14 +452,12 @@ mod tests {
         authenticate: AtomicUsize,
     }
 
-    /// A daemon on `socket` that speaks just enough of the protocol for one connection.
-    async fn fake_daemon(socket: PathBuf, policy: Policy, calls: Arc<Calls>) {
-        let listener = UnixListener::bind(&socket).unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
+    /// A daemon on one connection that speaks just enough of the protocol.
+    fn fake_daemon(stream: UnixStream, socket: PathBuf, policy: Policy, calls: Arc<Calls>) {
+        let mut write = stream.try_clone().unwrap();
         let mut proven = policy == Policy::Owner;
-        while let Ok(Some(line)) = lines.next_line().await {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
             let request: Value = serde_json::from_str(&line).unwrap();
             let id = request["id"].clone();
             let refuse = |e: RpcError| json!({"jsonrpc": "2.0", "id": id, "error": e});
@@ -379,7 +508,7 @@ mod tests {
             };
             let mut bytes = serde_json::to_vec(&reply).unwrap();
             bytes.push(b'\n');
-            write.write_all(&bytes).await.unwrap();
+            write.write_all(&bytes).unwrap();
         }
     }
 
@@ -390,19 +519,19 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
-    async fn setup(policy: Policy, prepare_key: impl FnOnce(&Path)) -> Setup {
+    fn setup(policy: Policy, prepare_key: impl FnOnce(&Path)) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("openclaw.sock");
         let key_dir = dir.path().join("config");
         prepare_key(&key_dir);
         let calls = Arc::new(Calls::default());
-        let server = tokio::spawn(fake_daemon(socket.clone(), policy, calls.clone()));
-        // The listener binds in the spawned task; yield until it has.
-        while !socket.exists() {
-            assert!(!server.is_finished());
-            tokio::task::yield_now().await;
-        }
-        let client = Client::connect(&socket).await.unwrap();
+        let listener = UnixListener::bind(&socket).unwrap();
+        let (for_daemon, for_socket) = (calls.clone(), socket.clone());
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            fake_daemon(stream, for_socket, policy, for_daemon);
+        });
+        let client = Client::connect(&socket).unwrap();
         Setup {
             conn: Connection::with_key_dir(client, &socket, key_dir.clone()),
             calls,
@@ -411,24 +540,24 @@ mod tests {
         }
     }
 
-    async fn list(conn: &Connection) -> Result<Value, CallError> {
-        conn.call_value(methods::SESSIONS_LIST, &json!({})).await
+    fn list(conn: &mut Connection) -> Result<Value, CallError> {
+        conn.call_value(methods::SESSIONS_LIST, &json!({}))
     }
 
-    #[tokio::test]
-    async fn the_owner_pays_nothing() {
-        let s = setup(Policy::Owner, |_| {}).await;
-        assert_eq!(list(&s.conn).await.unwrap(), json!({"sessions": []}));
+    #[test]
+    fn the_owner_pays_nothing() {
+        let mut s = setup(Policy::Owner, |_| {});
+        assert_eq!(list(&mut s.conn).unwrap(), json!({"sessions": []}));
         assert_eq!(s.calls.list.load(Ordering::SeqCst), 1);
         assert_eq!(s.calls.authenticate.load(Ordering::SeqCst), 0);
         assert!(!s.key_dir.exists(), "no device key is made for the owner");
         assert!(!s.conn.lost_reason().contains("revoked"));
     }
 
-    #[tokio::test]
-    async fn a_paired_device_proves_itself_once_and_the_call_is_retried() {
-        let s = setup(Policy::Paired, |_| {}).await;
-        assert_eq!(list(&s.conn).await.unwrap(), json!({"sessions": []}));
+    #[test]
+    fn a_paired_device_proves_itself_once_and_the_call_is_retried() {
+        let mut s = setup(Policy::Paired, |_| {});
+        assert_eq!(list(&mut s.conn).unwrap(), json!({"sessions": []}));
         assert_eq!(s.calls.list.load(Ordering::SeqCst), 2);
         assert_eq!(s.calls.authenticate.load(Ordering::SeqCst), 1);
         let mode = std::fs::metadata(s.key_dir.join(KEY_FILE))
@@ -438,15 +567,15 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(s.conn.lost_reason().contains("revoked"));
         // Later calls on the same connection go straight through.
-        list(&s.conn).await.unwrap();
+        list(&mut s.conn).unwrap();
         assert_eq!(s.calls.list.load(Ordering::SeqCst), 3);
         assert_eq!(s.calls.authenticate.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn an_unknown_device_reports_the_request_and_exits_5() {
-        let s = setup(Policy::Unknown, |_| {}).await;
-        let failure = Failure::from(list(&s.conn).await.unwrap_err());
+    #[test]
+    fn an_unknown_device_reports_the_request_and_exits_5() {
+        let mut s = setup(Policy::Unknown, |_| {});
+        let failure = Failure::from(list(&mut s.conn).unwrap_err());
         assert_eq!(failure.exit, Exit::NotPermitted);
         let message = failure.message.unwrap();
         assert!(
@@ -454,31 +583,30 @@ mod tests {
             "{message}"
         );
         // The refusal is remembered: a second call says the same without asking again.
-        let again = Failure::from(list(&s.conn).await.unwrap_err());
+        let again = Failure::from(list(&mut s.conn).unwrap_err());
         assert_eq!(again.message.unwrap(), message);
         assert_eq!(s.calls.authenticate.load(Ordering::SeqCst), 1);
         assert_eq!(s.calls.list.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn a_key_readable_by_others_is_refused_before_anything_is_sent() {
-        let s = setup(Policy::Paired, |dir| {
+    #[test]
+    fn a_key_readable_by_others_is_refused_before_anything_is_sent() {
+        let mut s = setup(Policy::Paired, |dir| {
             Device::load_or_create(dir).unwrap();
             let key = dir.join(KEY_FILE);
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        })
-        .await;
-        let failure = Failure::from(list(&s.conn).await.unwrap_err());
+        });
+        let failure = Failure::from(list(&mut s.conn).unwrap_err());
         assert_eq!(failure.exit, Exit::NotPermitted);
         let message = failure.message.unwrap();
         assert!(message.contains("chmod 600"), "{message}");
         assert_eq!(s.calls.authenticate.load(Ordering::SeqCst), 0);
     }
 
-    #[tokio::test]
-    async fn a_refusal_without_a_nonce_is_passed_on_as_it_is() {
-        let s = setup(Policy::NoNonce, |_| {}).await;
-        let err = list(&s.conn).await.unwrap_err();
+    #[test]
+    fn a_refusal_without_a_nonce_is_passed_on_as_it_is() {
+        let mut s = setup(Policy::NoNonce, |_| {});
+        let err = list(&mut s.conn).unwrap_err();
         assert_eq!(err.rpc().unwrap().message, "not paired");
         assert_eq!(Failure::from(err).exit, Exit::NotPermitted);
         assert_eq!(s.calls.authenticate.load(Ordering::SeqCst), 0);
@@ -533,6 +661,7 @@ mod tests {
             config_file: "/home/u/.config/openclaw/config.toml".into(),
             data_dir: "/home/u/.local/share/openclaw".into(),
             socket: "/run/user/1/openclaw/openclaw.sock".into(),
+            socket_named: false,
         };
         assert_eq!(key_dir(&paths), PathBuf::from("/home/u/.config/openclaw"));
     }
