@@ -29,8 +29,20 @@ pub struct LogsArgs {
 }
 
 pub fn logs(ctx: &Context, args: LogsArgs) -> Result<(), Failure> {
+    // Caught from the start: Ctrl-C while the first lines print ends a follow the same way.
+    let watch = args.follow.then(|| Watch::ctrl_c().and_stdout());
     let path = log_path(ctx)?;
     let mut file = File::open(&path).map_err(|e| no_log(&path, &e))?;
+    // Watched before the first read, so nothing written in between is missed.
+    let notify = match &watch {
+        Some(_) => Some(Inotify::watch(&path).map_err(|e| {
+            Failure::failed(format!(
+                "cannot watch the daemon log {}: {e}",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
     let lines = args.lines.or(args.follow.then_some(10));
     let start = match lines {
         Some(n) => tail_start(&mut file, n).map_err(|e| read_failure(&path, &e))?,
@@ -39,10 +51,10 @@ pub fn logs(ctx: &Context, args: LogsArgs) -> Result<(), Failure> {
     file.seek(SeekFrom::Start(start))
         .map_err(|e| read_failure(&path, &e))?;
     copy_new(&mut file, &path)?;
-    if args.follow {
-        return follow(file, &path);
+    match (&watch, &notify) {
+        (Some(watch), Some(notify)) => follow(file, &path, watch, notify),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The file the running daemon says it logs to; else where a daemon started on demand logs.
@@ -140,14 +152,7 @@ fn copy_new(file: &mut File, path: &Path) -> Result<(), Failure> {
     }
 }
 
-fn follow(mut file: File, path: &Path) -> Result<(), Failure> {
-    let notify = Inotify::watch(path).map_err(|e| {
-        Failure::failed(format!(
-            "cannot watch the daemon log {}: {e}",
-            path.display()
-        ))
-    })?;
-    let watch = Watch::ctrl_c().and_stdout();
+fn follow(mut file: File, path: &Path, watch: &Watch, notify: &Inotify) -> Result<(), Failure> {
     loop {
         let mut wakes = watch.wakes();
         wakes.push(readable(notify.fd.as_fd()));

@@ -183,14 +183,14 @@ pub fn follow_spawned(
     spawned: SpawnResult,
     events: &[EventKind],
     quiet: bool,
+    watch: &Watch,
 ) -> Result<(), Failure> {
-    let watch = Watch::ctrl_c().and_stdout();
     if !quiet {
         write_both("", &format!("session {}\n", spawned.session_key))?;
     }
     let run = spawned.run_id.clone();
     let follow = Follow::spawned(spawned.session_key, spawned.run_id, events, output_of(ctx));
-    match run_follow(ctx, client, follow, &watch) {
+    match run_follow(ctx, client, follow, watch) {
         Err(Ended::Woke(Woke::Interrupted)) => Err(interrupted(&WaitFor::Run(run))),
         Err(Ended::Woke(Woke::StdoutGone)) => Err(Failure::stdout_closed()),
         Err(Ended::Failed(failure)) => Err(failure),

@@ -7,6 +7,7 @@ use super::super::{Context, call_raw, nonblank_text_or_stdin, parse_seconds, typ
 use super::send_stream::send_streaming;
 use super::wait::{Print, WaitFor, finish_run, wait_for_run};
 use crate::failure::Failure;
+use crate::watch::Watch;
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -47,6 +48,8 @@ fn send_params(args: &SendArgs, message: String) -> SendParams {
 pub fn send(ctx: &Context, args: SendArgs) -> Result<(), Failure> {
     let message = nonblank_text_or_stdin(&args.message, "message")?;
     let mut params = send_params(&args, message);
+    // Caught before the message is sent: from then on Ctrl-C only ends the wait.
+    let watch = Watch::ctrl_c();
     let mut client = ctx.client()?;
     let print = if args.quiet {
         Print::RunId
@@ -54,7 +57,7 @@ pub fn send(ctx: &Context, args: SendArgs) -> Result<(), Failure> {
         Print::Reply
     };
     if args.stream {
-        return send_streaming(ctx, &mut client, params, args.timeout, print);
+        return send_streaming(ctx, &mut client, params, args.timeout, print, &watch);
     }
     // Accepted first, then waited for: the run id is known before the wait starts, so that
     // Ctrl-C can say which run goes on.
@@ -71,6 +74,7 @@ pub fn send(ctx: &Context, args: SendArgs) -> Result<(), Failure> {
         WaitFor::Run(accepted.run_id),
         args.timeout,
         print,
+        &watch,
     )
 }
 

@@ -26,10 +26,10 @@ pub fn send_streaming(
     params: SendParams,
     waited: f64,
     print: Print,
-) -> Result<(), Failure> {
     // Only Ctrl-C: a command with an effect must not be cut before the daemon has it; a
     // closed stdout ends it at its next write.
-    let watch = Watch::ctrl_c();
+    watch: &Watch,
+) -> Result<(), Failure> {
     let wakes = watch.wakes();
     let patience = Duration::try_from_secs_f64(waited)
         .unwrap_or(Duration::MAX)
@@ -89,7 +89,7 @@ pub fn send_streaming(
                     )
                     .with_kind("no_answer")
                 }
-                StreamEnd::Call(err) => match Ended::of(err, &watch) {
+                StreamEnd::Call(err) => match Ended::of(err, watch) {
                     Ended::Woke(_) => interrupted(&match run_id {
                         Some(run) => WaitFor::Run(run),
                         None => WaitFor::Session(params.session_key.clone()),

@@ -16,6 +16,7 @@ use super::follow;
 use super::wait::{Print, WaitFor, wait_for_run};
 use crate::failure::Failure;
 use crate::output::{diagnostic, print_json, print_line};
+use crate::watch::Watch;
 
 #[derive(Debug, Args)]
 pub struct SpawnArgs {
@@ -144,6 +145,13 @@ pub fn spawn(ctx: &Context, args: SpawnArgs) -> Result<(), Failure> {
         .map(|path| read_attachment(path))
         .collect::<Result<Vec<_>, _>>()?;
     let params = spawn_params(&args, task, attachments);
+    // Caught before the spawn for a command that stays for the run: from then on Ctrl-C only
+    // ends the watching.
+    let watch = match (args.wait, args.follow) {
+        (true, _) => Some(Watch::ctrl_c()),
+        (_, true) => Some(Watch::ctrl_c().and_stdout()),
+        _ => None,
+    };
     let mut client = ctx.client()?;
     let raw = call_raw(&mut client, methods::SESSIONS_SPAWN, &params)?;
     let spawned: SpawnResult = typed(methods::SESSIONS_SPAWN, raw.clone())?;
@@ -164,22 +172,23 @@ pub fn spawn(ctx: &Context, args: SpawnArgs) -> Result<(), Failure> {
     if args.quiet {
         print_line(&spawned.session_key)?;
     }
-    if args.wait {
-        let print = if args.quiet {
-            Print::Nothing
-        } else {
-            Print::Reply
-        };
-        return wait_for_run(
-            ctx,
-            &mut client,
-            WaitFor::Run(spawned.run_id),
-            args.wait_timeout,
-            print,
-        );
-    }
-    if args.follow {
-        return follow::follow_spawned(ctx, client, spawned, &args.events, args.quiet);
+    if let Some(watch) = &watch {
+        if args.wait {
+            let print = if args.quiet {
+                Print::Nothing
+            } else {
+                Print::Reply
+            };
+            return wait_for_run(
+                ctx,
+                &mut client,
+                WaitFor::Run(spawned.run_id),
+                args.wait_timeout,
+                print,
+                watch,
+            );
+        }
+        return follow::follow_spawned(ctx, client, spawned, &args.events, args.quiet, watch);
     }
     if args.quiet {
         Ok(())

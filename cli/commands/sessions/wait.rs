@@ -72,6 +72,8 @@ pub enum Print {
 }
 
 pub fn wait(ctx: &Context, args: WaitArgs) -> Result<(), Failure> {
+    // Caught from the start: Ctrl-C at any point only ends the wait.
+    let watch = Watch::ctrl_c();
     let mut client = ctx.client()?;
     wait_for_run(
         ctx,
@@ -79,18 +81,21 @@ pub fn wait(ctx: &Context, args: WaitArgs) -> Result<(), Failure> {
         WaitFor::from_args(&args),
         args.timeout,
         Print::Reply,
+        &watch,
     )
 }
 
 /// Waits up to `timeout` seconds for the run, then prints and exits as its outcome says.
+/// `watch` (Ctrl-C) was set up by the command before its first call, so that a Ctrl-C at any
+/// point after the run exists is reported as "the run goes on".
 pub fn wait_for_run(
     ctx: &Context,
     client: &mut Connection,
     target: WaitFor,
     timeout: f64,
     print: Print,
+    watch: &Watch,
 ) -> Result<(), Failure> {
-    let watch = Watch::ctrl_c();
     let spinner = Spinner::start(
         &ctx.terminal,
         match &target {
@@ -99,7 +104,7 @@ pub fn wait_for_run(
         },
     );
     let params = wait_params(&target, timeout);
-    let raw = call_waiting(client, methods::RUNS_WAIT, &params, timeout, &watch);
+    let raw = call_waiting(client, methods::RUNS_WAIT, &params, timeout, watch);
     drop(spinner);
     match raw {
         Ok(raw) => finish_run(ctx, methods::RUNS_WAIT, raw, timeout, print),
