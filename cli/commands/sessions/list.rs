@@ -83,7 +83,14 @@ pub fn list(ctx: &Context, args: ListArgs) -> Result<(), Failure> {
         print_json(&raw)?;
     } else {
         let wide = args.wide || !ctx.terminal.stdout_is_tty;
-        write_stdout(&sessions_table(&page.sessions, wide).render(&ctx.terminal))?;
+        let table = sessions_table(&page.sessions, wide);
+        // --wide on a terminal: every value whole, however long the lines get.
+        let text = if args.wide && ctx.terminal.stdout_is_tty {
+            table.aligned(ctx.terminal.color)
+        } else {
+            table.render(&ctx.terminal)
+        };
+        write_stdout(&text)?;
     }
     if let Some(note) = more_note(&page, raw.get("total").and_then(Value::as_u64)) {
         diagnostic("note", &note);
