@@ -164,7 +164,13 @@ fn arg_form(arg: &clap::Arg) -> Vec<clap_mangen::roff::Inline> {
 
 fn value_name(arg: &clap::Arg) -> String {
     arg.get_value_names()
-        .map(|names| names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" "))
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|| arg.get_id().as_str().to_uppercase())
 }
 
@@ -451,7 +457,11 @@ mod tests {
 
     #[test]
     fn synopses_show_the_values_options_take() {
-        let page = page().replace("\\-", "-").replace("\\fB", "").replace("\\fI", "").replace("\\fR", "");
+        let page = page()
+            .replace("\\-", "-")
+            .replace("\\fB", "")
+            .replace("\\fI", "")
+            .replace("\\fR", "");
         for needle in [
             "openclaw sessions spawn [--agent ID] [--label LABEL]",
             "[--attach FILE]...",

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    BlockingAgent, Daemon, LineChild, OPENCLAW, describe, interrupt, output_in_pty,
-    output_within, stderr, stdout,
+    BlockingAgent, Daemon, LineChild, OPENCLAW, describe, interrupt, output_in_pty, output_within,
+    stderr, stdout,
 };
 
 const CALL_SECS: u64 = 20;
@@ -44,7 +44,10 @@ fn interrupted(d: &Daemon, agent: &BlockingAgent, args: &[&str]) -> (Option<i32>
 fn ctrl_c_on_send_says_the_run_goes_on_and_how_to_wait_for_it() {
     let agent = BlockingAgent::new();
     let d = Daemon::start_with_config(&agent.config("slow"));
-    let key = ok(&d, &["sessions", "spawn", "--agent", "slow", "--task", "hello"]);
+    let key = ok(
+        &d,
+        &["sessions", "spawn", "--agent", "slow", "--task", "hello"],
+    );
     ok(&d, &["sessions", "wait", "--session", &key]);
 
     let (code, err) = interrupted(&d, &agent, &["sessions", "send", &key, "block me"]);
@@ -71,24 +74,41 @@ fn ctrl_c_on_wait_spawn_wait_and_send_stream_leaves_the_run_going() {
     let (code, err) = interrupted(
         &d,
         &agent,
-        &["sessions", "spawn", "--agent", "slow", "--task", "block a", "--wait"],
+        &[
+            "sessions", "spawn", "--agent", "slow", "--task", "block a", "--wait",
+        ],
     );
     assert_eq!(code, Some(130), "{err}");
-    assert!(err.contains("goes on") && err.contains("openclaw sessions wait "), "{err}");
+    assert!(
+        err.contains("goes on") && err.contains("openclaw sessions wait "),
+        "{err}"
+    );
     agent.release();
 
     // send --stream (its run id comes from the run's own events)
     let key = ok(&d, &["sessions", "spawn", "--agent", "slow", "--task", "x"]);
     ok(&d, &["sessions", "wait", "--session", &key]);
-    let (code, err) = interrupted(&d, &agent, &["sessions", "send", &key, "block b", "--stream"]);
+    let (code, err) = interrupted(
+        &d,
+        &agent,
+        &["sessions", "send", &key, "block b", "--stream"],
+    );
     assert_eq!(code, Some(130), "{err}");
-    assert!(err.contains("goes on") && err.contains("openclaw sessions wait "), "{err}");
+    assert!(
+        err.contains("goes on") && err.contains("openclaw sessions wait "),
+        "{err}"
+    );
     agent.release();
 
     // wait: Ctrl-C once the wait is underway (-vv logs the call before it is sent).
-    let run = run_id_of(&ok(&d, &["sessions", "send", &key, "block c", "--no-wait", "--json"]));
+    let run = run_id_of(&ok(
+        &d,
+        &["sessions", "send", &key, "block c", "--no-wait", "--json"],
+    ));
     agent.wait_started();
-    let mut cmd = d.sh(&format!("exec \"$OPENCLAW_BIN\" -vv sessions wait {run} 2>&1"));
+    let mut cmd = d.sh(&format!(
+        "exec \"$OPENCLAW_BIN\" -vv sessions wait {run} 2>&1"
+    ));
     let mut child = LineChild::spawn(&mut cmd, "sessions wait -vv");
     child.wait_line(CALL_SECS, |l| l.contains("runs.wait"));
     interrupt(&child.child);
@@ -103,9 +123,8 @@ fn ctrl_c_on_wait_spawn_wait_and_send_stream_leaves_the_run_going() {
 #[test]
 fn spawn_follow_on_a_terminal_streams_the_reply() {
     let script = "cat >/dev/null; printf 'hel'; printf 'lo world'";
-    let config = format!(
-        "[agents.talk]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\n"
-    );
+    let config =
+        format!("[agents.talk]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\n");
     let d = Daemon::start_with_config(&config);
     let mut cmd = d.cli();
     cmd.env("NO_COLOR", "1").args([
@@ -122,23 +141,33 @@ fn spawn_follow_on_a_terminal_streams_the_reply() {
 #[test]
 fn the_list_fits_80_columns_on_a_terminal_and_is_whole_with_wide() {
     let d = Daemon::start();
-    let parent = ok(&d, &["sessions", "spawn", "--task", "p", "--label", "parent"]);
-    let child = ok(&d, &[
-        "sessions",
-        "spawn",
-        "--task",
-        "c",
-        "--parent",
-        &parent,
-        "--label",
-        "a label long enough to need cutting on an eighty column terminal",
-    ]);
+    let parent = ok(
+        &d,
+        &["sessions", "spawn", "--task", "p", "--label", "parent"],
+    );
+    let child = ok(
+        &d,
+        &[
+            "sessions",
+            "spawn",
+            "--task",
+            "c",
+            "--parent",
+            &parent,
+            "--label",
+            "a label long enough to need cutting on an eighty column terminal",
+        ],
+    );
     let mut cmd = d.cli();
     cmd.env("NO_COLOR", "1").args(["sessions", "list"]);
     let (status, out) = output_in_pty(&mut cmd, 80, CALL_SECS, "sessions list on a terminal");
     assert_eq!(status.code(), Some(0), "{out}");
     for line in out.lines() {
-        assert!(line.chars().count() <= 80, "{} columns: {line:?}\n{out}", line.chars().count());
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line:?}\n{out}",
+            line.chars().count()
+        );
     }
     let header = out.lines().next().unwrap_or_default();
     for column in ["KEY", "STATUS", "PARENT", "UPDATED"] {
@@ -155,10 +184,14 @@ fn the_list_fits_80_columns_on_a_terminal_and_is_whole_with_wide() {
     let child_line = out.lines().find(|l| l.starts_with(&short(&child))).unwrap();
     assert!(child_line.contains(&short(&parent)), "{child_line}");
     let mut cmd = d.cli();
-    cmd.env("NO_COLOR", "1").args(["sessions", "list", "--wide"]);
+    cmd.env("NO_COLOR", "1")
+        .args(["sessions", "list", "--wide"]);
     let (status, out) = output_in_pty(&mut cmd, 80, CALL_SECS, "sessions list --wide");
     assert_eq!(status.code(), Some(0), "{out}");
-    assert!(out.contains(&child) && out.contains("eighty column terminal"), "{out}");
+    assert!(
+        out.contains(&child) && out.contains("eighty column terminal"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -201,10 +234,18 @@ fn a_daemon_started_on_demand_is_announced_once_on_a_terminal_only() {
     assert!(!second.1.contains("started the"), "only once: {}", second.1);
 
     // Not on a pipe: a cron job's mail stays clean.
-    let out = output_within(&mut cli(&["sessions", "spawn", "--task", "z"]), CALL_SECS, "spawn");
+    let out = output_within(
+        &mut cli(&["sessions", "spawn", "--task", "z"]),
+        CALL_SECS,
+        "spawn",
+    );
     stop();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stderr(&out), "", "nothing on a stderr that is not a terminal");
+    assert_eq!(
+        stderr(&out),
+        "",
+        "nothing on a stderr that is not a terminal"
+    );
 }
 
 #[test]
@@ -232,11 +273,20 @@ fn bash_completes_session_keys_and_agent_ids_from_the_daemon() {
         stdout(&out)
     };
     let offered = complete("openclaw sessions send ''");
-    assert!(offered.lines().any(|l| l == key), "session keys: {offered:?}");
+    assert!(
+        offered.lines().any(|l| l == key),
+        "session keys: {offered:?}"
+    );
     let offered = complete("openclaw sessions spawn --agent ''");
-    assert!(offered.lines().any(|l| l == "worker"), "agent ids: {offered:?}");
+    assert!(
+        offered.lines().any(|l| l == "worker"),
+        "agent ids: {offered:?}"
+    );
     let offered = complete("openclaw ''");
-    assert!(offered.contains("sessions") && !offered.contains("__man"), "{offered:?}");
+    assert!(
+        offered.contains("sessions") && !offered.contains("__man"),
+        "{offered:?}"
+    );
 }
 
 #[test]

@@ -47,7 +47,11 @@ fn blank_messages_and_tasks_are_refused_and_nothing_is_sent() {
         &["sessions", "spawn", "--task", " "],
     ] {
         let out = exit(&d, args, 2);
-        assert!(stderr(&out).contains("is empty"), "{}", describe(args, &out));
+        assert!(
+            stderr(&out).contains("is empty"),
+            "{}",
+            describe(args, &out)
+        );
     }
     let mut cmd = d.cli();
     cmd.args(["sessions", "send", "main", "-"])
@@ -95,7 +99,11 @@ fn a_partial_list_says_how_many_there_are() {
         ok(&d, &["sessions", "spawn", "--task", &format!("t{i}")]);
     }
     let out = exit(&d, &["sessions", "list", "--limit", "1"], 0);
-    assert!(stderr(&out).contains("showing 1 of 3 sessions"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("showing 1 of 3 sessions"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -104,7 +112,10 @@ fn show_prints_one_session_for_people_and_for_scripts() {
     let d = Daemon::start();
     let parent = ok(&d, &["sessions", "spawn", "--task", "p", "--label", "boss"]);
     ok(&d, &["sessions", "wait", "--session", &parent]);
-    let child = ok(&d, &["sessions", "spawn", "--task", "c", "--parent", &parent]);
+    let child = ok(
+        &d,
+        &["sessions", "spawn", "--task", "c", "--parent", &parent],
+    );
     ok(&d, &["sessions", "wait", "--session", &child]);
     let text = ok(&d, &["sessions", "show", &parent]);
     for needle in [
@@ -137,20 +148,30 @@ fn short_forms_name_a_session_and_an_ambiguous_one_lists_the_candidates() {
     let out = exit(&d, &["sessions", "history", "dup"], 2);
     let err = stderr(&out);
     assert!(err.contains("ambiguous"), "{err}");
-    assert!(err.contains(&a) && err.contains(&b), "both candidates, one per line: {err}");
+    assert!(
+        err.contains(&a) && err.contains(&b),
+        "both candidates, one per line: {err}"
+    );
 }
 
 #[test]
 fn errors_are_one_json_line_on_stderr_with_json() {
     let d = Daemon::start();
-    let out = exit(&d, &["sessions", "history", "agent:main:nosuch", "--json"], 4);
+    let out = exit(
+        &d,
+        &["sessions", "history", "agent:main:nosuch", "--json"],
+        4,
+    );
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     let v: Value = serde_json::from_str(&err).expect("stderr is JSON");
     assert_eq!(v["error"]["kind"], "not_found");
     assert_eq!(v["error"]["exitCode"], 4);
-    assert!(v["error"]["message"].as_str().unwrap().contains("nosuch"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("nosuch"),
+        "{v}"
+    );
 
     // A usage error from the command line itself, found before --json is parsed.
     let out = exit(&d, &["sessions", "spawn", "--json"], 2);
@@ -173,9 +194,15 @@ fn quiet_prints_only_the_key_or_the_run_id() {
     let key = ok(&d, &["sessions", "spawn", "--task", "x", "--quiet"]);
     assert!(key.starts_with("agent:") && !key.contains('\n'), "{key:?}");
     let key2 = ok(&d, &["sessions", "spawn", "--task", "y", "--wait", "-q"]);
-    assert!(key2.starts_with("agent:") && !key2.contains('\n'), "{key2:?}");
+    assert!(
+        key2.starts_with("agent:") && !key2.contains('\n'),
+        "{key2:?}"
+    );
     let run = ok(&d, &["sessions", "send", &key, "hello", "--quiet"]);
-    assert!(!run.contains("hello") && !run.contains('\n') && !run.is_empty(), "{run:?}");
+    assert!(
+        !run.contains("hello") && !run.contains('\n') && !run.is_empty(),
+        "{run:?}"
+    );
     // It is the run's id: waiting for it prints the reply.
     assert_eq!(ok(&d, &["sessions", "wait", &run]), "hello");
 }
@@ -189,17 +216,28 @@ fn verbose_logs_connecting_and_each_call_with_its_time() {
     assert!(log.contains("sessions.spawn: answered in"), "{log}");
     assert!(log.contains(" ms"), "{log}");
     assert!(!log.contains("\"task\""), "params only with -vv: {log}");
-    let out = exit(&d, &["-vv", "sessions", "spawn", "--task", "marker-task"], 0);
+    let out = exit(
+        &d,
+        &["-vv", "sessions", "spawn", "--task", "marker-task"],
+        0,
+    );
     assert!(stderr(&out).contains("marker-task"), "{}", stderr(&out));
     // Nothing without -v.
-    assert_eq!(stderr(&exit(&d, &["sessions", "spawn", "--task", "x"], 0)), "");
+    assert_eq!(
+        stderr(&exit(&d, &["sessions", "spawn", "--task", "x"], 0)),
+        ""
+    );
 }
 
 #[test]
 fn messages_name_what_the_user_typed() {
     let d = Daemon::start();
     let out = exit(&d, &["pairing", "approve", "ab"], 2);
-    assert!(stderr(&out).contains("at least 4 characters"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("at least 4 characters"),
+        "{}",
+        stderr(&out)
+    );
 
     // A socket path the kernel cannot take: said as such, even to `daemon start`.
     let long = d.home_path().join("d".repeat(120)).join("openclaw.sock");
@@ -212,7 +250,10 @@ fn messages_name_what_the_user_typed() {
     let out = output_within(&mut cmd, CALL_SECS, "daemon start on a long socket path");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("bytes long") && err.contains("OPENCLAW_SOCKET"), "{err}");
+    assert!(
+        err.contains("bytes long") && err.contains("OPENCLAW_SOCKET"),
+        "{err}"
+    );
     assert!(!err.contains("openclaw daemon start"), "{err}");
 }
 
@@ -220,7 +261,10 @@ fn messages_name_what_the_user_typed() {
 fn an_interrupted_run_says_why_once() {
     let agent = BlockingAgent::new();
     let mut d = Daemon::start_with_config(&agent.config("slow"));
-    let spawned = json(&d, &["sessions", "spawn", "--agent", "slow", "--task", "block"]);
+    let spawned = json(
+        &d,
+        &["sessions", "spawn", "--agent", "slow", "--task", "block"],
+    );
     let run = spawned["runId"].as_str().unwrap().to_string();
     agent.wait_started();
     d.restart();
@@ -263,7 +307,10 @@ fn subscribe_to_an_unknown_run_exits_4() {
 fn subscribe_to_a_run_exits_when_it_ends() {
     let agent = BlockingAgent::new();
     let d = Daemon::start_with_config(&agent.config("slow"));
-    let spawned = json(&d, &["sessions", "spawn", "--agent", "slow", "--task", "block"]);
+    let spawned = json(
+        &d,
+        &["sessions", "spawn", "--agent", "slow", "--task", "block"],
+    );
     let run = spawned["runId"].as_str().unwrap().to_string();
     agent.wait_started();
     let mut cmd = d.cli();

@@ -1143,7 +1143,9 @@ pub fn output_in_pty(
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
     // The command keeps what it was given for stdio: only the child may hold the terminal.
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     drop(slave);
     let (tx, rx) = std::sync::mpsc::channel();
     let mut reader = std::fs::File::from(master);

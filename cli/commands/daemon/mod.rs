@@ -175,12 +175,7 @@ fn stop(ctx: &Context, args: &StopArgs) -> Result<bool, Failure> {
     };
     let result: ShutdownResult = typed(methods::DAEMON_SHUTDOWN, raw.clone())?;
     if !ctx.json
-        && let Some(note) = stop_note(
-            &result,
-            raw.get("activeRuns").is_some(),
-            running_before,
-            args,
-        )
+        && let Some(note) = stop_note(&result, running_before, args)
     {
         diagnostic("note", &note);
     }
@@ -200,17 +195,10 @@ fn stop(ctx: &Context, args: &StopArgs) -> Result<bool, Failure> {
 }
 
 /// What a stop does to the runs, when it does anything to them.
-fn stop_note(
-    result: &ShutdownResult,
-    daemon_counted: bool,
-    running_before: u32,
-    args: &StopArgs,
-) -> Option<String> {
-    let active = if daemon_counted {
-        result.active_runs
-    } else {
-        running_before
-    };
+/// `running_before`: what the lanes said just before the stop, for a daemon that does not
+/// count them in its answer.
+fn stop_note(result: &ShutdownResult, running_before: u32, args: &StopArgs) -> Option<String> {
+    let active = result.active_runs.max(running_before);
     let runs = |n: u32| {
         if n == 1 {
             "1 run".to_string()
@@ -334,23 +322,23 @@ mod tests {
 
     #[test]
     fn a_stop_says_how_many_runs_it_interrupts() {
-        assert_eq!(stop_note(&shutdown(0, 0), true, 0, &NOW), None);
-        let note = stop_note(&shutdown(2, 0), true, 0, &NOW).unwrap();
+        assert_eq!(stop_note(&shutdown(0, 0), 0, &NOW), None);
+        let note = stop_note(&shutdown(2, 0), 0, &NOW).unwrap();
         assert!(note.contains("interrupts 2 runs still going"), "{note}");
         assert!(note.contains("--drain"), "{note}");
-        let note = stop_note(&shutdown(1, 3), true, 0, &NOW).unwrap();
+        let note = stop_note(&shutdown(1, 3), 0, &NOW).unwrap();
         assert!(
             note.contains("1 run still going; 3 runs queued stay queued"),
             "{note}"
         );
         // An older daemon does not count: the lanes' counts from its status stand in.
-        let note = stop_note(&shutdown(0, 0), false, 4, &NOW).unwrap();
+        let note = stop_note(&shutdown(0, 0), 4, &NOW).unwrap();
         assert!(note.contains("4 runs"), "{note}");
         let drain = StopArgs {
             drain: true,
             timeout: Some(60.0),
         };
-        let note = stop_note(&shutdown(1, 0), true, 0, &drain).unwrap();
+        let note = stop_note(&shutdown(1, 0), 0, &drain).unwrap();
         assert!(note.contains("once the running run has finished"), "{note}");
     }
 
