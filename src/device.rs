@@ -203,7 +203,7 @@ impl PairedDaemons {
     /// Records (or replaces) the daemon at `socket`, writing the file atomically.
     pub fn record(dir: &Path, daemon: PairedDaemon) -> Result<(), DeviceError> {
         let mut all = PairedDaemons::load(dir)?;
-        if all.daemons.iter().any(|d| *d == daemon) {
+        if all.daemons.contains(&daemon) {
             return Ok(());
         }
         all.daemons.retain(|d| d.socket != daemon.socket);
