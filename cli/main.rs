@@ -9,12 +9,13 @@ mod connection;
 mod failure;
 mod manpage;
 mod output;
+mod parse;
 mod stream;
 mod watch;
 
 use std::process::ExitCode;
 
-use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::Context;
 use crate::commands::agents::AgentsCommand;
@@ -55,6 +56,16 @@ See `man openclaw` for the whole reference.";
     arg_required_else_help = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, Args)]
+pub struct Globals {
     /// Print the result as JSON: one object on one line, exactly as the daemon sent it; errors as one JSON line on stderr
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
@@ -62,9 +73,6 @@ pub struct Cli {
     /// Log what openclaw does on stderr: connecting, starting the daemon, each call and its time (-v); with the calls' params and results (-vv); everything (-vvv)
     #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,10 +147,10 @@ fn main() -> ExitCode {
         Some(Internal::Version) => write_stdout(&format!("openclaw {}\n", openclaw::VERSION)),
         Some(Internal::Man) => write_stdout(&manpage::render(Cli::command())),
         Some(Internal::Complete(what)) => commands::complete::complete(&context(false, 0), &what),
-        None => match Cli::try_parse_from(&args) {
+        None => match parse::parse(&args) {
             Ok(cli) => {
-                if cli.verbose > 0 {
-                    init_logging(cli.verbose);
+                if cli.globals.verbose > 0 {
+                    init_logging(cli.globals.verbose);
                 }
                 run(cli)
             }
@@ -202,7 +210,7 @@ fn context(json: bool, verbose: u8) -> Context {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let ctx = context(cli.json, cli.verbose);
+    let ctx = context(cli.globals.json, cli.globals.verbose);
     match cli.command {
         Command::Completions { shell } => write_stdout(&completions::script(shell, Cli::command())),
         Command::Sessions(command) => commands::sessions::run(&ctx, command),
@@ -245,10 +253,10 @@ mod tests {
     #[test]
     fn json_and_verbose_are_accepted_after_any_command() {
         let cli = Cli::try_parse_from(["openclaw", "agents", "list", "--json", "-vv"]).unwrap();
-        assert!(cli.json);
-        assert_eq!(cli.verbose, 2);
+        assert!(cli.globals.json);
+        assert_eq!(cli.globals.verbose, 2);
         let cli = Cli::try_parse_from(["openclaw", "--json", "daemon", "status"]).unwrap();
-        assert!(cli.json);
+        assert!(cli.globals.json);
     }
 
     #[test]
