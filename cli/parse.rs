@@ -130,7 +130,11 @@ mod tests {
             for leaf in group.get_subcommands().filter(|l| l.get_name() != "help") {
                 let (group_name, alone) = command(group.get_name(), leaf.get_name())
                     .unwrap_or_else(|| {
-                        panic!("`{} {}` is not built alone", group.get_name(), leaf.get_name())
+                        panic!(
+                            "`{} {}` is not built alone",
+                            group.get_name(),
+                            leaf.get_name()
+                        )
                     });
                 assert_eq!(group_name, group.get_name());
                 assert_eq!(alone.get_name(), leaf.get_name());
@@ -144,10 +148,20 @@ mod tests {
     #[test]
     fn a_command_parses_the_same_alone_as_in_the_whole_tree() {
         for line in [
-            &["sessions", "spawn", "--task", "x", "--json", "-vv", "--attach", "a", "--attach", "b"][..],
+            &[
+                "sessions", "spawn", "--task", "x", "--json", "-vv", "--attach", "a", "--attach",
+                "b",
+            ][..],
             &["--json", "sessions", "send", "k", "m", "--timeout", "5"],
             &["sessions", "wait", "--session", "k"],
-            &["sessions", "follow", "k", "--events", "assistant,tool", "--until-done"],
+            &[
+                "sessions",
+                "follow",
+                "k",
+                "--events",
+                "assistant,tool",
+                "--until-done",
+            ],
             &["sessions", "list", "--all", "--wide"],
             &["daemon", "stop", "--drain", "--timeout", "3"],
             &["daemon", "run", "--", "-v"],

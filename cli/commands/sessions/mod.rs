@@ -3,6 +3,7 @@
 //! --follow` also uses).
 
 mod follow;
+mod follow_plan;
 mod history;
 mod list;
 mod manage;
@@ -15,7 +16,7 @@ mod wait;
 
 use clap::Subcommand;
 
-pub use follow::FollowArgs;
+pub use follow_plan::FollowArgs;
 pub use history::HistoryArgs;
 pub use list::ListArgs;
 pub use manage::{DeleteArgs, KillArgs, PatchArgs};
