@@ -2,6 +2,8 @@
 //! shells, scripts and cron: every command is one call on the daemon's socket, data on
 //! stdout, diagnostics on stderr, and an exit status a script can branch on.
 
+#![cfg_attr(not(test), no_main)]
+
 mod autostart;
 mod commands;
 mod completions;
@@ -10,10 +12,9 @@ mod failure;
 mod manpage;
 mod output;
 mod parse;
+mod start;
 mod stream;
 mod watch;
-
-use std::process::ExitCode;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
@@ -140,7 +141,23 @@ fn wants_json(args: &[std::ffi::OsString]) -> bool {
         .any(|a| a == "--json")
 }
 
-fn main() -> ExitCode {
+// No `fn main`: std's start-up (which reads /proc/self/maps to place a stack guard, a tenth of
+// a short command's instructions) is skipped, and the two things it does that this program
+// relies on are done here: stdio descriptors that are open, and SIGPIPE ignored so that a
+// closed stdout is an error to handle (`| head`), not death (issue 16).
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    start::prepare();
+    let code = openclaw_main();
+    start::finish();
+    std::ffi::c_int::from(code)
+}
+
+fn openclaw_main() -> u8 {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = wants_json(&args);
     let result = match internal(&args) {
@@ -158,10 +175,10 @@ fn main() -> ExitCode {
         },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok.code(),
         Err(failure) => {
             report(&failure, json);
-            ExitCode::from(failure.exit.code())
+            failure.exit.code()
         }
     }
 }
@@ -183,7 +200,7 @@ fn report(failure: &Failure, json: bool) {
 
 /// clap's verdict on the command line. --help and --version end here too (exit 0, on
 /// stdout; a closed pipe is fine).
-fn usage_error(err: &clap::Error, json: bool) -> ExitCode {
+fn usage_error(err: &clap::Error, json: bool) -> u8 {
     let code = u8::try_from(err.exit_code()).unwrap_or(Exit::Usage.code());
     if json && err.use_stderr() {
         let text = err.to_string();
@@ -198,7 +215,7 @@ fn usage_error(err: &clap::Error, json: bool) -> ExitCode {
     } else {
         let _ = err.print();
     }
-    ExitCode::from(code)
+    code
 }
 
 fn context(json: bool, verbose: u8) -> Context {
