@@ -157,6 +157,8 @@ extern "C" fn main(
     std::ffi::c_int::from(code)
 }
 
+// Reached from the C `main`, which a test build replaces with the test harness.
+#[cfg_attr(test, allow(dead_code))]
 fn openclaw_main() -> u8 {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = wants_json(&args);
@@ -185,6 +187,8 @@ fn openclaw_main() -> u8 {
 
 /// The one diagnostic of a failed command: `error: ...` (or `interrupted: ...`), or with
 /// --json one JSON line.
+// Reached from the C `main`, which a test build replaces with the test harness.
+#[cfg_attr(test, allow(dead_code))]
 fn report(failure: &Failure, json: bool) {
     let Some(message) = &failure.message else {
         return;
@@ -200,6 +204,8 @@ fn report(failure: &Failure, json: bool) {
 
 /// clap's verdict on the command line. --help and --version end here too (exit 0, on
 /// stdout; a closed pipe is fine).
+// Reached from the C `main`, which a test build replaces with the test harness.
+#[cfg_attr(test, allow(dead_code))]
 fn usage_error(err: &clap::Error, json: bool) -> u8 {
     let code = u8::try_from(err.exit_code()).unwrap_or(Exit::Usage.code());
     if json && err.use_stderr() {

@@ -12,6 +12,7 @@ pub fn prepare() {
 }
 
 /// After the command, before the process exits.
+#[cfg_attr(test, allow(dead_code))]
 pub fn finish() {
     let _ = std::io::stdout().flush();
 }
