@@ -53,12 +53,9 @@ pub fn follow_spawned(
     client: Connection,
     spawned: SpawnResult,
     events: &[EventKind],
-    quiet: bool,
     watch: &Watch,
 ) -> Result<(), Failure> {
-    if !quiet {
-        write_both("", &format!("session {}\n", spawned.session_key))?;
-    }
+    write_both("", &format!("session {}\n", spawned.session_key))?;
     let run = spawned.run_id.clone();
     let follow = Follow::spawned(spawned.session_key, spawned.run_id, events, output_of(ctx));
     match run_follow(ctx, client, follow, watch) {

@@ -30,7 +30,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
     /// Print only the run id (after waiting, unless --no-wait; the exit status is the run's)
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "stream")]
     pub quiet: bool,
 }
 
@@ -57,7 +57,7 @@ pub fn send(ctx: &Context, args: SendArgs) -> Result<(), Failure> {
         Print::Reply
     };
     if args.stream {
-        return send_streaming(ctx, &mut client, params, args.timeout, print, &watch);
+        return send_streaming(ctx, &mut client, params, args.timeout, &watch);
     }
     // Accepted first, then waited for: the run id is known before the wait starts, so that
     // Ctrl-C can say which run goes on.

@@ -8,7 +8,7 @@ use openclaw::protocol::{EventKind, RunResult, SendParams, WaitStatus, methods};
 
 use super::super::{Context, format_seconds, typed};
 use super::follow::{line_style, shared_terminal};
-use super::wait::{Ended, Print, WaitFor, interrupted, reply_text, run_outcome};
+use super::wait::{Ended, WaitFor, interrupted, reply_text, run_outcome};
 use crate::connection::{CallError, Connection, StreamEnd};
 use crate::failure::{Exit, Failure};
 use crate::output::{Spinner, diagnostic, escape_controls, print_json, write_stdout};
@@ -25,7 +25,6 @@ pub fn send_streaming(
     client: &mut Connection,
     params: SendParams,
     waited: f64,
-    print: Print,
     // Only Ctrl-C: a command with an effect must not be cut before the daemon has it; a
     // closed stdout ends it at its next write.
     watch: &Watch,
@@ -38,14 +37,13 @@ pub fn send_streaming(
         deadline: Instant::now().checked_add(patience),
         wake: &wakes,
     };
-    let quiet = print != Print::Reply;
     let mut renderer = Renderer::new(
         Form::Reply,
         line_style(ctx, false),
         Kinds::of(&EventKind::ALL),
         shared_terminal(ctx),
     );
-    let spinner = if quiet || ctx.json {
+    let spinner = if ctx.json {
         Spinner::none()
     } else {
         Spinner::start(&ctx.terminal, "waiting for the reply".into())
@@ -57,9 +55,6 @@ pub fn send_streaming(
             return Ok(());
         };
         run_id.get_or_insert_with(|| run.to_string());
-        if quiet {
-            return Ok(());
-        }
         if ctx.json {
             return write_stdout(&json_line(&n.method, n.params));
         }
@@ -100,10 +95,6 @@ pub fn send_streaming(
         }
     };
     let result: RunResult = typed(methods::SESSIONS_SEND, raw.clone())?;
-    if print == Print::RunId {
-        write_stdout(&format!("{}\n", result.run_id))?;
-        return streamed_failure(&result, waited).map_or(Ok(()), Err);
-    }
     if ctx.json {
         print_json(&raw)?;
         return streamed_failure(&result, waited).map_or(Ok(()), Err);

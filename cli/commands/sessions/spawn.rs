@@ -81,7 +81,7 @@ pub struct SpawnArgs {
     #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds, default_value_t = DEFAULT_WAIT_SECONDS)]
     pub wait_timeout: f64,
     /// Print only the session key: no notes, no reply (--wait still waits, and the exit status is the run's)
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "follow")]
     pub quiet: bool,
 }
 
@@ -188,7 +188,7 @@ pub fn spawn(ctx: &Context, args: SpawnArgs) -> Result<(), Failure> {
                 watch,
             );
         }
-        return follow::follow_spawned(ctx, client, spawned, &args.events, args.quiet, watch);
+        return follow::follow_spawned(ctx, client, spawned, &args.events, watch);
     }
     if args.quiet {
         Ok(())
