@@ -79,7 +79,9 @@ pub fn connect(paths: &Paths, autostart: Autostart, notice: bool) -> Result<Conn
         }
         Err(err) => return Err(connect_failure(err, autostart)),
     };
-    if let Ok(peer) = client.peer_credentials() {
+    if tracing::enabled!(tracing::Level::INFO)
+        && let Ok(peer) = client.peer_credentials()
+    {
         tracing::info!(
             "connected in {:.1} ms (daemon pid {}, uid {})",
             started.elapsed().as_secs_f64() * 1000.0,
