@@ -1,5 +1,6 @@
 //! How a command ends when it does not succeed: the exit status (SPEC §9, documented in the man
-//! page) and the one diagnostic printed on stderr as `error: <message>`.
+//! page) and the one diagnostic printed on stderr as `error: <message>`, or with `--json` as
+//! `{"error": {"kind", "message", "exitCode"}}` on one line.
 
 use std::io;
 use std::path::Path;
@@ -32,11 +33,30 @@ impl Exit {
     }
 }
 
+impl Exit {
+    /// The error kind of `--json` errors when nothing more specific is known.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Failed => "failed",
+            Exit::Usage => "usage",
+            Exit::Unreachable => "unreachable",
+            Exit::NotFound => "not_found",
+            Exit::NotPermitted => "not_permitted",
+            Exit::TimedOut => "timeout",
+            Exit::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// A command that did not succeed. `message: None` ends quietly (stdout was closed under us).
 #[derive(Debug)]
 pub struct Failure {
     pub exit: Exit,
     pub message: Option<String>,
+    /// The `kind` of a `--json` error: the daemon's error kind when it gave one, else a kind
+    /// of this CLI's (`run_failed`, `untrusted_socket`, ...), else the exit status's.
+    pub kind: Option<String>,
 }
 
 impl Failure {
@@ -44,7 +64,29 @@ impl Failure {
         Failure {
             exit,
             message: Some(message.into()),
+            kind: None,
         }
+    }
+
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Failure {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(self.exit.kind())
+    }
+
+    /// The `--json` form: one line for stderr.
+    pub fn json_line(&self) -> String {
+        let error = serde_json::json!({
+            "error": {
+                "kind": self.kind(),
+                "message": self.message.as_deref().unwrap_or(""),
+                "exitCode": self.exit.code(),
+            }
+        });
+        format!("{error}\n")
     }
 
     pub fn failed(message: impl Into<String>) -> Failure {
@@ -60,6 +102,7 @@ impl Failure {
         Failure {
             exit,
             message: None,
+            kind: None,
         }
     }
 
@@ -82,9 +125,9 @@ impl Failure {
         }
     }
 
-    /// No daemon answered on `socket`. `autostart_disabled` says whether the user turned off
-    /// on-demand start, which decides what they should do about it.
-    pub fn unreachable(socket: &Path, source: &io::Error, autostart_disabled: bool) -> Failure {
+    /// No daemon answered on `socket`. `hint` says what the user can do about it, which
+    /// depends on how they got here.
+    pub fn unreachable(socket: &Path, source: &io::Error, hint: StartHint) -> Failure {
         let socket = socket.display();
         let what = match source.kind() {
             io::ErrorKind::NotFound => {
@@ -103,18 +146,41 @@ impl Failure {
             }
             _ => format!("cannot connect to the openclaw daemon at {socket}: {source}"),
         };
-        let hint = if autostart_disabled {
-            "; start it with `openclaw daemon start` (commands do not start it themselves because OPENCLAW_NO_AUTOSTART is set)"
-        } else {
-            "; start it with `openclaw daemon start`"
+        let hint = match hint {
+            StartHint::AutostartDisabled => {
+                "; start it with `openclaw daemon start` (commands do not start it themselves because OPENCLAW_NO_AUTOSTART is set)"
+            }
+            StartHint::Start => "; start it with `openclaw daemon start`",
+            // The user asked for a start, or the start just failed: the other message says why.
+            StartHint::None => "",
         };
         Failure::new(Exit::Unreachable, format!("{what}{hint}"))
+    }
+
+    /// A socket path the kernel cannot take (`sun_path` holds 107 bytes and a NUL).
+    pub fn socket_path_too_long(socket: &Path) -> Failure {
+        Failure::new(
+            Exit::Usage,
+            format!(
+                "the socket path {} is {} bytes long; a Unix socket path can have at most {MAX_SOCKET_PATH}. Use a shorter OPENCLAW_HOME or XDG_RUNTIME_DIR, or set OPENCLAW_SOCKET to a shorter path",
+                socket.display(),
+                socket.as_os_str().len()
+            ),
+        )
+        .with_kind("socket_path_too_long")
     }
 
     /// The daemon answered with an error object.
     pub fn rpc(err: &RpcError) -> Failure {
         let exit = exit_for_rpc_error(err);
         let mut message = err.message.clone();
+        if let Some(candidates) = candidates(err) {
+            // An ambiguous short form: one candidate per line, as the user would type it.
+            for candidate in candidates {
+                message.push_str("\n  ");
+                message.push_str(&candidate);
+            }
+        }
         if err.kind() == Some(ErrorKind::Busy)
             && let Some(ms) = err
                 .data
@@ -124,13 +190,79 @@ impl Failure {
         {
             message.push_str(&format!(" (the daemon suggests retrying in {ms} ms)"));
         }
-        Failure::new(exit, message)
+        Failure::new(exit, message).with_kind(rpc_kind(err))
     }
+}
+
+/// What to suggest when no daemon answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartHint {
+    /// `openclaw daemon start`.
+    Start,
+    /// `openclaw daemon start`, and why commands did not start it.
+    AutostartDisabled,
+    /// Nothing: the user is starting it, or a start just failed with its own message.
+    None,
+}
+
+/// `sun_path` is 108 bytes, the last for the NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// The kind of a daemon error for `--json`: `data.kind` as sent (a kind this CLI does not know
+/// is passed on), else from the JSON-RPC code.
+fn rpc_kind(err: &RpcError) -> String {
+    if let Some(kind) = err
+        .data
+        .as_ref()
+        .and_then(|d| d.get("kind"))
+        .and_then(|k| k.as_str())
+    {
+        return kind.to_string();
+    }
+    match err.code {
+        codes::INVALID_PARAMS => "invalid_params",
+        codes::METHOD_NOT_FOUND => "method_not_found",
+        codes::INVALID_REQUEST => "invalid_request",
+        codes::PARSE_ERROR => "parse_error",
+        codes::INTERNAL_ERROR => "internal",
+        _ => "failed",
+    }
+    .to_string()
+}
+
+/// The sessions an ambiguous name could mean (`data.candidates`: keys, or rows with a key and
+/// a label), as lines to show.
+fn candidates(err: &RpcError) -> Option<Vec<String>> {
+    let list = err.data.as_ref()?.get("candidates")?.as_array()?;
+    let lines: Vec<String> = list
+        .iter()
+        .filter_map(|c| match c {
+            serde_json::Value::String(key) => Some(key.clone()),
+            serde_json::Value::Object(row) => {
+                let key = row
+                    .get("key")
+                    .or_else(|| row.get("sessionKey"))
+                    .and_then(|k| k.as_str())?;
+                Some(match row.get("label").and_then(|l| l.as_str()) {
+                    Some(label) if !label.is_empty() => format!("{key}  ({label})"),
+                    _ => key.to_string(),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    (!lines.is_empty()).then_some(lines)
 }
 
 /// The exit status for an error the daemon returned.
 pub fn exit_for_rpc_error(err: &RpcError) -> Exit {
-    if err.code == codes::INVALID_PARAMS {
+    // An ambiguous short name is the user's to make precise, whatever code carries it.
+    let kind = err
+        .data
+        .as_ref()
+        .and_then(|d| d.get("kind"))
+        .and_then(|k| k.as_str());
+    if err.code == codes::INVALID_PARAMS || kind == Some("ambiguous") {
         return Exit::Usage;
     }
     match err.kind() {
@@ -148,7 +280,18 @@ pub fn exit_for_rpc_error(err: &RpcError) -> Exit {
 impl From<ClientError> for Failure {
     fn from(err: ClientError) -> Failure {
         match err {
-            ClientError::Connect { path, source } => Failure::unreachable(&path, &source, false),
+            ClientError::Connect { path, source } => {
+                Failure::unreachable(&path, &source, StartHint::Start)
+            }
+            ClientError::Untrusted(untrusted) => {
+                Failure::new(Exit::NotPermitted, untrusted.to_string()).with_kind("untrusted_socket")
+            }
+            ClientError::TimedOut => Failure::new(
+                Exit::Unreachable,
+                "the daemon did not answer in time (it may be stuck or overloaded: `openclaw daemon status` shows whether it responds)",
+            )
+            .with_kind("no_answer"),
+            ClientError::Woken(_) => Failure::interrupted(),
             ClientError::Rpc(rpc) => Failure::rpc(&rpc),
             ClientError::Disconnected => Failure::new(
                 Exit::Unreachable,
@@ -240,18 +383,78 @@ mod tests {
     #[test]
     fn unreachable_names_the_socket_and_the_way_out() {
         let path = Path::new("/run/user/1/openclaw/openclaw.sock");
-        let f = Failure::unreachable(path, &io_err(io::ErrorKind::NotFound), false);
+        let f = Failure::unreachable(path, &io_err(io::ErrorKind::NotFound), StartHint::Start);
         assert_eq!(f.exit, Exit::Unreachable);
         let msg = f.message.unwrap();
         assert!(msg.contains("/run/user/1/openclaw/openclaw.sock"), "{msg}");
         assert!(msg.contains("openclaw daemon start"), "{msg}");
         assert!(!msg.contains("OPENCLAW_NO_AUTOSTART"), "{msg}");
 
-        let f = Failure::unreachable(path, &io_err(io::ErrorKind::ConnectionRefused), true);
+        let f = Failure::unreachable(
+            path,
+            &io_err(io::ErrorKind::ConnectionRefused),
+            StartHint::AutostartDisabled,
+        );
         assert!(f.message.unwrap().contains("OPENCLAW_NO_AUTOSTART is set"));
 
-        let f = Failure::unreachable(path, &io_err(io::ErrorKind::PermissionDenied), false);
+        let f = Failure::unreachable(
+            path,
+            &io_err(io::ErrorKind::PermissionDenied),
+            StartHint::Start,
+        );
         assert_eq!(f.exit, Exit::NotPermitted);
+
+        // Someone who just ran `daemon start` is not told to run it.
+        let f = Failure::unreachable(path, &io_err(io::ErrorKind::NotFound), StartHint::None);
+        assert!(!f.message.unwrap().contains("daemon start"));
+    }
+
+    #[test]
+    fn a_long_socket_path_is_named_with_its_length_and_the_way_out() {
+        let long = std::path::PathBuf::from(format!("/{}/openclaw.sock", "d".repeat(120)));
+        let f = Failure::socket_path_too_long(&long);
+        let message = f.message.unwrap();
+        assert!(
+            message.contains("135 bytes") && message.contains("107"),
+            "{message}"
+        );
+        assert!(message.contains("OPENCLAW_SOCKET"), "{message}");
+        assert!(!message.contains("daemon start"), "{message}");
+    }
+
+    #[test]
+    fn json_errors_carry_kind_message_and_exit_code() {
+        let f = Failure::rpc(&RpcError::not_found("no session \"x\""));
+        let line: serde_json::Value = serde_json::from_str(&f.json_line()).unwrap();
+        assert_eq!(
+            line,
+            json!({"error": {"kind": "not_found", "message": "no session \"x\"", "exitCode": 4}})
+        );
+        let f = Failure::rpc(&RpcError::invalid_params("bad"));
+        assert_eq!(f.kind(), "invalid_params");
+        assert_eq!(Failure::usage("x").kind(), "usage");
+        assert_eq!(
+            Failure::failed("x").with_kind("run_failed").kind(),
+            "run_failed"
+        );
+        assert!(f.json_line().ends_with("}\n") && f.json_line().lines().count() == 1);
+    }
+
+    #[test]
+    fn an_ambiguous_name_lists_its_candidates() {
+        let err = RpcError::invalid_params("ambiguous: \"12a7\" names 2 sessions")
+            .with_data("kind", "ambiguous".into())
+            .with_data(
+                "candidates",
+                json!(["agent:main:subagent:12a7aac7-1", {"key": "agent:main:subagent:12a7bb", "label": "daily"}]),
+            );
+        let f = Failure::rpc(&err);
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(f.kind(), "ambiguous");
+        assert_eq!(
+            f.message.unwrap(),
+            "ambiguous: \"12a7\" names 2 sessions\n  agent:main:subagent:12a7aac7-1\n  agent:main:subagent:12a7bb  (daily)"
+        );
     }
 
     #[test]

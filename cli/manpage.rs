@@ -24,7 +24,10 @@ pub fn render(cmd: clap::Command) -> String {
     );
     page.push(|w| w.write_all(title.as_bytes()), true);
     page.push(|w| man.render_name_section(w), true);
-    page.push(|w| man.render_synopsis_section(w), true);
+    let mut head = Roff::new();
+    head.control("SH", ["SYNOPSIS"]);
+    page.push_roff(&head);
+    page.push_roff(&synopsis(&cmd, &["help", "version"]));
     page.push(|w| man.render_description_section(w), true);
     page.push(|w| man.render_options_section(w), true);
 
@@ -60,12 +63,122 @@ fn render_command(page: &mut Page, cmd: &clap::Command) {
     });
     let title = cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string();
     page.push_roff(Roff::new().control("SS", [title.as_str()]));
-    let man = Man::new(cmd);
     // The section headings of a full page would end this subsection; the content stays.
-    page.push(|w| man.render_synopsis_section(w), false);
+    page.push_roff(&synopsis(&cmd, &INHERITED_ARGS));
+    let man = Man::new(cmd);
     page.push_roff(Roff::new().control("PP", []));
     page.push(|w| man.render_description_section(w), false);
     page.push(|w| man.render_options_section(w), false);
+}
+
+/// A command's synopsis with the value each option takes (`[--agent ID]`), options in the
+/// order they are declared, then the positional arguments; `skip` are documented elsewhere.
+fn synopsis(cmd: &clap::Command, skip: &[&str]) -> Roff {
+    let name = cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string();
+    let mut line = vec![bold(name)];
+    let grouped: Vec<clap::Id> = cmd
+        .get_groups()
+        .filter(|g| g.is_required_set())
+        .flat_map(|g| g.get_args().cloned().collect::<Vec<_>>())
+        .collect();
+    let shown = |arg: &&clap::Arg| {
+        !arg.is_hide_set()
+            && !skip.contains(&arg.get_id().as_str())
+            && !grouped.contains(arg.get_id())
+    };
+    let options: Vec<&clap::Arg> = cmd
+        .get_arguments()
+        .filter(shown)
+        .filter(|a| !a.is_positional())
+        .collect();
+    for required in [false, true] {
+        for arg in options.iter().filter(|a| a.is_required_set() == required) {
+            line.push(roman(if required { " " } else { " [" }));
+            line.extend(arg_form(arg));
+            if !required {
+                line.push(roman("]"));
+            }
+            if repeats(arg) {
+                line.push(roman("..."));
+            }
+        }
+    }
+    for group in cmd.get_groups().filter(|g| g.is_required_set()) {
+        line.push(roman(" ("));
+        for (i, id) in group.get_args().enumerate() {
+            if i > 0 {
+                line.push(roman(" | "));
+            }
+            if let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id) {
+                line.extend(arg_form(arg));
+            }
+        }
+        line.push(roman(")"));
+    }
+    for arg in cmd.get_positionals().filter(shown) {
+        let value = value_name(arg);
+        let trailing = arg.is_last_set();
+        line.push(roman(if arg.is_required_set() { " " } else { " [" }));
+        if trailing {
+            line.push(bold("--"));
+            line.push(roman(" "));
+        }
+        line.push(italic(value));
+        if repeats(arg) {
+            line.push(roman("..."));
+        }
+        if !arg.is_required_set() {
+            line.push(roman("]"));
+        }
+    }
+    if cmd.has_subcommands() {
+        line.push(roman(" "));
+        line.push(italic("COMMAND"));
+    }
+    let mut roff = Roff::new();
+    roff.text(line);
+    roff
+}
+
+/// `-q|--quiet`, `--agent ID`, or a positional's `KEY`.
+fn arg_form(arg: &clap::Arg) -> Vec<clap_mangen::roff::Inline> {
+    if arg.is_positional() {
+        return vec![italic(value_name(arg))];
+    }
+    let mut form = Vec::new();
+    if let Some(short) = arg.get_short() {
+        form.push(bold(format!("-{short}")));
+    }
+    if let Some(long) = arg.get_long() {
+        if !form.is_empty() {
+            form.push(roman("|"));
+        }
+        form.push(bold(format!("--{long}")));
+    }
+    if arg.get_action().takes_values() {
+        form.push(roman(" "));
+        form.push(italic(value_name(arg)));
+    }
+    form
+}
+
+fn value_name(arg: &clap::Arg) -> String {
+    arg.get_value_names()
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| arg.get_id().as_str().to_uppercase())
+}
+
+fn repeats(arg: &clap::Arg) -> bool {
+    matches!(
+        arg.get_action(),
+        clap::ArgAction::Append | clap::ArgAction::Count
+    )
 }
 
 /// What a page of a command's own flags cannot say: exit status, environment, files.
@@ -95,7 +208,7 @@ fn extra_sections() -> Roff {
         ("4", "Not found: no such session or run."),
         (
             "5",
-            "Not permitted: the socket is not open to this user, this device is not paired with the daemon (the message names the request the owner approves with `openclaw pairing approve`), the device key cannot be used, or the device lacks the scope the command needs.",
+            "Not permitted: the socket or the process listening there is not one this user should talk to (another user's directory or process; nothing was sent), the socket is not open to this user, this device is not paired with the daemon (the message names the request the owner approves with `openclaw pairing approve`), the device key cannot be used, or the device lacks the scope the command needs.",
         ),
         (
             "124",
@@ -103,7 +216,7 @@ fn extra_sections() -> Roff {
         ),
         (
             "130",
-            "Interrupted by Ctrl-C (follow, subscribe, send --stream stop quietly).",
+            "Interrupted by Ctrl-C. A command that waited for a run (send, wait, spawn --wait or --follow, send --stream) says on stderr that the run goes on and how to wait for it again; follow and subscribe stop quietly.",
         ),
     ] {
         item(&mut roff, code, meaning);
@@ -135,6 +248,10 @@ fn extra_sections() -> Roff {
             "NO_COLOR",
             "When set and not empty, no colour, even on a terminal.",
         ),
+        (
+            "COLUMNS",
+            "The width `sessions list` fits its table to on a terminal (by default the terminal's own).",
+        ),
     ] {
         item(&mut roff, name, meaning);
     }
@@ -147,7 +264,7 @@ fn extra_sections() -> Roff {
         ),
         (
             "$XDG_DATA_HOME/openclaw/",
-            "The session store (openclaw.db), session workspaces, and openclawd.log, where a daemon started on demand writes its output.",
+            "The session store (openclaw.db), session workspaces, and openclawd.log, where a daemon started on demand writes its output (`openclaw daemon logs`).",
         ),
         (
             "$XDG_RUNTIME_DIR/openclaw/openclaw.sock",
@@ -156,6 +273,14 @@ fn extra_sections() -> Roff {
         (
             "$XDG_CONFIG_HOME/openclaw/device.key",
             "This user's device key (Ed25519, mode 0600; with OPENCLAW_HOME, DIR/device.key). Made the first time a daemon owned by another user asks this openclaw to prove its device, which it then does by itself on every connection; the daemon's owner never needs one. A key other users can read is refused (`chmod 600` it). Deleting it makes a new device, which needs approving again.",
+        ),
+        (
+            "$XDG_CONFIG_HOME/openclaw/paired-daemons.json",
+            "For a device paired with another user's daemon: that daemon's uid for each socket, so that nothing else listening there later is trusted.",
+        ),
+        (
+            "$XDG_CONFIG_HOME/systemd/user/openclawd.service, openclawd.socket",
+            "Written by `openclaw daemon install-service`.",
         ),
     ] {
         item(&mut roff, path, meaning);
@@ -200,8 +325,16 @@ fn extra_sections() -> Roff {
             "Unpair a device; its open connections are dropped at once.",
         ),
         (
-            "0 6 * * * openclaw sessions spawn --task \"run the daily report\"",
-            "A crontab line: works with cron's minimal environment and no terminal.",
+            "openclaw sessions list --all --json",
+            "Every session, however many, as one JSON object (a plain list stops at 50 and says so on stderr).",
+        ),
+        (
+            "openclaw daemon logs -f",
+            "The daemon's log as it is written.",
+        ),
+        (
+            "0 6 * * * $HOME/.cargo/bin/openclaw sessions spawn --task \"run the daily report\"",
+            "A crontab line (cron's PATH is minimal: give the full path): works with cron's environment and no terminal.",
         ),
     ] {
         roff.control("TP", [])
@@ -217,7 +350,7 @@ fn extra_sections() -> Roff {
         italic("agent:AGENT:main"),
         roman(" or "),
         italic("agent:AGENT:subagent:UUID"),
-        roman("; a key without a prefix is under the default agent (`main` is agent:main:main), and a session id is accepted wherever a key is."),
+        roman("; a key without a prefix is under the default agent (`main` is agent:main:main). Wherever a session is named, its key, its id, a unique prefix of either (6 characters or more) or its label will do; a name that fits several sessions is refused, listing them (exit 2)."),
     ]);
     roff
 }
@@ -320,6 +453,28 @@ mod tests {
         // The preamble appears once.
         let preamble = Roff::new().render();
         assert_eq!(page.matches(preamble.trim_end()).count(), 1);
+    }
+
+    #[test]
+    fn synopses_show_the_values_options_take() {
+        let page = page()
+            .replace("\\-", "-")
+            .replace("\\fB", "")
+            .replace("\\fI", "")
+            .replace("\\fR", "");
+        for needle in [
+            "openclaw sessions spawn [--agent ID] [--key cron:NAME|hook:NAME] [--label LABEL]",
+            "[--attach FILE]...",
+            " --task TEXT",
+            "openclaw sessions send [--timeout SECS]",
+            " KEY MESSAGE",
+            "openclaw sessions wait [--timeout SECS] (RUN_ID | --session KEY)",
+            "openclaw daemon run [-- ARGS...]",
+            "openclaw [--json] [-v|--verbose]... COMMAND",
+        ] {
+            assert!(page.contains(needle), "{needle:?} not in the page");
+        }
+        assert!(!page.contains(".SH EXTRA") && !page.contains("EXTRA"));
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! `openclawd`: the daemon that owns every session, transcript and run, and serves the
 //! `openclaw` CLI (and any other client) over a Unix socket.
 
-use std::fs::File;
-use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{ArgAction, CommandFactory, Parser};
 use openclaw::config::Config;
+use openclaw::daemon::launch::{Launch, StartedBy};
 use openclaw::paths::Paths;
 
 /// The openclaw daemon: owns sessions, transcripts and runs
@@ -26,6 +25,10 @@ struct Args {
     /// Write "ready" to this file descriptor once listening, then close it.
     #[arg(long, value_name = "FD")]
     ready_fd: Option<i32>,
+    /// Who started the daemon, as `openclaw daemon status` shows it (default: systemd when it
+    /// passed a socket or a NOTIFY_SOCKET, else foreground)
+    #[arg(long, value_name = "WHO", value_parser = ["autostart", "foreground", "systemd"])]
+    started_by: Option<String>,
     /// Check the whole store (SQLite integrity_check) and exit: 0 when it is sound, 1 when not
     #[arg(long)]
     check: bool,
@@ -134,10 +137,12 @@ fn raise_open_files_limit() {
 
 fn run(args: Args) -> anyhow::Result<()> {
     raise_open_files_limit();
-    let ready = match args.ready_fd {
-        Some(fd) => Some(take_fd(fd)?),
-        None => None,
-    };
+    // First, while this is the only thread: it takes what systemd passed out of the
+    // environment.
+    let launch = Launch::from_process(
+        args.ready_fd,
+        args.started_by.as_deref().and_then(StartedBy::parse),
+    )?;
     let paths = Paths::from_env()?;
     let mut config = Config::load(&paths.config_file)?;
     let default_source = config.apply_default_agent(&config.openai_env());
@@ -151,26 +156,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         paths,
         config,
         default_source,
-        ready,
+        launch,
     ))?;
     // Don't wait for idle blocking threads: everything that matters has been stored.
     runtime.shutdown_background();
     Ok(())
-}
-
-/// Takes ownership of an inherited descriptor after checking that it is open.
-fn take_fd(fd: i32) -> anyhow::Result<File> {
-    // SAFETY: F_GETFD only inspects the descriptor table.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        anyhow::bail!(
-            "--ready-fd {fd} is not an open file descriptor (3 or above) of this process"
-        );
-    }
-    // SAFETY: the descriptor is open and nothing else in this process owns it.
-    let file = unsafe { File::from_raw_fd(fd) };
-    // SAFETY: setting FD_CLOEXEC on our own descriptor, so agents never inherit it.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    Ok(file)
 }
 
 fn init_logging(verbose: u8) {

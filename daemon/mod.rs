@@ -8,6 +8,7 @@ pub mod backends;
 pub mod children;
 pub mod engine;
 pub mod events;
+pub mod launch;
 pub mod notify;
 pub mod rpc;
 pub mod server;

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use crate::config::{Config, DefaultAgentSource, LimitsConfig};
 use crate::paths::Paths;
 use anyhow::{Context, bail};
+use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -22,15 +23,17 @@ use tokio_util::task::TaskTracker;
 use crate::daemon::auth::peer_facts;
 use crate::daemon::engine::Engine;
 use crate::daemon::events::EventBus;
+use crate::daemon::launch::Launch;
 use crate::daemon::service::{DaemonInfo, PeerFacts, SessionService};
 use crate::daemon::store::Store;
 
-/// Runs the daemon until it is asked to stop. `ready` is told once the socket listens.
+/// Runs the daemon until it is asked to stop. Whoever started it (`launch`) is told once the
+/// socket listens.
 pub async fn run(
     paths: Paths,
     config: Config,
     default_source: DefaultAgentSource,
-    ready: Option<File>,
+    mut launch: Launch,
 ) -> anyhow::Result<()> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -91,35 +94,26 @@ pub async fn run(
         .await
         .context("queueing runs left from the last start")?;
 
-    let mode = config.socket_mode();
-    let name = paths.socket.as_path().to_fs_name::<GenericFilePath>()?;
-    let listener = ListenerOptions::new()
-        .name(name)
-        .mode(mode)
-        .try_overwrite(true) // safe: we hold the instance lock, so any file there is stale
-        .create_tokio()
-        .with_context(|| format!("listening on {}", paths.socket.display()))?;
-    // The umask narrows wider modes at bind time: set the mode the config asked for.
-    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", paths.socket.display()))?;
-    if let Some(group) = &config.socket.group {
-        set_group(&paths.socket, group)?;
-    }
+    let listener = match launch.activated.take() {
+        // systemd made the socket (its path, mode and group are the .socket unit's) and keeps
+        // it: it stays in place when we stop, so the next connection starts us again.
+        Some(fd) => activated_listener(fd, &paths.socket)?,
+        None => bind_listener(&paths.socket, &config)?,
+    };
 
     let shutdown = CancellationToken::new();
-    let daemon = Arc::new(DaemonInfo::new(
-        paths.clone(),
-        recovery.interrupted,
-        shutdown.clone(),
-    ));
+    let mut info = DaemonInfo::new(paths.clone(), recovery.interrupted, shutdown.clone());
+    info.started_by = Some(launch.started_by.as_str().to_string());
+    info.log_file = launch
+        .log_file
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    let daemon = Arc::new(info);
     let service = SessionService::new(engine.clone(), daemon.clone());
     spawn_signal_handler(shutdown.clone())?;
     spawn_reload_on_hangup(service.clone(), shutdown.clone())?;
     tokio::spawn(engine.clone().run_archiver(shutdown.clone()));
-    if let Some(mut ready) = ready {
-        // The reader only needs to see the line; a parent that went away is no error.
-        let _ = ready.write_all(b"ready\n");
-    }
+    launch.tell_ready();
     tracing::info!(socket = %paths.socket.display(), "listening");
 
     let connections = TaskTracker::new();
@@ -174,11 +168,55 @@ pub async fn run(
         });
     }
     tracing::info!("stopping");
+    crate::daemon::launch::tell_stopping();
     drop(listener); // removes the socket file: new clients see "not running" at once
     engine.shutdown().await;
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Binds the socket at `socket` with the mode and group the config asks for.
+fn bind_listener(socket: &Path, config: &Config) -> anyhow::Result<Listener> {
+    let mode = config.socket_mode();
+    let name = socket.to_fs_name::<GenericFilePath>()?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .mode(mode)
+        .try_overwrite(true) // safe: we hold the instance lock, so any file there is stale
+        .create_tokio()
+        .with_context(|| format!("listening on {}", socket.display()))?;
+    // The umask narrows wider modes at bind time: set the mode the config asked for.
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", socket.display()))?;
+    if let Some(group) = &config.socket.group {
+        set_group(socket, group)?;
+    }
+    Ok(listener)
+}
+
+/// The socket systemd bound for us. Clients find the daemon by `socket`, so a unit listening
+/// elsewhere is named in the log: that mismatch is why "not running" would follow.
+fn activated_listener(fd: std::os::fd::OwnedFd, socket: &Path) -> anyhow::Result<Listener> {
+    let std_listener = std::os::unix::net::UnixListener::from(fd);
+    if let Ok(addr) = std_listener.local_addr()
+        && let Some(bound) = addr.as_pathname()
+        && bound != socket
+    {
+        tracing::warn!(
+            "systemd passed a socket bound at {} but clients look for {}; make ListenStream= in openclawd.socket and OPENCLAW_SOCKET agree",
+            bound.display(),
+            socket.display()
+        );
+    }
+    std_listener
+        .set_nonblocking(true)
+        .context("making the passed socket non-blocking")?;
+    let uds = interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(
+        std::os::fd::OwnedFd::from(std_listener),
+    )
+    .context("taking the socket systemd passed")?;
+    Ok(Listener::from(uds))
 }
 
 /// How long the accept loop pauses after a failed accept: growing while it keeps failing.
@@ -415,22 +453,38 @@ impl InstanceLock {
         if rc != 0 {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            let pid = holder.trim();
-            let who = if pid.is_empty() {
-                String::from("another openclawd")
-            } else {
-                format!("another openclawd (pid {pid})")
-            };
-            bail!(
-                "{who} is already running for {} (lock {}); stop it with `openclaw daemon stop` or use it as it is",
-                socket.display(),
-                path.display()
-            );
+            bail!("{}", held_by(&holder, path, socket));
         }
         file.set_len(0)?;
         file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
+        // Who holds it and which socket it serves: the refusal of a second daemon names the
+        // socket clients reach the running one at, which need not be the one asked for.
+        writeln!(file, "{}\n{}", std::process::id(), socket.display())?;
         Ok(InstanceLock { _file: file })
+    }
+}
+
+/// Why a second daemon cannot start, from what the holder wrote in the lock (`pid`, then the
+/// socket it serves; older daemons wrote only the pid).
+fn held_by(holder: &str, lock: &Path, asked: &Path) -> String {
+    let mut lines = holder.lines().map(str::trim).filter(|l| !l.is_empty());
+    let who = match lines.next() {
+        Some(pid) => format!("another openclawd (pid {pid})"),
+        None => "another openclawd".to_string(),
+    };
+    let serving = lines.next().map(PathBuf::from);
+    match serving {
+        Some(running) if running != asked => format!(
+            "{who} is already running with this data directory (lock {}), serving {}; use that socket (OPENCLAW_SOCKET={}) or stop that daemon first",
+            lock.display(),
+            running.display(),
+            running.display()
+        ),
+        _ => format!(
+            "{who} is already running for {} (lock {}); stop it with `openclaw daemon stop` or use it as it is",
+            asked.display(),
+            lock.display()
+        ),
     }
 }
 
@@ -513,6 +567,21 @@ mod tests {
         );
         drop(a);
         assert!(slots.admit(Some(1), &limits).is_ok());
+    }
+
+    #[test]
+    fn a_held_lock_names_the_socket_the_running_daemon_serves() {
+        let lock = Path::new("/d/daemon.lock");
+        let other = held_by("41\n/r/a.sock\n", lock, Path::new("/r/b.sock"));
+        assert!(other.contains("pid 41"), "{other}");
+        assert!(other.contains("serving /r/a.sock"), "{other}");
+        assert!(other.contains("OPENCLAW_SOCKET=/r/a.sock"), "{other}");
+        let same = held_by("41\n/r/a.sock\n", lock, Path::new("/r/a.sock"));
+        assert!(same.contains("already running for /r/a.sock"), "{same}");
+        let old = held_by("41\n", lock, Path::new("/r/a.sock"));
+        assert!(old.contains("pid 41") && old.contains("/r/a.sock"), "{old}");
+        let empty = held_by("", lock, Path::new("/r/a.sock"));
+        assert!(empty.starts_with("another openclawd is"), "{empty}");
     }
 
     #[test]

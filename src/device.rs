@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
 
 pub const KEY_FILE: &str = "device.key";
 
@@ -34,6 +35,8 @@ pub enum DeviceError {
     Invalid { path: PathBuf },
     #[error("the system's random number generator failed")]
     Random,
+    #[error("cannot read {path} ({reason}); delete it, and pair again where needed")]
+    Pairings { path: PathBuf, reason: String },
 }
 
 pub struct Device {
@@ -141,18 +144,93 @@ pub fn fingerprint_of_hex(public_key_hex: &str) -> Option<String> {
     unhex(public_key_hex).map(|k| fingerprint(&k))
 }
 
+/// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
+/// Bytes from hex (either case); `None` for anything else, or for more than 512 bytes (no key,
+/// signature or token is longer, and input from a peer is bounded before it is decoded).
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 1024 {
+    if s.len() > 1024 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
-        .collect()
+    hex::decode(s).ok()
+}
+
+/// The daemons of other users this device paired with: for each socket path (as this user
+/// names it), the uid of the daemon that admitted the device. A client then accepts only that
+/// uid at that socket, so something else listening there later is refused before anything is
+/// sent (see [`crate::client::trust`]). Kept beside the key, 0600.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairedDaemons {
+    #[serde(default)]
+    pub daemons: Vec<PairedDaemon>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedDaemon {
+    pub socket: String,
+    pub uid: u32,
+    pub daemon_id: String,
+}
+
+pub const PAIRED_FILE: &str = "paired-daemons.json";
+
+impl PairedDaemons {
+    /// The record in `dir`; empty when there is none yet.
+    pub fn load(dir: &Path) -> Result<PairedDaemons, DeviceError> {
+        let path = dir.join(PAIRED_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DeviceError::Pairings {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PairedDaemons::default()),
+            Err(source) => Err(DeviceError::Read { path, source }),
+        }
+    }
+
+    /// The uid this device paired with at `socket`.
+    pub fn uid_for(&self, socket: &str) -> Option<u32> {
+        self.daemons
+            .iter()
+            .find(|d| d.socket == socket)
+            .map(|d| d.uid)
+    }
+
+    /// Records (or replaces) the daemon at `socket`, writing the file atomically.
+    pub fn record(dir: &Path, daemon: PairedDaemon) -> Result<(), DeviceError> {
+        let mut all = PairedDaemons::load(dir)?;
+        if all.daemons.contains(&daemon) {
+            return Ok(());
+        }
+        all.daemons.retain(|d| d.socket != daemon.socket);
+        all.daemons.push(daemon);
+        let path = dir.join(PAIRED_FILE);
+        let write_err = |source| DeviceError::Write {
+            path: path.clone(),
+            source,
+        };
+        let tmp = dir.join(format!("{PAIRED_FILE}.{}.tmp", std::process::id()));
+        let mut bytes = serde_json::to_vec_pretty(&all).map_err(|e| DeviceError::Pairings {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(write_err)?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(write_err)?;
+        std::fs::rename(&tmp, &path).map_err(write_err)
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +272,44 @@ mod tests {
             .to_string();
         assert!(err.contains("chmod 600"), "{err}");
         assert!(err.contains("0644"), "{err}");
+    }
+
+    #[test]
+    fn hex_round_trips_and_bounds_its_input() {
+        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex("00ABff"), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"00".repeat(513)), None);
+    }
+
+    #[test]
+    fn paired_daemons_are_recorded_per_socket_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            PairedDaemons::load(dir.path()).unwrap(),
+            PairedDaemons::default()
+        );
+        let daemon = |socket: &str, uid| PairedDaemon {
+            socket: socket.into(),
+            uid,
+            daemon_id: "d".into(),
+        };
+        PairedDaemons::record(dir.path(), daemon("/a.sock", 1001)).unwrap();
+        PairedDaemons::record(dir.path(), daemon("/b.sock", 1002)).unwrap();
+        PairedDaemons::record(dir.path(), daemon("/a.sock", 1003)).unwrap();
+        let all = PairedDaemons::load(dir.path()).unwrap();
+        assert_eq!(all.uid_for("/a.sock"), Some(1003));
+        assert_eq!(all.uid_for("/b.sock"), Some(1002));
+        assert_eq!(all.uid_for("/c.sock"), None);
+        let mode = std::fs::metadata(dir.path().join(PAIRED_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(dir.path().join(PAIRED_FILE), "{not json").unwrap();
+        let err = PairedDaemons::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(PAIRED_FILE), "{err}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::client::trust::Expected;
+
 pub const SOCKET_FILE: &str = "openclaw.sock";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +12,10 @@ pub struct Paths {
     pub config_file: PathBuf,
     pub data_dir: PathBuf,
     pub socket: PathBuf,
+    /// The socket was named on purpose (`OPENCLAW_SOCKET`), not derived from the other paths:
+    /// a client then accepts another user's daemon there for a first pairing (see
+    /// [`crate::client::trust`]).
+    pub socket_named: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +76,7 @@ impl Paths {
                 config_file: home.join("config.toml"),
                 data_dir: home.join("data"),
                 socket: home.join(SOCKET_FILE),
+                socket_named: false,
             }
         } else {
             let home = env.home.as_ref().ok_or(PathsError::NoHome)?;
@@ -89,16 +96,29 @@ impl Paths {
                 config_file: config.join("openclaw/config.toml"),
                 data_dir: data.join("openclaw"),
                 socket: runtime.join(SOCKET_FILE),
+                socket_named: false,
             }
         };
         if let Some(socket) = &env.openclaw_socket {
             paths.socket = socket.clone();
+            paths.socket_named = true;
         }
         Ok(paths)
     }
 
     pub fn socket_dir(&self) -> &Path {
         self.socket.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// Whom a client of this process accepts at the socket, before any pairing is known:
+    /// its own uid or root, and another user's daemon only at a socket named on purpose.
+    pub fn expected_daemon(&self) -> Expected {
+        Expected {
+            // SAFETY: geteuid cannot fail and has no preconditions.
+            own_uid: unsafe { libc::geteuid() },
+            paired_uid: None,
+            named: self.socket_named,
+        }
     }
 }
 
@@ -156,10 +176,10 @@ mod tests {
             openclaw_socket: Some("/s.sock".into()),
             ..env
         };
-        assert_eq!(
-            Paths::resolve(&env, fallback).unwrap().socket,
-            PathBuf::from("/s.sock")
-        );
+        let named = Paths::resolve(&env, fallback).unwrap();
+        assert_eq!(named.socket, PathBuf::from("/s.sock"));
+        assert!(named.socket_named);
+        assert!(!p.socket_named);
     }
 
     #[test]

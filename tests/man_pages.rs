@@ -110,3 +110,51 @@ fn openclaw_1_covers_every_command_and_the_exit_codes() {
         "openclawd.8 should document --ready-fd"
     );
 }
+
+/// `man openclaw` after the README's install: the page sits in `share/man/man1` beside the
+/// `bin` directory on PATH, where man-db looks, and renders without a roff warning.
+#[test]
+fn man_finds_the_installed_page_and_renders_it_cleanly() {
+    let Some(man) = ["/usr/bin/man", "/bin/man"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+    else {
+        eprintln!("SKIP man_finds_the_installed_page_and_renders_it_cleanly: no man(1) here");
+        return;
+    };
+    let prefix = tempfile::tempdir().expect("tempdir");
+    let bin = prefix.path().join("bin");
+    let pages = prefix.path().join("share/man/man1");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&pages).unwrap();
+    std::fs::copy(man_file("openclaw.1"), pages.join("openclaw.1")).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let mut which = Command::new(&man);
+    which
+        .args(["-w", "openclaw"])
+        .env_clear()
+        .env("PATH", &path)
+        .env("HOME", prefix.path());
+    let out = output_within(&mut which, 30, "man -w openclaw");
+    assert!(out.status.success(), "man -w openclaw: {}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        pages.join("openclaw.1").display().to_string()
+    );
+    let mut render = Command::new(&man);
+    render
+        .args(["--warnings", "-l"])
+        .arg(pages.join("openclaw.1"))
+        .env_clear()
+        .env("PATH", &path)
+        .env("MANWIDTH", "80")
+        .env("MAN_KEEP_FORMATTING", "")
+        .env("HOME", prefix.path());
+    let out = output_within(&mut render, 60, "man -l openclaw.1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "roff warnings");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("openclaw sessions spawn"), "{text}");
+    assert!(!text.contains("EXTRA"), "{text}");
+}

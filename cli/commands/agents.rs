@@ -13,15 +13,15 @@ pub enum AgentsCommand {
     List,
 }
 
-pub async fn run(ctx: &Context, command: AgentsCommand) -> Result<(), Failure> {
+pub fn run(ctx: &Context, command: AgentsCommand) -> Result<(), Failure> {
     match command {
-        AgentsCommand::List => list(ctx).await,
+        AgentsCommand::List => list(ctx),
     }
 }
 
-async fn list(ctx: &Context) -> Result<(), Failure> {
-    let client = ctx.client().await?;
-    let raw = call_raw(&client, methods::AGENTS_LIST, &NoParams {}).await?;
+fn list(ctx: &Context) -> Result<(), Failure> {
+    let mut client = ctx.client()?;
+    let raw = call_raw(&mut client, methods::AGENTS_LIST, &NoParams {})?;
     if ctx.json {
         return print_json(&raw);
     }

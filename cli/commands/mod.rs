@@ -1,9 +1,12 @@
 //! One module per command group. Each maps its flags onto the library's params types, makes
-//! the call, and renders the result (raw JSON with `--json`).
+//! the call, and renders the result (raw JSON with `--json`). Every call is blocking: a
+//! command is one short conversation with the daemon, and the waits that can be long (a
+//! reply, a follow) sleep in poll(2) on the socket together with Ctrl-C (see `watch`).
 
 pub mod agents;
+pub mod complete;
 pub mod daemon;
-pub mod live;
+pub mod http;
 pub mod pairing;
 pub mod sessions;
 
@@ -35,19 +38,23 @@ impl Context {
 
     /// A connection to the daemon, starting it on demand unless OPENCLAW_NO_AUTOSTART is set.
     /// Another user's device is proven on it when the daemon asks (see `connection`).
-    pub async fn client(&self) -> Result<Connection, Failure> {
-        autostart::connect(&self.paths()?, Autostart::from_env()).await
+    pub fn client(&self) -> Result<Connection, Failure> {
+        self.client_with(Autostart::from_env())
+    }
+
+    pub fn client_with(&self, autostart: Autostart) -> Result<Connection, Failure> {
+        autostart::connect(&self.paths()?, autostart, self.terminal.stderr_is_tty)
     }
 }
 
 /// Calls `method`, returning the raw result (so `--json` prints exactly what the daemon sent,
 /// including fields this CLI does not know yet).
-pub async fn call_raw<P: Serialize>(
-    client: &Connection,
+pub fn call_raw<P: Serialize>(
+    client: &mut Connection,
     method: &str,
     params: &P,
 ) -> Result<Value, Failure> {
-    Ok(client.call_value(method, params).await?)
+    Ok(client.call_value(method, params)?)
 }
 
 /// Reads a raw result as the library's typed result.
@@ -65,6 +72,20 @@ pub fn text_or_stdin(arg: &str, what: &str) -> Result<String, Failure> {
         return Ok(arg.to_string());
     }
     read_text(std::io::stdin().lock(), what)
+}
+
+/// As `text_or_stdin`, refusing text that is empty or only whitespace: a message that says
+/// nothing would still start a run (exit 2, nothing sent).
+pub fn nonblank_text_or_stdin(arg: &str, what: &str) -> Result<String, Failure> {
+    let text = text_or_stdin(arg, what)?;
+    if text.trim().is_empty() {
+        let from = if arg == "-" { " (read from stdin)" } else { "" };
+        return Err(Failure::usage(format!(
+            "the {what}{from} is empty; give the text to send, or `-` to read it from stdin"
+        ))
+        .with_kind("empty_text"));
+    }
+    Ok(text)
 }
 
 fn read_text(mut input: impl Read, what: &str) -> Result<String, Failure> {
@@ -126,5 +147,15 @@ mod tests {
     #[test]
     fn literal_text_is_passed_through() {
         assert_eq!(text_or_stdin("hi", "message").unwrap(), "hi");
+    }
+
+    #[test]
+    fn blank_text_is_a_usage_error() {
+        for blank in ["", "   ", "\n\t "] {
+            let err = nonblank_text_or_stdin(blank, "message").unwrap_err();
+            assert_eq!(err.exit, crate::failure::Exit::Usage, "{blank:?}");
+            assert!(err.message.unwrap().contains("message is empty"));
+        }
+        assert_eq!(nonblank_text_or_stdin(" x ", "message").unwrap(), " x ");
     }
 }

@@ -69,18 +69,40 @@ pub struct RevokeArgs {
     pub device: String,
 }
 
-pub async fn run(ctx: &Context, command: PairingCommand) -> Result<(), Failure> {
+/// Request ids and fingerprints are named by a unique prefix of at least this many characters.
+const MIN_PREFIX: usize = 4;
+
+/// A prefix too short to name one request or device is refused here, saying what is needed,
+/// instead of the daemon's "no such request".
+fn check_prefix(id: &str, what: &str) -> Result<(), Failure> {
+    let len = id.trim().chars().count();
+    if len < MIN_PREFIX {
+        return Err(Failure::usage(format!(
+            "\"{id}\" is too short to name a {what}: give its id, or a prefix of at least {MIN_PREFIX} characters (`openclaw pairing list` shows them)"
+        ))
+        .with_kind("prefix_too_short"));
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Context, command: PairingCommand) -> Result<(), Failure> {
+    match &command {
+        PairingCommand::List => {}
+        PairingCommand::Approve(a) => check_prefix(&a.request_id, "pairing request")?,
+        PairingCommand::Reject(a) => check_prefix(&a.request_id, "pairing request")?,
+        PairingCommand::Revoke(a) => check_prefix(&a.device, "device")?,
+    }
     match command {
-        PairingCommand::List => list(ctx).await,
-        PairingCommand::Approve(args) => approve(ctx, args).await,
-        PairingCommand::Reject(args) => reject(ctx, args).await,
-        PairingCommand::Revoke(args) => revoke(ctx, args).await,
+        PairingCommand::List => list(ctx),
+        PairingCommand::Approve(args) => approve(ctx, args),
+        PairingCommand::Reject(args) => reject(ctx, args),
+        PairingCommand::Revoke(args) => revoke(ctx, args),
     }
 }
 
-async fn list(ctx: &Context) -> Result<(), Failure> {
-    let client = ctx.client().await?;
-    let raw = call_raw(&client, methods::PAIRING_LIST, &NoParams {}).await?;
+fn list(ctx: &Context) -> Result<(), Failure> {
+    let mut client = ctx.client()?;
+    let raw = call_raw(&mut client, methods::PAIRING_LIST, &NoParams {})?;
     if ctx.json {
         return print_json(&raw);
     }
@@ -173,10 +195,10 @@ struct Approved {
     scopes: Vec<String>,
 }
 
-async fn approve(ctx: &Context, args: ApproveArgs) -> Result<(), Failure> {
+fn approve(ctx: &Context, args: ApproveArgs) -> Result<(), Failure> {
     let params = approve_params(args);
-    let client = ctx.client().await?;
-    let raw = call_raw(&client, methods::PAIRING_APPROVE, &params).await?;
+    let mut client = ctx.client()?;
+    let raw = call_raw(&mut client, methods::PAIRING_APPROVE, &params)?;
     if ctx.json {
         return print_json(&raw);
     }
@@ -203,12 +225,12 @@ struct Rejected {
     request_id: String,
 }
 
-async fn reject(ctx: &Context, args: RejectArgs) -> Result<(), Failure> {
+fn reject(ctx: &Context, args: RejectArgs) -> Result<(), Failure> {
     let params = RejectParams {
         request_id: args.request_id,
     };
-    let client = ctx.client().await?;
-    let raw = call_raw(&client, methods::PAIRING_REJECT, &params).await?;
+    let mut client = ctx.client()?;
+    let raw = call_raw(&mut client, methods::PAIRING_REJECT, &params)?;
     if ctx.json {
         return print_json(&raw);
     }
@@ -216,12 +238,12 @@ async fn reject(ctx: &Context, args: RejectArgs) -> Result<(), Failure> {
     print_line(&format!("rejected request {}", rejected.request_id))
 }
 
-async fn revoke(ctx: &Context, args: RevokeArgs) -> Result<(), Failure> {
+fn revoke(ctx: &Context, args: RevokeArgs) -> Result<(), Failure> {
     let params = RevokeParams {
         device: args.device,
     };
-    let client = ctx.client().await?;
-    let raw = call_raw(&client, methods::PAIRING_REVOKE, &params).await?;
+    let mut client = ctx.client()?;
+    let raw = call_raw(&mut client, methods::PAIRING_REVOKE, &params)?;
     if ctx.json {
         return print_json(&raw);
     }
@@ -295,6 +317,15 @@ mod tests {
             parse(&["revoke", "3fa9"]).unwrap(),
             PairingCommand::Revoke(RevokeArgs { device }) if device == "3fa9"
         ));
+    }
+
+    #[test]
+    fn a_prefix_needs_four_characters() {
+        let err = check_prefix("ab", "pairing request").unwrap_err();
+        assert_eq!(err.exit, crate::failure::Exit::Usage);
+        let message = err.message.unwrap();
+        assert!(message.contains("at least 4 characters"), "{message}");
+        assert!(check_prefix("7f3a", "device").is_ok());
     }
 
     #[test]

@@ -208,12 +208,20 @@ impl Backend {
 }
 
 /// The daemon's own `OPENCLAW*` variables, from whoever started it (`OPENCLAW_HOME`,
-/// `OPENCLAWD`, a terminal's `OPENCLAW_NO_AUTOSTART`...): agents do not inherit them unless
-/// their `env` names them; they get the ones made for their run instead.
+/// `OPENCLAWD`, a terminal's `OPENCLAW_NO_AUTOSTART`...), and what systemd handed the daemon
+/// (`NOTIFY_SOCKET`, `LISTEN_*`: an agent using them would speak for the daemon): agents do
+/// not inherit them unless their `env` names them; they get the ones made for their run
+/// instead.
 pub fn inherited_openclaw_vars() -> Vec<String> {
+    const SERVICE_MANAGER: [&str; 4] = [
+        "NOTIFY_SOCKET",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+    ];
     std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| k.starts_with("OPENCLAW"))
+        .filter(|k| k.starts_with("OPENCLAW") || SERVICE_MANAGER.contains(&k.as_str()))
         .collect()
 }
 

@@ -155,8 +155,17 @@ impl SessionService {
     pub fn reload(&self, caller: &Caller) -> Result<ReloadResult> {
         self.authorize(caller, methods::DAEMON_RELOAD, scopes::ADMIN)?;
         let path = &self.daemon.paths.config_file;
+        crate::daemon::launch::tell_reloading();
+        let reloaded = self.reload_from(path);
+        crate::daemon::launch::tell_reloaded();
+        reloaded
+    }
+
+    fn reload_from(&self, path: &std::path::Path) -> Result<ReloadResult> {
+        // The request was fine; the file is what is wrong, and it stays in the way until it
+        // is fixed — a conflict with the state on disk, not bad params.
         let mut new = Config::load(path).map_err(|e| {
-            ServiceError::InvalidParams(format!("{e}; the daemon keeps the configuration it had"))
+            ServiceError::Conflict(format!("{e}; the daemon keeps the configuration it had"))
         })?;
         let env = new.openai_env();
         new.apply_default_agent(&env);

@@ -49,6 +49,7 @@ impl Harness {
             config_file: dir.path().join("config.toml"),
             data_dir: data,
             socket,
+            socket_named: false,
         };
         let daemon = Arc::new(DaemonInfo::new(paths, 0, CancellationToken::new()));
         let service = SessionService::new(engine, daemon);

@@ -26,17 +26,28 @@ pub mod notifications {
 
 /// What a subscription asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// `session.message`
+    #[cfg_attr(feature = "cli", value(help = "Transcript messages (session.message)"))]
     Message,
     /// `sessions.changed` and `run.event` with stream `lifecycle`
+    #[cfg_attr(
+        feature = "cli",
+        value(
+            help = "Sessions created, started, ended, patched, deleted; runs queued, started, ended"
+        )
+    )]
     Lifecycle,
     /// `run.event` with stream `assistant` (text deltas)
+    #[cfg_attr(feature = "cli", value(help = "The assistant's text as it streams"))]
     Assistant,
     /// `run.event` with stream `tool`
+    #[cfg_attr(feature = "cli", value(help = "Tool calls: start, update, end"))]
     Tool,
     /// `run.event` with stream `usage`
+    #[cfg_attr(feature = "cli", value(help = "Token usage"))]
     Usage,
     /// `run.event` with stream `thought` (reasoning the agent shows; not part of the reply)
     Thought,

@@ -46,29 +46,54 @@ pub struct HelloResult {
 
 // ---------------------------------------------------------------- spawn
 
+// The enums a command line also takes implement `clap::ValueEnum` with the `cli` feature:
+// the flag's values are the wire's (clap's kebab-case of a one-word variant is its lowercase
+// name, as serde's), and the `value(help)` texts are what `--help` and the man page show.
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SpawnMode {
     /// One run, then the session stays (or is deleted with `cleanup: delete`).
     #[default]
+    #[cfg_attr(feature = "cli", value(help = "One run (the default)"))]
     Run,
     /// A session meant to receive further sends.
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "A session meant to receive further sends")
+    )]
     Session,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Cleanup {
     #[default]
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "Keep the session after its run (the default)")
+    )]
     Keep,
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "Delete the session once its run has ended and been announced")
+    )]
     Delete,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     #[default]
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "The session's agent backend (the default)")
+    )]
     Subagent,
+    #[cfg_attr(feature = "cli", value(help = "An ACP agent (Agent Client Protocol)"))]
     Acp,
 }
 
@@ -508,7 +533,7 @@ pub struct PatchParams {
     /// A new label; an empty string clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// `allow`, `deny` or `inherit`.
+    /// `allow`, `deny` or `inherit` ([`SendPolicy::as_str`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -517,6 +542,32 @@ pub struct PatchParams {
     /// the agent's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+}
+
+/// A session's own send policy, overriding the configured rules (`sessions.patch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum SendPolicy {
+    #[cfg_attr(feature = "cli", value(help = "Accept sends whatever the rules say"))]
+    Allow,
+    #[cfg_attr(feature = "cli", value(help = "Refuse sends whatever the rules say"))]
+    Deny,
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "Follow the configured rules (remove the override)")
+    )]
+    Inherit,
+}
+
+impl SendPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendPolicy::Allow => "allow",
+            SendPolicy::Deny => "deny",
+            SendPolicy::Inherit => "inherit",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -1189,3 +1189,96 @@ impl Drop for FifoGate {
         }
     }
 }
+
+// ------------------------------------------------------------------ helpers added for the CLI
+// on a terminal and Ctrl-C: a pseudo-terminal of a given width, SIGINT to a child.
+
+/// Runs `cmd` with stdin, stdout and stderr on a fresh pseudo-terminal `cols` wide (its
+/// controlling terminal), as a person at a terminal would; returns its exit status and
+/// everything it wrote (stdout and stderr interleaved, `\r\n` made `\n`). Panics naming
+/// `what` if it does not finish within `secs`.
+pub fn output_in_pty(
+    cmd: &mut Command,
+    cols: u16,
+    secs: u64,
+    what: &str,
+) -> (std::process::ExitStatus, String) {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: posix_openpt returns a new fd or -1; the fd is then owned here.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    assert!(master >= 0, "{what}: posix_openpt failed");
+    // SAFETY: master is a valid pty master fd owned by us.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: valid fd; `name` is a writable buffer of the length given.
+    unsafe {
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0, "{what}: grantpt");
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0, "{what}: unlockpt");
+        assert_eq!(
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0,
+            "{what}: ptsname_r"
+        );
+    }
+    // SAFETY: ptsname_r wrote a NUL-terminated path into `name`.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(std::ffi::OsStr::from_bytes(path.to_bytes()))
+        .unwrap_or_else(|e| panic!("{what}: open the pty slave: {e}"));
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: a valid terminal fd and a valid winsize.
+    unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    cmd.stdin(slave.try_clone().expect("dup pty"))
+        .stdout(slave.try_clone().expect("dup pty"))
+        .stderr(slave.try_clone().expect("dup pty"));
+    // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    // The command keeps what it was given for stdio: only the child may hold the terminal.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    drop(slave);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut reader = std::fs::File::from(master);
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the last slave fd is closed: the child (and anything it left) is gone.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(out);
+    });
+    let status = wait_child(&mut child, Duration::from_secs(secs))
+        .unwrap_or_else(|| panic!("{what}: did not finish within {secs} s (killed it)"));
+    let out = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: exited but its terminal stayed open"));
+    (status, String::from_utf8_lossy(&out).replace("\r\n", "\n"))
+}
+
+/// Sends SIGINT (Ctrl-C) to a child, as a terminal would.
+pub fn interrupt(child: &Child) {
+    // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}

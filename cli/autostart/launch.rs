@@ -1,30 +1,20 @@
-//! Connecting to the daemon, starting it on demand (SPEC §4, contract "Autostart").
-//!
-//! Start-up is serialised by an exclusive `flock` on `<socket dir>/openclaw.start.lock`, so a
-//! burst of cron jobs starts one daemon, not many. Readiness is a pipe: the daemon writes
-//! `ready` to it once its socket listens. Nothing here sleeps or polls.
+//! Starting `openclawd` detached from this command and waiting, on a pipe, until it says it
+//! is ready (or why it is not: its exit status and the end of its log).
 
-use std::ffi::{OsStr, OsString};
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use openclaw::paths::Paths;
-use openclaw::protocol::{HelloParams, methods};
-use openclaw::{Client, ClientError};
 
-use crate::connection::Connection;
-use crate::failure::{Exit, Failure};
+use super::{LOG_FILE, create_private_dir, daemon_binary, start_failure};
+use crate::failure::Failure;
 
-/// The daemon's executable name, looked up next to ours and then on PATH.
-pub const DAEMON_NAME: &str = "openclawd";
-const LOCK_FILE: &str = "openclaw.start.lock";
-const LOG_FILE: &str = "openclawd.log";
 /// The fd on which the daemon reports readiness (`openclawd --ready-fd 3`).
 const READY_FD: i32 = 3;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,143 +24,10 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 const LOG_TAIL_LINES: usize = 10;
 const LOG_TAIL_BYTES: u64 = 64 * 1024;
 
-/// Whether a command may start the daemon when none is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Autostart {
-    /// Start it on demand (the default).
-    Allowed,
-    /// The user set OPENCLAW_NO_AUTOSTART.
-    DisabledByEnv,
-    /// This command only looks (`daemon status`, `daemon stop`).
-    Never,
-}
-
-impl Autostart {
-    pub fn from_env() -> Autostart {
-        match std::env::var_os("OPENCLAW_NO_AUTOSTART") {
-            Some(v) if is_truthy(&v) => Autostart::DisabledByEnv,
-            _ => Autostart::Allowed,
-        }
-    }
-}
-
-/// `1`, `true`, `yes`, ... turn a switch on; empty, `0`, `false`, `no`, `off` leave it off.
-pub fn is_truthy(value: &OsStr) -> bool {
-    let value = value.to_string_lossy().trim().to_ascii_lowercase();
-    !matches!(value.as_str(), "" | "0" | "false" | "no" | "off")
-}
-
-/// A connection to the daemon, starting it first when `autostart` allows.
-pub async fn connect(paths: &Paths, autostart: Autostart) -> Result<Connection, Failure> {
-    let client = match Client::connect(&paths.socket).await {
-        Ok(client) => client,
-        Err(err) if err.is_unreachable() && autostart == Autostart::Allowed => {
-            tracing::debug!(socket = %paths.socket.display(), "no daemon listening; starting one");
-            start_and_connect(paths).await?
-        }
-        Err(err) => return Err(connect_failure(err, autostart)),
-    };
-    present_run_token(&client).await?;
-    Ok(Connection::new(client, paths))
-}
-
-/// Inside a run (an agent's own command), act as that run's session: the daemon then records
-/// what this process spawns as the session's children and limits what it may see.
-async fn present_run_token(client: &Client) -> Result<(), Failure> {
-    let Some(token) = std::env::var_os("OPENCLAW_RUN_TOKEN").filter(|t| !t.is_empty()) else {
-        return Ok(());
-    };
-    let params = HelloParams {
-        client: Some(format!("openclaw {}", openclaw::VERSION)),
-        run_token: Some(token.to_string_lossy().into_owned()),
-    };
-    client.call_value(methods::HELLO, &params).await?;
-    Ok(())
-}
-
-fn connect_failure(err: ClientError, autostart: Autostart) -> Failure {
-    match err {
-        ClientError::Connect { path, source } => {
-            Failure::unreachable(&path, &source, autostart == Autostart::DisabledByEnv)
-        }
-        other => other.into(),
-    }
-}
-
-/// Starts the daemon unless another process does so first, and connects to it.
-pub async fn start_and_connect(paths: &Paths) -> Result<Client, Failure> {
-    let socket_dir = paths.socket_dir();
-    create_private_dir(socket_dir).map_err(|e| {
-        start_failure(format!(
-            "cannot create the socket directory {}: {e}",
-            socket_dir.display()
-        ))
-    })?;
-    let lock_path = socket_dir.join(LOCK_FILE);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(|e| {
-            start_failure(format!(
-                "cannot open the start-up lock {}: {e}",
-                lock_path.display()
-            ))
-        })?;
-    // Blocking is right here: this single-threaded runtime has nothing else to do until a
-    // daemon is up, and the holder of the lock gives it up within READY_TIMEOUT.
-    lock_exclusive(&lock).map_err(|e| {
-        start_failure(format!(
-            "cannot lock the start-up lock {}: {e}",
-            lock_path.display()
-        ))
-    })?;
-
-    // Whoever held the lock before us may have started the daemon already.
-    match Client::connect(&paths.socket).await {
-        Ok(client) => return Ok(client),
-        Err(err) if err.is_unreachable() => {}
-        Err(err) => return Err(connect_failure(err, Autostart::Allowed)),
-    }
-    spawn_daemon(paths)?;
-    let client = Client::connect(&paths.socket)
-        .await
-        .map_err(|err| connect_failure(err, Autostart::Allowed))?;
-    drop(lock);
-    Ok(client)
-}
-
-/// The daemon executable: `$OPENCLAWD`, else the `openclawd` next to this program, else PATH.
-pub fn daemon_binary() -> PathBuf {
-    locate_daemon(
-        std::env::var_os("OPENCLAWD"),
-        std::env::current_exe().ok().as_deref(),
-    )
-}
-
-fn locate_daemon(override_path: Option<OsString>, current_exe: Option<&Path>) -> PathBuf {
-    if let Some(path) = override_path.filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    if let Some(sibling) = current_exe
-        .and_then(Path::parent)
-        .map(|dir| dir.join(DAEMON_NAME))
-        && sibling.is_file()
-    {
-        return sibling;
-    }
-    PathBuf::from(DAEMON_NAME)
-}
-
-fn start_failure(message: String) -> Failure {
-    Failure::new(Exit::Unreachable, message)
-}
-
 /// Runs `openclawd --ready-fd 3` detached from us (own session, stdin /dev/null, output
 /// appended to `<data dir>/openclawd.log`) and blocks until it reports ready or gives up.
-fn spawn_daemon(paths: &Paths) -> Result<(), Failure> {
+/// The daemon's pid.
+pub(super) fn spawn_daemon(paths: &Paths) -> Result<u32, Failure> {
     create_private_dir(&paths.data_dir).map_err(|e| {
         start_failure(format!(
             "cannot create the data directory {}: {e}",
@@ -201,6 +58,7 @@ fn spawn_daemon(paths: &Paths) -> Result<(), Failure> {
     command
         .arg("--ready-fd")
         .arg(READY_FD.to_string())
+        .args(["--started-by", "autostart"])
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_for_stderr);
@@ -246,7 +104,7 @@ fn spawn_daemon(paths: &Paths) -> Result<(), Failure> {
     let readiness = wait_for_ready(ready_read, READY_TIMEOUT)
         .map_err(|e| start_failure(format!("waiting for the daemon to start failed: {e}")))?;
     match readiness {
-        Readiness::Ready => Ok(()),
+        Readiness::Ready => Ok(child.id()),
         Readiness::Closed => {
             // The pipe can close before the daemon has written its last words and exited;
             // its log and exit status are only complete once it is gone.
@@ -286,6 +144,33 @@ fn exit_status_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus
     // just means we report less.
     unsafe { libc::poll(&mut pollfd, 1, millis) };
     child.try_wait().ok().flatten()
+}
+
+/// Waits up to `timeout` for process `pid` (not necessarily our child) to exit; whether it
+/// did. A pidfd becomes readable when the process exits, so this blocks in poll(2).
+pub fn process_exit_within(pid: u32, timeout: Duration) -> bool {
+    let Ok(pidfd) = pidfd_open(pid) else {
+        // Gone already (ESRCH), or no pidfds here: nothing to wait for.
+        return true;
+    };
+    let mut pollfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for an fd `pidfd` keeps open.
+        let rc = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
 }
 
 /// An fd that becomes readable when process `pid` exits (Linux 5.3+), parent or not.
@@ -334,25 +219,6 @@ fn last_lines(text: &str, n: usize) -> Vec<String> {
         .iter()
         .map(|l| l.to_string())
         .collect()
-}
-
-/// Creates `dir` and its missing parents with mode 0700; an existing one is left alone (the
-/// daemon judges whether it is safe).
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-fn lock_exclusive(file: &File) -> io::Result<()> {
-    loop {
-        // SAFETY: flock on an fd that `file` keeps open for the duration of the call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
 }
 
 /// A close-on-exec pipe, (read end, write end). The write end is kept above fds 0-2 so that
@@ -440,33 +306,6 @@ fn wait_for_ready(pipe: OwnedFd, timeout: Duration) -> io::Result<Readiness> {
 mod tests {
     use super::*;
     use std::io::Write;
-
-    #[test]
-    fn truthy_values() {
-        for v in ["1", "true", "YES", "on"] {
-            assert!(is_truthy(OsStr::new(v)), "{v}");
-        }
-        for v in ["", "0", "false", "No", "off", " "] {
-            assert!(!is_truthy(OsStr::new(v)), "{v:?}");
-        }
-    }
-
-    #[test]
-    fn daemon_is_found_by_override_then_sibling_then_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("openclaw");
-        assert_eq!(
-            locate_daemon(Some("/opt/x/openclawd".into()), Some(&exe)),
-            PathBuf::from("/opt/x/openclawd")
-        );
-        assert_eq!(locate_daemon(None, Some(&exe)), PathBuf::from("openclawd"));
-        std::fs::write(dir.path().join("openclawd"), "").unwrap();
-        assert_eq!(
-            locate_daemon(Some("".into()), Some(&exe)),
-            dir.path().join("openclawd")
-        );
-        assert_eq!(locate_daemon(None, None), PathBuf::from("openclawd"));
-    }
 
     #[test]
     fn ready_on_the_pipe_means_ready() {

@@ -1,6 +1,11 @@
-//! An async client for the daemon's socket. Calls may be issued concurrently on one connection
-//! (they are matched to replies by id); notifications pushed by the daemon are queued for
-//! `next_notification`.
+//! Clients for the daemon's socket. [`Client`] is async (tokio): calls may be issued
+//! concurrently on one connection (they are matched to replies by id) and notifications pushed
+//! by the daemon are queued for `next_notification`. [`blocking::Client`] does the same on one
+//! thread with no runtime, for programs that make a call or two and exit (the `openclaw` CLI);
+//! [`trust`] decides whether the process at a socket is a daemon this user should talk to.
+
+pub mod blocking;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::io;
@@ -38,6 +43,16 @@ pub enum ClientError {
         "this request is {bytes} bytes, more than the {limit} bytes a daemon reads by default; send less at once (a large message can go in an attachment file)"
     )]
     TooLarge { bytes: usize, limit: usize },
+    /// The socket or the process behind it is not one this user should talk to; nothing was
+    /// sent.
+    #[error(transparent)]
+    Untrusted(#[from] trust::Untrusted),
+    /// A blocking wait reached its deadline (the call may still complete at the daemon).
+    #[error("the daemon did not answer in time")]
+    TimedOut,
+    /// A blocking wait was ended by one of its wake descriptors (by index), e.g. Ctrl-C.
+    #[error("the wait was interrupted")]
+    Woken(usize),
 }
 
 impl ClientError {
