@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use openclaw::config::{Config, DefaultAgentSource, OpenAiEnv};
 use openclaw::paths::Paths;
 use openclaw::protocol::{HelloParams, methods};
 use openclaw::{Client, ClientError};
@@ -139,7 +140,28 @@ pub async fn start_and_connect(paths: &Paths) -> Result<Client, Failure> {
         .await
         .map_err(|err| connect_failure(err, Autostart::Allowed))?;
     drop(lock);
+    notice_default_agent(paths);
     Ok(client)
+}
+
+/// A daemon just started whose default agent the environment gave (SPEC §4): one line on
+/// stderr saying which endpoint and model it uses, since nothing in config.toml says so.
+fn notice_default_agent(paths: &Paths) {
+    let Ok(config) = Config::load(&paths.config_file) else {
+        return;
+    };
+    let env = OpenAiEnv::from_process();
+    let (agent, source) = config.default_agent_from_env(&env);
+    if source == DefaultAgentSource::Environment {
+        eprintln!(
+            "openclaw: agent \"{}\" uses the OpenAI-compatible endpoint {} (from OPENAI_BASE_URL / OPENAI_API_KEY), model {}",
+            config.default_agent_id(),
+            agent.openai_base_url(&env),
+            agent
+                .openai_model(&env)
+                .unwrap_or_else(|| "the first of GET /models".into())
+        );
+    }
 }
 
 /// The daemon executable: `$OPENCLAWD`, else the `openclawd` next to this program, else PATH.

@@ -2,6 +2,8 @@
 //! driven through the real `openclaw` binary or a raw socket client.
 #![allow(dead_code)]
 
+pub mod openai_server;
+
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -25,6 +27,8 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
 pub struct Daemon {
     pub home: tempfile::TempDir,
     pub child: Option<Child>,
+    /// Variables set in the daemon's environment (besides the test's own, minus OPENAI_*).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -40,10 +44,33 @@ impl Daemon {
         Daemon::start_in(home, config)
     }
 
+    /// A daemon with these variables in its environment.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let home = tempfile::Builder::new()
+            .prefix("openclaw-test-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::write(home.path().join("config.toml"), config).expect("write config");
+        let mut d = Daemon {
+            home,
+            child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        d.spawn_daemon().expect("daemon failed to start");
+        d
+    }
+
     /// A daemon whose `OPENCLAW_HOME` is `home` (e.g. a small tmpfs mounted there).
     pub fn start_in(home: tempfile::TempDir, config: &str) -> Daemon {
         std::fs::write(home.path().join("config.toml"), config).expect("write config");
-        let mut d = Daemon { home, child: None };
+        let mut d = Daemon {
+            home,
+            child: None,
+            env: Vec::new(),
+        };
         d.spawn_daemon().expect("daemon failed to start");
         d
     }
@@ -78,6 +105,11 @@ impl Daemon {
             .env("OPENCLAW_HOME", self.home.path())
             .env_remove("OPENCLAW_SOCKET")
             .env_remove("XDG_RUNTIME_DIR")
+            // An endpoint in the test's own environment would change the default agent.
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_MODEL")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
