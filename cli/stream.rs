@@ -820,7 +820,7 @@ fn compact_json(value: &Value) -> String {
     }
 }
 
-/// `queued`, `started`, `ended ok`, `ended error: boom`.
+/// `queued`, `started`, `ended ok`, `ended error: boom`, `retrying: HTTP 429 (attempt 2 of 4)`.
 fn lifecycle_text(data: &Value) -> String {
     let phase = data.get("phase").and_then(Value::as_str).unwrap_or("?");
     let mut text = one_line(phase);
@@ -831,6 +831,17 @@ fn lifecycle_text(data: &Value) -> String {
     if let Some(error) = data.get("error").and_then(Value::as_str) {
         text.push_str(": ");
         text.push_str(&clip(&one_line(error), 200));
+    }
+    // A backend retrying a request (`openai` on 429/5xx): why, and which attempt comes.
+    if let Some(reason) = data.get("reason").and_then(Value::as_str) {
+        text.push_str(": ");
+        text.push_str(&clip(&one_line(reason), 200));
+    }
+    if let (Some(n), Some(max)) = (
+        data.get("attempt").and_then(Value::as_u64),
+        data.get("maxAttempts").and_then(Value::as_u64),
+    ) {
+        text.push_str(&format!(" (attempt {n} of {max})"));
     }
     text
 }

@@ -8,7 +8,7 @@
 //!
 //! Every step is an ordinary run, queued behind whatever the session is doing, with an
 //! `inter_session` message naming the other session: both transcripts show the whole
-//! exchange. It is bounded three ways: the turn limit, one exchange per pair of sessions at
+//! exchange, and a note in the target's transcript says how it ended. It is bounded three ways: the turn limit, one exchange per pair of sessions at
 //! a time, and runs of an exchange never start another one (a model that sends from inside
 //! a reply-back step gets its reply, and that is all).
 
@@ -139,33 +139,61 @@ enum Side {
 
 impl Exchange {
     async fn run(mut self) {
-        let outcome = self.talk().await;
-        if let Err(why) = &outcome {
-            tracing::info!(
-                requester = %self.requester,
-                target = %self.target,
-                "the agent-to-agent reply-back ended early: {why}"
-            );
+        let ending = match self.talk().await {
+            Ok(Some(ending)) => Some(ending),
+            Ok(None) => None,
+            Err(why) => {
+                tracing::info!(
+                    requester = %self.requester,
+                    target = %self.target,
+                    "the agent-to-agent reply-back ended early: {why}"
+                );
+                Some(format!("it stopped early: {why}"))
+            }
+        };
+        // The exchange's last word, in the target's transcript: how it ended (the
+        // requester's stays as the exchange left it, silent when the announce was skipped).
+        if let Some(ending) = ending {
+            self.note(&ending).await;
         }
         self.exchanges
             .end(&self.requester, &self.target, &self.runs);
     }
 
-    async fn talk(&mut self) -> Result<(), String> {
+    /// The exchange; how it ended, or `None` when the target is no model to talk with.
+    async fn talk(&mut self) -> Result<Option<String>, String> {
         if !is_model(
             &self.engine.config(),
             &self.session(Side::Target).await?.agent_id,
         ) {
-            return Ok(());
+            return Ok(None);
         }
         let mut latest = self.first_reply.clone();
         let mut speaker = Side::Requester;
         let last_round = self.max_turns + 1;
-        if !is_skip(&latest, REPLY_SKIP) {
+        let mut stopped = format!(
+            "the limit of {} turns after the first (max_ping_pong_turns) was reached",
+            self.max_turns
+        );
+        if is_skip(&latest, REPLY_SKIP) {
+            stopped = format!(
+                "{} answered the first message with {REPLY_SKIP}",
+                self.target
+            );
+        } else {
             for round in 2..=last_round {
                 let prompt = reply_prompt(speaker, round, last_round, &latest);
                 let reply = self.step(speaker, prompt).await?;
                 if reply.trim().is_empty() || is_skip(&reply, REPLY_SKIP) {
+                    stopped = format!(
+                        "{} replied {} in round {round}",
+                        self.key(speaker),
+                        if reply.trim().is_empty() {
+                            "nothing"
+                        } else {
+                            REPLY_SKIP
+                        }
+                    );
                     break;
                 }
                 latest = reply;
@@ -178,12 +206,17 @@ impl Exchange {
         let prompt = announce_prompt(&self.requester, &self.request, &self.first_reply, &latest);
         let announcement = self.step(Side::Target, prompt).await?;
         if announcement.trim().is_empty() || is_skip(&announcement, ANNOUNCE_SKIP) {
-            return Ok(());
+            return Ok(Some(format!(
+                "{stopped}; the announce step stayed silent ({ANNOUNCE_SKIP})"
+            )));
         }
         let requester = self.session(Side::Requester).await?;
         // A child's runs are announced to its parent by the engine already.
         if self.session(Side::Target).await?.parent_key.as_deref() == Some(&self.requester) {
-            return Ok(());
+            return Ok(Some(format!(
+                "{stopped}; the announce step's reply went to {} as the announce of its child",
+                self.requester
+            )));
         }
         let message = NewMessage {
             ts: now_ms(),
@@ -199,7 +232,32 @@ impl Exchange {
             .append_durable(requester.sid, message)
             .await
             .map_err(|e| format!("storing the announce failed: {e}"))?;
-        Ok(())
+        Ok(Some(format!(
+            "{stopped}; the announce step's reply went to {}",
+            self.requester
+        )))
+    }
+
+    /// A note in the target's transcript saying how the exchange ended.
+    async fn note(&self, ending: &str) {
+        let Ok(target) = self.session(Side::Target).await else {
+            return;
+        };
+        let message = NewMessage {
+            ts: now_ms(),
+            role: Role::System,
+            content: Value::String(format!(
+                "agent-to-agent exchange with session {} ended: {ending}",
+                self.requester
+            )),
+            run_id: None,
+            provenance: ProvenanceKind::Agent,
+            from: None,
+            usage: None,
+        };
+        if let Err(e) = self.engine.store.append_durable(target.sid, message).await {
+            tracing::error!(target = %self.target, "storing the end of a reply-back failed: {e}");
+        }
     }
 
     fn key(&self, side: Side) -> &str {
