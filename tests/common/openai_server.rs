@@ -335,6 +335,11 @@ impl Reply {
 #[derive(Default)]
 struct State {
     script: VecDeque<(Option<Matcher>, Reply)>,
+    /// The answer when nothing queued fits (default: a 500 saying so).
+    fallback: Option<Reply>,
+    /// When the server began sending each chat reply (its headers and first chunk go out
+    /// together), in the order of the requests.
+    replies_started: Vec<Instant>,
     models: Option<Reply>,
     requests: Vec<Recorded>,
     /// Connections a client closed while their reply was still being sent.
@@ -422,6 +427,16 @@ impl OpenAiServer {
             .lock()
             .script
             .push_back((Some(Arc::new(matches)), reply));
+    }
+
+    /// Answers every chat request nothing queued fits with `reply` (an instant server).
+    pub fn set_fallback(&self, reply: Reply) {
+        self.shared.lock().fallback = Some(reply);
+    }
+
+    /// When the server began sending each chat reply so far.
+    pub fn replies_started(&self) -> Vec<Instant> {
+        self.shared.lock().replies_started.clone()
     }
 
     /// `GET /models` lists these (default: `test-model`).
@@ -545,8 +560,10 @@ fn serve(conn: TcpStream, shared: &Shared) {
                 .script
                 .iter()
                 .position(|(m, _)| m.as_ref().is_none_or(|m| m(request)));
+            let fallback = state.fallback.clone();
             fits.and_then(|i| state.script.remove(i))
                 .map(|(_, reply)| reply)
+                .or(fallback)
                 .unwrap_or_else(|| Reply::error(500, "the test server has no scripted reply left"))
         } else if method == "GET" && path.ends_with("/models") {
             state.models.clone().unwrap_or_else(|| {
@@ -568,6 +585,9 @@ fn serve(conn: TcpStream, shared: &Shared) {
         }
         reply => reply,
     };
+    if method == "POST" && path.ends_with("/chat/completions") {
+        shared.lock().replies_started.push(Instant::now());
+    }
     // A write that fails means the client went away.
     let client_left = send(&conn, &reply).unwrap_or(true);
     if client_left && !shared.stopping.load(Ordering::SeqCst) {
