@@ -15,6 +15,9 @@
 //! - `follow`: append-to-receipt latency with 1 and with 1,000 followers of one session;
 //! - `history`: a pre-built 1,000,000-message transcript: history pages, follow catch-up;
 //! - `scale`: pre-built stores of 1,000 and 100,000 sessions: start-up and `sessions list`;
+//! - `openai`: the `openai` backend against a local instant server: what it adds to a turn
+//!   beyond the HTTP exchange, turns/s across sessions, server's first chunk → a
+//!   follower's first assistant event, RSS per idle openai session;
 //! - `peers` (only with `--peers` or `OPENCLAW_BENCH_PEERS=1`): pueue, the closest Rust peer,
 //!   installed with `cargo install pueue --locked` into `target/bench-peers/pueue` (once;
 //!   later runs reuse it), its daemon in a temp dir: `pueue add -- true` against `openclaw
@@ -38,13 +41,16 @@
 //! seen by them), OPENCLAW_BENCH_TRANSCRIPT_N (messages), OPENCLAW_BENCH_HISTORY_N (history
 //! calls), OPENCLAW_BENCH_SESSIONS_N (the large store), OPENCLAW_BENCH_LIST_N (list calls),
 //! OPENCLAW_BENCH_STARTS_N (restarts per store), OPENCLAW_BENCH_PEER_N (round trips per side),
-//! OPENCLAW_BENCH_PEER_WAIT_N (waits per side).
+//! OPENCLAW_BENCH_PEER_WAIT_N (waits per side), OPENCLAW_BENCH_OPENAI_N (sequential openai
+//! turns; 4× that across sessions), OPENCLAW_BENCH_OPENAI_IDLE_N (idle openai sessions).
 //!
 //! Cargo builds the binary targets for benchmarks and sets CARGO_BIN_EXE_*, so the shared test
 //! harness (which locates the binaries that way) is used as is.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "e2e/openai.rs"]
+mod openai;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -85,6 +91,8 @@ const ENV_VARS: &[&str] = &[
     "OPENCLAW_BENCH_PEER_N",
     "OPENCLAW_BENCH_PEER_WAIT_N",
     "OPENCLAW_BENCH_QUIET",
+    "OPENCLAW_BENCH_OPENAI_N",
+    "OPENCLAW_BENCH_OPENAI_IDLE_N",
 ];
 
 struct Opts {
@@ -109,6 +117,8 @@ struct Opts {
     starts: usize,
     peer: usize,
     peer_wait: usize,
+    openai_turns: usize,
+    openai_idle: usize,
 }
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -163,6 +173,8 @@ impl Opts {
             starts: env_count("OPENCLAW_BENCH_STARTS_N", q(5, 2)),
             peer: env_count("OPENCLAW_BENCH_PEER_N", q(200, 20)),
             peer_wait: env_count("OPENCLAW_BENCH_PEER_WAIT_N", q(10, 3)),
+            openai_turns: env_count("OPENCLAW_BENCH_OPENAI_N", q(1_000, 100)),
+            openai_idle: env_count("OPENCLAW_BENCH_OPENAI_IDLE_N", q(10_000, 1_000)),
         }
     }
 
@@ -1931,12 +1943,13 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
         ("history", section_history),
         ("scale", section_scale),
+        ("openai", openai::section_openai),
         ("peers", section_peers),
     ];
     for (name, section) in sections {

@@ -17,6 +17,7 @@ use std::time::Instant;
 use openclaw::ClientError;
 use openclaw::client::blocking::{Client, Wait};
 use openclaw::client::trust::{Expected, describe_uid};
+use openclaw::config::{Config, DefaultAgentSource, OpenAiEnv};
 use openclaw::device::{PAIRED_FILE, PairedDaemons};
 use openclaw::paths::Paths;
 use openclaw::protocol::{HelloParams, methods};
@@ -198,7 +199,29 @@ pub fn start_and_connect(
             ),
         );
     }
+    notice_default_agent(paths);
     Ok(client)
+}
+
+/// A daemon just started whose default agent the environment gave (SPEC §4): one line on
+/// stderr saying which endpoint and model it uses, since nothing in config.toml says so.
+/// Also off a terminal: a cron job's mail is where a wrong endpoint would be noticed.
+fn notice_default_agent(paths: &Paths) {
+    let Ok(config) = Config::load(&paths.config_file) else {
+        return;
+    };
+    let env = OpenAiEnv::from_process();
+    let (agent, source) = config.default_agent_from_env(&env);
+    if source == DefaultAgentSource::Environment {
+        eprintln!(
+            "openclaw: agent \"{}\" uses the OpenAI-compatible endpoint {} (from OPENAI_BASE_URL / OPENAI_API_KEY), model {}",
+            config.default_agent_id(),
+            agent.openai_base_url(&env),
+            agent
+                .openai_model(&env)
+                .unwrap_or_else(|| "the first of GET /models".into())
+        );
+    }
 }
 
 /// The daemon is only ever started in a directory of this user's: in anyone else's, they

@@ -428,6 +428,17 @@ fn lifecycle_text(data: &Value) -> String {
         text.push_str(": ");
         text.push_str(&clip(&one_line(error), 200));
     }
+    // A backend retrying a request (`openai` on 429/5xx): why, and which attempt comes.
+    if let Some(reason) = data.get("reason").and_then(Value::as_str) {
+        text.push_str(": ");
+        text.push_str(&clip(&one_line(reason), 200));
+    }
+    if let (Some(n), Some(max)) = (
+        data.get("attempt").and_then(Value::as_u64),
+        data.get("maxAttempts").and_then(Value::as_u64),
+    ) {
+        text.push_str(&format!(" (attempt {n} of {max})"));
+    }
     text
 }
 

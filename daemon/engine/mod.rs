@@ -31,6 +31,7 @@ use crate::daemon::backends::{Backend, RunEvents, RunTools};
 use crate::daemon::events::EventBus;
 use crate::daemon::store::{SessionRecord, Store, StoreError};
 use crate::protocol::{Lane, RunStatus};
+pub use announce::ANNOUNCE_SKIP;
 pub use keys::{agent_of_main, kind_of, named_key, normalize, subagent_key, task_key};
 use lanes::Lanes;
 pub use submit::{PreparedAttachment, SubmitRequest, SubmitTarget, Submitted};

@@ -12,6 +12,7 @@
 //! - `pairing.rs`: another user's device proving itself, and the owner managing devices;
 //! - `admin.rs`: `hello`, status, agents, shutdown;
 //! - `tools.rs`: the session tools of a run, executed in-process;
+//! - `ping_pong.rs`: the agent-to-agent reply-back after a run's `sessions_send`;
 //! - `policy.rs`: the policies as pure functions.
 
 mod admin;
@@ -20,6 +21,7 @@ mod error;
 mod follow;
 mod manage;
 mod pairing;
+mod ping_pong;
 pub mod policy;
 mod read;
 mod send;
@@ -122,6 +124,7 @@ pub struct SessionService {
     engine: Arc<Engine>,
     pub daemon: Arc<DaemonInfo>,
     devices: DeviceLinks,
+    exchanges: Arc<ping_pong::Exchanges>,
     this: Weak<SessionService>,
 }
 
@@ -131,6 +134,7 @@ impl SessionService {
             engine,
             daemon,
             devices: DeviceLinks::default(),
+            exchanges: Arc::default(),
             this: this.clone(),
         });
         let host: Weak<dyn crate::daemon::engine::ToolHost> = service.this.clone();

@@ -104,21 +104,26 @@ impl SessionService {
             SessionToolCall::History(p) => encode(self.history(caller, p).await),
             SessionToolCall::Spawn(p) => encode(self.spawn(caller, *p).await),
             SessionToolCall::Wait(p) => encode(self.wait(caller, p).await),
-            SessionToolCall::Send(p) => match self.send(caller, p).await? {
-                SendOutcome::Done(r) => encode(Ok(r)),
-                // A tool call has nobody to stream to: wait for the result.
-                SendOutcome::Streaming(mut progress) => loop {
-                    match progress.next().await {
-                        Some(ProgressItem::Done(r)) => break encode(r),
-                        Some(ProgressItem::Event(_)) => continue,
-                        None => {
-                            break Err(ServiceError::Internal(
-                                "the send ended without a result".into(),
-                            ));
+            SessionToolCall::Send(p) => {
+                let message = p.message.clone();
+                let result = match self.send(caller, p).await? {
+                    SendOutcome::Done(r) => r,
+                    // A tool call has nobody to stream to: wait for the result.
+                    SendOutcome::Streaming(mut progress) => loop {
+                        match progress.next().await {
+                            Some(ProgressItem::Done(r)) => break r?,
+                            Some(ProgressItem::Event(_)) => continue,
+                            None => {
+                                return Err(ServiceError::Internal(
+                                    "the send ended without a result".into(),
+                                ));
+                            }
                         }
-                    }
-                },
-            },
+                    },
+                };
+                self.reply_back(caller, &message, &result);
+                encode(Ok(result))
+            }
         }
     }
 }

@@ -130,16 +130,18 @@ fn check_value(
         }
         Kind::Integer { min } => {
             let n = as_number(&value)
-                .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= u32::MAX as f64)
+                .filter(|n| n.fract() == 0.0)
                 .ok_or_else(|| wrong_type(tool, f, "a whole number", &value))?;
-            let n = n as u64;
-            if n < min {
+            // A whole number out of range is told its range, not that it is not whole.
+            if n < min as f64 || n > u32::MAX as f64 {
                 return Err(ToolError::invalid_params(format!(
-                    "{}: \"{}\" must be at least {min}, not {n}",
+                    "{}: \"{}\" must be a whole number from {min} to {}, not {n}",
                     tool.name(),
-                    f.name
+                    f.name,
+                    u32::MAX
                 )));
             }
+            let n = n as u64;
             Ok(json!(n))
         }
         Kind::Bool => match &value {

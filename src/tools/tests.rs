@@ -515,7 +515,23 @@ fn missing_or_mistyped_fields_are_named() {
         parse_tool_call(&s, "sessions_history", r#"{"sessionKey": "k", "limit": 0}"#).unwrap_err();
     assert_eq!(
         err.message,
-        "sessions_history: \"limit\" must be at least 1, not 0"
+        "sessions_history: \"limit\" must be a whole number from 1 to 4294967295, not 0"
+    );
+    // A whole number out of range (what a small model sends) is told the range.
+    for (given, shown) in [("-52935", "-52935"), ("35293529352", "35293529352")] {
+        let args = format!(r#"{{"messageLimit": {given}}}"#);
+        let err = parse_tool_call(&s, "sessions_list", &args).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "sessions_list: \"messageLimit\" must be a whole number from 0 to 4294967295, not {shown}"
+            )
+        );
+    }
+    let err = parse_tool_call(&s, "sessions_list", r#"{"messageLimit": 2.5}"#).unwrap_err();
+    assert_eq!(
+        err.message,
+        "sessions_list: \"messageLimit\" must be a whole number, not 2.5"
     );
 
     let err = parse_tool_call(

@@ -2,6 +2,8 @@
 //! driven through the real `openclaw` binary or a raw socket client.
 #![allow(dead_code)]
 
+pub mod openai_server;
+
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -25,7 +27,7 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
 pub struct Daemon {
     pub home: tempfile::TempDir,
     pub child: Option<Child>,
-    /// Set in the daemon's environment (as whoever started it had them).
+    /// Variables set in the daemon's environment (besides the test's own, minus OPENAI_*).
     pub env: Vec<(String, String)>,
 }
 
@@ -104,6 +106,10 @@ impl Daemon {
             .env("OPENCLAW_HOME", self.home.path())
             .env_remove("OPENCLAW_SOCKET")
             .env_remove("XDG_RUNTIME_DIR")
+            // An endpoint in the test's own environment would change the default agent.
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_MODEL")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))

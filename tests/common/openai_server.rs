@@ -51,6 +51,53 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The request's `messages`.
+    pub fn messages(&self) -> Vec<Value> {
+        self.json
+            .as_ref()
+            .and_then(|j| j["messages"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The text of the first user message: which session asks (it holds the task).
+    pub fn first_user_text(&self) -> String {
+        self.messages()
+            .iter()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The text of the last message.
+    pub fn last_text(&self) -> String {
+        self.messages()
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The names of the tools offered, in order.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.json
+            .as_ref()
+            .and_then(|j| j["tools"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The schema of one offered tool's parameters.
+    pub fn tool_parameters(&self, name: &str) -> Option<Value> {
+        self.json.as_ref()?["tools"]
+            .as_array()?
+            .iter()
+            .find(|t| t["function"]["name"] == name)
+            .map(|t| t["function"]["parameters"].clone())
+    }
+
     /// The whole request as text: headers and body, to check what appears where.
     pub fn raw_text(&self) -> String {
         let mut text = format!("{} {}\n", self.method, self.path);
@@ -174,6 +221,36 @@ impl Sse {
     }
 }
 
+/// Holds a reply back until the test opens it (e.g. once a follower is listening), so that
+/// nothing depends on timing. Opened when the server stops, too.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    pub fn open(&self) {
+        let (open, cv) = &*self.0;
+        *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
+
+    /// Blocks until opened, or `within` passed; true when opened.
+    fn wait(&self, within: Duration) -> bool {
+        let (open, cv) = &*self.0;
+        let guard = open.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, within, |o| !*o)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+}
+
+/// Picks which request a queued reply answers.
+pub type Matcher = Arc<dyn Fn(&Recorded) -> bool + Send + Sync>;
+
 /// One answer to a chat request.
 #[derive(Debug, Clone)]
 pub enum Reply {
@@ -195,6 +272,8 @@ pub enum Reply {
     Raw(Vec<u8>),
     /// No response at all until the client goes away.
     Silent,
+    /// The reply, once the gate opens (at most a minute later).
+    Gated(Gate, Box<Reply>),
 }
 
 impl Reply {
@@ -229,6 +308,11 @@ impl Reply {
         }
     }
 
+    /// This reply, held until `gate` opens.
+    pub fn after(self, gate: &Gate) -> Reply {
+        Reply::Gated(gate.clone(), Box::new(self))
+    }
+
     pub fn with_header(self, name: &str, value: &str) -> Reply {
         match self {
             Reply::Status {
@@ -250,13 +334,20 @@ impl Reply {
 
 #[derive(Default)]
 struct State {
-    script: VecDeque<Reply>,
+    script: VecDeque<(Option<Matcher>, Reply)>,
+    /// The answer when nothing queued fits (default: a 500 saying so).
+    fallback: Option<Reply>,
+    /// When the server began sending each chat reply (its headers and first chunk go out
+    /// together), in the order of the requests.
+    replies_started: Vec<Instant>,
     models: Option<Reply>,
     requests: Vec<Recorded>,
     /// Connections a client closed while their reply was still being sent.
     disconnects: usize,
     open: Vec<TcpStream>,
     workers: Vec<JoinHandle<()>>,
+    /// Gates replies are held at, opened when the server stops.
+    gates: Vec<Gate>,
 }
 
 struct Shared {
@@ -322,7 +413,30 @@ impl OpenAiServer {
 
     /// Queues the answer to the next chat request.
     pub fn push(&self, reply: Reply) {
-        self.shared.lock().script.push_back(reply);
+        self.shared.lock().script.push_back((None, reply));
+    }
+
+    /// Queues an answer for the next chat request that `matches` (queued answers are tried in
+    /// order; the first that fits is used), for sessions whose requests may come in any order.
+    pub fn push_when(
+        &self,
+        matches: impl Fn(&Recorded) -> bool + Send + Sync + 'static,
+        reply: Reply,
+    ) {
+        self.shared
+            .lock()
+            .script
+            .push_back((Some(Arc::new(matches)), reply));
+    }
+
+    /// Answers every chat request nothing queued fits with `reply` (an instant server).
+    pub fn set_fallback(&self, reply: Reply) {
+        self.shared.lock().fallback = Some(reply);
+    }
+
+    /// When the server began sending each chat reply so far.
+    pub fn replies_started(&self) -> Vec<Instant> {
+        self.shared.lock().replies_started.clone()
     }
 
     /// `GET /models` lists these (default: `test-model`).
@@ -358,6 +472,18 @@ impl OpenAiServer {
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Option<Vec<Recorded>> {
         self.wait_until(timeout, |s| s.requests.len() >= n)
             .then(|| self.requests())
+    }
+
+    /// Waits until `n` chat requests arrived; `None` if they did not within `timeout`.
+    pub fn wait_for_chat_requests(&self, n: usize, timeout: Duration) -> Option<Vec<Recorded>> {
+        self.wait_until(timeout, |s| {
+            s.requests
+                .iter()
+                .filter(|r| r.path.ends_with("/chat/completions"))
+                .count()
+                >= n
+        })
+        .then(|| self.chat_requests())
     }
 
     /// Waits until a client has closed its connection mid-reply; false if none did within
@@ -401,6 +527,9 @@ impl Drop for OpenAiServer {
         }
         let (open, workers) = {
             let mut state = self.shared.lock();
+            for gate in &state.gates {
+                gate.open();
+            }
             (
                 std::mem::take(&mut state.open),
                 std::mem::take(&mut state.workers),
@@ -426,9 +555,15 @@ fn serve(conn: TcpStream, shared: &Shared) {
         state.requests.push(request);
         shared.changed.notify_all();
         if method == "POST" && path.ends_with("/chat/completions") {
-            state
+            let request = state.requests.last().expect("just recorded");
+            let fits = state
                 .script
-                .pop_front()
+                .iter()
+                .position(|(m, _)| m.as_ref().is_none_or(|m| m(request)));
+            let fallback = state.fallback.clone();
+            fits.and_then(|i| state.script.remove(i))
+                .map(|(_, reply)| reply)
+                .or(fallback)
                 .unwrap_or_else(|| Reply::error(500, "the test server has no scripted reply left"))
         } else if method == "GET" && path.ends_with("/models") {
             state.models.clone().unwrap_or_else(|| {
@@ -438,6 +573,21 @@ fn serve(conn: TcpStream, shared: &Shared) {
             Reply::error(404, &format!("no route for {method} {path}"))
         }
     };
+    let reply = match reply {
+        Reply::Gated(gate, reply) => {
+            // Stopping opens every gate: a held reply never keeps the server from stopping.
+            shared.lock().gates.push(gate.clone());
+            if shared.stopping.load(Ordering::SeqCst) {
+                gate.open();
+            }
+            gate.wait(Duration::from_secs(60));
+            *reply
+        }
+        reply => reply,
+    };
+    if method == "POST" && path.ends_with("/chat/completions") {
+        shared.lock().replies_started.push(Instant::now());
+    }
     // A write that fails means the client went away.
     let client_left = send(&conn, &reply).unwrap_or(true);
     if client_left && !shared.stopping.load(Ordering::SeqCst) {
@@ -599,5 +749,6 @@ fn send(mut conn: &TcpStream, reply: &Reply) -> std::io::Result<bool> {
             wait_for_client_to_leave(conn);
             Ok(true)
         }
+        Reply::Gated(_, reply) => send(conn, reply),
     }
 }
