@@ -963,3 +963,61 @@ fn the_data_dir_workspaces_and_attachments_are_private() {
         .count();
     assert_eq!(workspaces, 1, "only the accepted spawn has a workspace");
 }
+
+/// The README's first command, as written there, with this build's binaries standing in for
+/// `target/release` (building is cargo's job, not this test's): a fresh home, autostart, and
+/// the transcript followed to its end.
+#[test]
+fn the_readmes_first_command_runs_as_written() {
+    let readme = include_str!("../README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo build --release && "))
+        .expect("the README's first command");
+    let after_build = line
+        .split_once(" && export PATH=\"$PWD/target/release:$PATH\" && ")
+        .map(|(_, rest)| rest)
+        .expect("the first command puts target/release on PATH");
+    let home = tempfile::Builder::new()
+        .prefix("openclaw-test-")
+        .tempdir()
+        .expect("tempdir");
+    let bin = std::path::Path::new(common::OPENCLAW)
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", after_build])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", home.path())
+        .env("OPENCLAW_HOME", home.path())
+        .env("OPENCLAWD", common::OPENCLAWD)
+        .stdin(std::process::Stdio::null());
+    let out = common::output_within(&mut cmd, 60, "the README's first command");
+    let stop = || {
+        let mut stop = std::process::Command::new(common::OPENCLAW);
+        stop.args(["daemon", "stop"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("OPENCLAW_HOME", home.path());
+        common::output_within(&mut stop, 30, "daemon stop")
+    };
+    let text = stdout(&out);
+    let stopped = stop();
+    assert!(
+        out.status.success(),
+        "{:?}\n{text}\n{}",
+        out.status,
+        common::stderr(&out)
+    );
+    assert!(stopped.status.success(), "{}", common::stderr(&stopped));
+    for want in [
+        "#1 user       run the daily report",
+        "#2 assistant  run the daily report",
+        "#3 user       and the weekly one",
+        "#4 assistant  and the weekly one",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+}
