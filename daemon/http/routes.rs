@@ -28,9 +28,9 @@ fn body_limit(state: &State) -> usize {
     state.service.engine().config().limits.max_frame_bytes
 }
 
-/// No auth and no data: answers while the daemon takes requests.
+/// No auth and no data: 200 while the daemon takes work, 503 once it is stopping.
 pub async fn healthz(Shared(state): Shared<Arc<State>>) -> Response {
-    if state.shutdown.is_cancelled() {
+    if state.shutdown.is_cancelled() || state.service.engine().is_shutting_down() {
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({ "status": "stopping" }),

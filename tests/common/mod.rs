@@ -67,6 +67,11 @@ impl Daemon {
     /// Starts `openclawd` and waits for it to say it is listening (a pipe, never a sleep).
     /// On failure returns what the daemon printed.
     pub fn spawn_daemon(&mut self) -> Result<(), String> {
+        self.spawn_daemon_with_env(&[])
+    }
+
+    /// Like [`Daemon::spawn_daemon`], with these variables added to the daemon's environment.
+    pub fn spawn_daemon_with_env(&mut self, env: &[(&str, &str)]) -> Result<(), String> {
         let (ready_r, ready_w) = pipe();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -78,6 +83,7 @@ impl Daemon {
             .env("OPENCLAW_HOME", self.home.path())
             .env_remove("OPENCLAW_SOCKET")
             .env_remove("XDG_RUNTIME_DIR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
