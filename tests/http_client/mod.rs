@@ -322,6 +322,15 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// The stream of a connection whose answer's head a test has read itself.
+    pub fn resume(conn: Conn) -> Sse {
+        Sse {
+            conn,
+            pending: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
     /// The next event (comments skipped); `None` when the stream ends.
     pub fn next_event(&mut self) -> Option<Event> {
         let mut event = Event::default();
