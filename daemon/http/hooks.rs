@@ -52,22 +52,30 @@ pub async fn deliver(
             }
         )));
     };
-    let bytes = read_body(&parts.headers, body, config.limits.max_frame_bytes).await?;
-    let caller = match &hook.secret_env {
+    // Everything that can refuse a delivery without its body does so before reading it, so a
+    // sender without the token or a signature cannot make the daemon take in a large body.
+    let (caller, signed) = match &hook.secret_env {
         Some(var) => {
             let secret = std::env::var(var).ok().filter(|s| !s.is_empty()).ok_or_else(|| {
                 HttpError::internal(format!(
                     "hook {name}: the environment variable {var} (its secret_env) is not set in the daemon's environment; set it and restart the daemon"
                 ))
             })?;
-            verify_signature(&parts.headers, secret.as_bytes(), &bytes, var)?;
+            let signature = signature_of(&parts.headers)?;
             // The signature is the sender's proof; what it may do is spawn this hook's session.
-            Caller::Operator
+            (Caller::Operator, Some((var, secret, signature)))
         }
-        None => caller(&state, transport_of(&parts)?, &parts.headers, None)?,
+        None => (
+            caller(&state, transport_of(&parts)?, &parts.headers, None)?,
+            None,
+        ),
     };
-    let task = render(&hook.task, &bytes, &parts.headers, raw.as_deref())?;
     let delivery = delivery_id(&parts.headers)?;
+    let bytes = read_body(&parts.headers, body, config.limits.max_frame_bytes).await?;
+    if let Some((var, secret, signature)) = signed {
+        verify_signature(&signature, secret.as_bytes(), &bytes, var)?;
+    }
+    let task = render(&hook.task, &bytes, &parts.headers, raw.as_deref())?;
     let spawn = HookSpawn {
         hook: name,
         agent_id: hook.agent.clone(),
@@ -78,13 +86,8 @@ pub async fn deliver(
     Ok(json_response(StatusCode::ACCEPTED, &result))
 }
 
-/// Checks the body's HMAC-SHA256 against the signature header, in constant time.
-fn verify_signature(
-    headers: &HeaderMap,
-    secret: &[u8],
-    body: &[u8],
-    secret_env: &str,
-) -> Result<(), HttpError> {
+/// The signature a delivery carries (32 bytes), from the first signature header present.
+fn signature_of(headers: &HeaderMap) -> Result<Vec<u8>, HttpError> {
     let given = SIGNATURE_HEADERS
         .iter()
         .find_map(|h| headers.get(*h))
@@ -96,14 +99,23 @@ fn verify_signature(
         })?;
     let text = given.to_str().unwrap_or_default().trim();
     let hex = text.strip_prefix("sha256=").unwrap_or(text);
-    let signature = unhex(hex).filter(|s| s.len() == 32).ok_or_else(|| {
+    unhex(hex).filter(|s| s.len() == 32).ok_or_else(|| {
         HttpError::unauthorized(
             "the signature header must be sha256= followed by 64 hex digits",
             CHALLENGE,
         )
-    })?;
+    })
+}
+
+/// Checks the body's HMAC-SHA256 against the signature, in constant time.
+fn verify_signature(
+    signature: &[u8],
+    secret: &[u8],
+    body: &[u8],
+    secret_env: &str,
+) -> Result<(), HttpError> {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    hmac::verify(&key, body, &signature).map_err(|_| {
+    hmac::verify(&key, body, signature).map_err(|_| {
         HttpError::unauthorized(
             format!(
                 "the signature does not match the body; the sender must sign with the secret in the daemon's {secret_env}"
@@ -188,32 +200,24 @@ mod tests {
     #[test]
     fn signatures_like_githubs_are_checked() {
         let body = br#"{"action":"opened"}"#;
+        let check = |h: &HeaderMap, secret: &[u8], body: &[u8]| {
+            signature_of(h).and_then(|s| verify_signature(&s, secret, body, "V"))
+        };
         let mut h = HeaderMap::new();
-        assert_eq!(
-            verify_signature(&h, b"s3", body, "V").unwrap_err().status,
-            401
-        );
+        assert_eq!(check(&h, b"s3", body).unwrap_err().status, 401);
         h.insert(
             "x-hub-signature-256",
             HeaderValue::from_str(&sign(b"s3", body)).unwrap(),
         );
-        verify_signature(&h, b"s3", body, "V").unwrap();
-        assert_eq!(
-            verify_signature(&h, b"other", body, "V")
-                .unwrap_err()
-                .status,
-            401
-        );
-        assert!(
-            verify_signature(&h, b"s3", b"{}", "V").is_err(),
-            "another body"
-        );
+        check(&h, b"s3", body).unwrap();
+        assert_eq!(check(&h, b"other", body).unwrap_err().status, 401);
+        assert!(check(&h, b"s3", b"{}").is_err(), "another body");
         let mut h = HeaderMap::new();
         let bare = sign(b"s3", body).trim_start_matches("sha256=").to_string();
         h.insert("x-signature-256", HeaderValue::from_str(&bare).unwrap());
-        verify_signature(&h, b"s3", body, "V").unwrap();
+        check(&h, b"s3", body).unwrap();
         h.insert("x-signature-256", HeaderValue::from_static("sha256=zz"));
-        assert!(verify_signature(&h, b"s3", body, "V").is_err());
+        assert!(check(&h, b"s3", body).is_err());
     }
 
     #[test]
