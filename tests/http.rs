@@ -533,6 +533,44 @@ fn tcp_needs_the_token_in_constant_form() {
 }
 
 #[test]
+fn the_cli_prints_the_token_curl_needs_and_rotates_it() {
+    let (d, addr) = daemon_with_http("", "", &[]);
+    let printed = d.ok(&["http", "token"]);
+    let tok = printed.trim_end_matches('\n');
+    assert_eq!(
+        (tok.len(), printed.lines().count()),
+        (64, 1),
+        "one line, the token: {printed:?}"
+    );
+    assert_eq!(tok, token(&d), "the CLI prints the daemon's token");
+    let mut c = Conn::connect(&Target::Tcp(addr)).with_token(Some(tok));
+    assert_eq!(c.get("/api/sessions").status, 200);
+
+    let json = d.json(&["http", "token"]);
+    assert_eq!(json["token"], tok);
+    assert_eq!(
+        json["listen"],
+        format!("127.0.0.1:{}", addr.port()).as_str()
+    );
+
+    let out = d.run(&["http", "token", "--rotate"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let rotated = common::stdout(&out).trim().to_string();
+    assert_eq!(rotated.len(), 64);
+    assert_ne!(rotated, tok);
+    assert!(
+        common::stderr(&out).contains("http.token"),
+        "the rotation names the file: {}",
+        common::stderr(&out)
+    );
+    let mut c = Conn::connect(&Target::Tcp(addr)).with_token(Some(tok));
+    assert_eq!(c.get("/api/sessions").status, 401, "the old token");
+    let mut c = Conn::connect(&Target::Tcp(addr)).with_token(Some(&rotated));
+    assert_eq!(c.get("/api/sessions").status, 200, "the new token");
+    assert_eq!(d.ok(&["http", "token"]).trim(), rotated);
+}
+
+#[test]
 fn another_uid_on_the_socket_is_told_to_pair_with_the_cli() {
     if let Some(why) = nobody_unavailable() {
         eprintln!("SKIP another uid over HTTP: {why}");

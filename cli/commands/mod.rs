@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod daemon;
+pub mod http;
 pub mod live;
 pub mod pairing;
 pub mod sessions;
