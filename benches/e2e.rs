@@ -45,6 +45,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "e2e/http.rs"]
+mod http;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -1931,12 +1933,13 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
         ("history", section_history),
         ("scale", section_scale),
+        ("http", http::section),
         ("peers", section_peers),
     ];
     for (name, section) in sections {
