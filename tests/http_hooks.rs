@@ -142,7 +142,11 @@ fn a_delivery_signed_like_github_spawns_one_hook_session_and_a_redelivery_spawns
         .into_iter()
         .filter(|k| k.starts_with("hook:"))
         .collect();
-    assert_eq!(hooks, [key.clone()], "one session for one delivery");
+    assert_eq!(
+        hooks,
+        std::slice::from_ref(&key),
+        "one session for one delivery"
+    );
     let again = history(addr, &tok, &key);
     assert_eq!(
         again["messages"].as_array().map(Vec::len),
