@@ -49,6 +49,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "e2e/http.rs"]
+mod http;
 #[path = "e2e/openai.rs"]
 mod openai;
 
@@ -1943,13 +1945,14 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 7] = [
+    let sections: [(&str, Section); 8] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
         ("history", section_history),
         ("scale", section_scale),
         ("openai", openai::section_openai),
+        ("http", http::section),
         ("peers", section_peers),
     ];
     for (name, section) in sections {

@@ -1,6 +1,6 @@
 //! The daemon as a library: everything `openclawd` runs, usable in-process by tests and
 //! benchmarks. `daemon/README.md` draws the layers and says which file holds what:
-//! transports (`rpc/`) → session service (`service/`, all policy) → engine (`engine/`) →
+//! transports (`rpc/`, `http/`) → session service (`service/`, all policy) → engine (`engine/`) →
 //! store (`store/`) and backends (`backends/`).
 
 pub mod auth;
@@ -8,6 +8,7 @@ pub mod backends;
 pub mod children;
 pub mod engine;
 pub mod events;
+pub mod http;
 pub mod launch;
 pub mod notify;
 pub mod rpc;

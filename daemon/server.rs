@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::daemon::auth::peer_facts;
 use crate::daemon::engine::Engine;
 use crate::daemon::events::EventBus;
+use crate::daemon::http::Protocol;
 use crate::daemon::launch::Launch;
 use crate::daemon::service::{DaemonInfo, PeerFacts, SessionService};
 use crate::daemon::store::Store;
@@ -110,6 +111,8 @@ pub async fn run(
         .map(|p| p.to_string_lossy().into_owned());
     let daemon = Arc::new(info);
     let service = SessionService::new(engine.clone(), daemon.clone());
+    let (http, http_listener) =
+        crate::daemon::http::Http::start(&config.http, service.clone(), shutdown.clone()).await?;
     spawn_signal_handler(shutdown.clone())?;
     spawn_reload_on_hangup(service.clone(), shutdown.clone())?;
     tokio::spawn(engine.clone().run_archiver(shutdown.clone()));
@@ -117,6 +120,9 @@ pub async fn run(
     tracing::info!(socket = %paths.socket.display(), "listening");
 
     let connections = TaskTracker::new();
+    if let Some(listener) = http_listener {
+        http.serve_tcp(listener, &connections);
+    }
     let slots = Arc::new(ConnectionSlots::default());
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -153,16 +159,27 @@ pub async fn run(
             }
         };
         let (service, daemon, stop) = (service.clone(), daemon.clone(), shutdown.clone());
+        let http = http.clone();
         daemon.connections.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
-            crate::daemon::rpc::connection::serve(
-                stream,
-                service,
-                peer,
-                stop,
-                limits.max_frame_bytes,
-            )
-            .await;
+            // The same socket answers JSON-RPC and HTTP: its first bytes tell which. Another
+            // uid must speak within its handshake time, as on JSON-RPC.
+            let handshake = (!peer.trusted)
+                .then(|| std::time::Duration::from_millis(limits.handshake_timeout_ms));
+            match crate::daemon::http::sniff(&stream, handshake, &stop).await {
+                Protocol::JsonRpc => {
+                    crate::daemon::rpc::connection::serve(
+                        stream,
+                        service,
+                        peer,
+                        stop,
+                        limits.max_frame_bytes,
+                    )
+                    .await
+                }
+                Protocol::Http => http.serve_unix(stream, peer).await,
+                Protocol::Closed => {}
+            }
             daemon.connections.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });

@@ -9,8 +9,11 @@ use serde::Deserialize;
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 
 pub mod env_file;
+mod http;
 mod openai;
 
+use http::validate_http;
+pub use http::{HookConfig, HttpConfig, TemplatePart, parse_listen, parse_template};
 use openai::validate_openai;
 pub use openai::{
     AgentSubagentsConfig, DEFAULT_MAX_CONTEXT_MESSAGES, DEFAULT_MAX_TOOL_ROUNDS,
@@ -44,6 +47,10 @@ pub struct Config {
     /// The variables of `[daemon] env_file`, read at load.
     #[serde(skip)]
     pub daemon_env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub hooks: BTreeMap<String, HookConfig>,
 }
 
 /// The daemon itself.
@@ -662,6 +669,10 @@ impl Config {
                 "connection caps must be at least 1".into(),
             ));
         }
+        validate_http(&self.http, &self.hooks, |a| {
+            self.agents.contains_key(a) || a == self.default_agent_id()
+        })
+        .map_err(|(key, message)| invalid(key, message))?;
         if self.limits.max_frame_bytes < 1024 {
             return Err(invalid(
                 "limits.max_frame_bytes".into(),
@@ -1097,5 +1108,43 @@ mod tests {
     fn default_agent_must_exist() {
         let err = parse("default_agent = \"nope\"\n").unwrap_err().to_string();
         assert!(err.contains(":1: default_agent"), "{err}");
+    }
+
+    #[test]
+    fn http_and_hooks_parse_and_are_checked() {
+        let c = parse(
+            "[http]\nlisten = \"127.0.0.1:7788\"\nallow_origins = [\"https://dash.example.com\"]\n[hooks.github]\nsecret_env = \"GH_SECRET\"\ntask = \"Triage:\\n{{body}}\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.http.listen_addr(),
+            Some("127.0.0.1:7788".parse().unwrap())
+        );
+        assert_eq!(c.hooks["github"].secret_env.as_deref(), Some("GH_SECRET"));
+        assert!(c.hooks["github"].agent.is_none());
+
+        let err = parse("[http]\nlisten = \"0.0.0.0:7788\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":2: http.listen") && err.contains("allow_remote = true"),
+            "{err}"
+        );
+        assert!(parse("[http]\nlisten = \"0.0.0.0:7788\"\nallow_remote = true\n").is_ok());
+        let err = parse("[hooks.gh]\ntask = \"{{bodyy}}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hooks.gh.task") && err.contains("{{bodyy}}"),
+            "{err}"
+        );
+        let err = parse("[hooks.gh]\nagent = \"nope\"\ntask = \"t\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2: hooks.gh.agent"), "{err}");
+        assert!(
+            parse("[http]\nlistn = \"x\"\n").is_err(),
+            "unknown keys are errors"
+        );
     }
 }

@@ -199,7 +199,6 @@ fn stop_drain_lets_the_running_run_finish() {
 }
 
 #[test]
-#[ignore = "needs daemon: http.token"]
 fn http_token_prints_the_token_and_rotate_replaces_it() {
     let d = Daemon::start();
     let first = ok(&d, &["http", "token"]);

@@ -42,7 +42,16 @@ fn token(ctx: &Context, args: TokenArgs) -> Result<(), Failure> {
     }
     let token: HttpTokenResult = typed(methods::HTTP_TOKEN, raw)?;
     print_line(&token.token)?;
-    if ctx.terminal.stderr_is_tty {
+    // A rotation is said also to a script: whatever holds the old token stops working.
+    if args.rotate {
+        diagnostic(
+            "note",
+            &format!(
+                "a new token replaced the old one, which no longer works; kept in {}",
+                token.path
+            ),
+        );
+    } else if ctx.terminal.stderr_is_tty {
         let listen = token
             .listen
             .map_or(String::new(), |l| format!("; HTTP listens on {l}"));

@@ -38,3 +38,8 @@ pub fn reload(ctx: &Ctx, params: Option<Value>) -> Result<Value, RpcError> {
     let NoParams {} = parse(params)?;
     ctx.encode(ctx.service.reload(&ctx.caller()))
 }
+
+/// The HTTP surface's bearer token (created when missing; replaced with `rotate`).
+pub fn http_token(ctx: &Ctx, params: Option<Value>) -> Result<Value, RpcError> {
+    ctx.encode(ctx.service.http_token(&ctx.caller(), parse(params)?))
+}

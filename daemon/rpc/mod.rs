@@ -84,6 +84,7 @@ pub async fn dispatch(ctx: &Arc<Ctx>, method: &str, params: Option<Value>) -> An
         methods::DAEMON_STATUS => daemon::status(ctx, params),
         methods::DAEMON_SHUTDOWN => daemon::shutdown(ctx, params),
         methods::DAEMON_RELOAD => daemon::reload(ctx, params),
+        methods::HTTP_TOKEN => daemon::http_token(ctx, params),
         _ => unknown(ctx, method),
     };
     answer.into()

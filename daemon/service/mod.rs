@@ -19,6 +19,8 @@ mod admin;
 mod caller;
 mod error;
 mod follow;
+pub mod hooks;
+pub mod http_token;
 mod manage;
 mod pairing;
 mod ping_pong;

@@ -95,6 +95,11 @@ impl Daemon {
     /// Starts `openclawd` and waits for it to say it is listening (a pipe, never a sleep).
     /// On failure returns what the daemon printed.
     pub fn spawn_daemon(&mut self) -> Result<(), String> {
+        self.spawn_daemon_with_env(&[])
+    }
+
+    /// Like [`Daemon::spawn_daemon`], with these variables added to the daemon's environment.
+    pub fn spawn_daemon_with_env(&mut self, env: &[(&str, &str)]) -> Result<(), String> {
         let (ready_r, ready_w) = pipe();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -111,6 +116,7 @@ impl Daemon {
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENAI_MODEL")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);

@@ -1,0 +1,465 @@
+//! Section `http` (issue 13): the HTTP surface against the JSON-RPC socket, in one daemon and
+//! one run, so each figure has its baseline beside it:
+//! - spawn, send (202) and a 20-message history page over HTTP keep-alive (TCP with the token,
+//!   and the Unix socket) against the same call over JSON-RPC, one request at a time;
+//! - spawns from 8 keep-alive connections at once against 8 JSON-RPC connections;
+//! - a one-shot `curl` spawn against `openclaw sessions spawn`;
+//! - append → receipt with N SSE followers against N JSON-RPC followers (`follow_run`).
+//!
+//! Counts: OPENCLAW_BENCH_HTTP_N (sequential requests per kind), OPENCLAW_BENCH_HTTP_CONC_N
+//! (spawns over 8 connections), OPENCLAW_BENCH_HTTP_CURL_N (one-shot processes per side),
+//! OPENCLAW_BENCH_HTTP_FOLLOWERS, OPENCLAW_BENCH_HTTP_FOLLOW_N (appends they see).
+
+#[path = "../../tests/http_client/mod.rs"]
+mod http_client;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::common::RawConn;
+use super::{
+    CONNECTIONS, Opts, Row, Table, cli_env, env_count, errors_text, follow_run, lat, ms, per_s,
+    rate, ratio_lat, ratio_rate, stats, time_cmd, verdict,
+};
+use http_client::{Conn, Target, daemon_with_http, token};
+
+struct Counts {
+    seq: usize,
+    conc: usize,
+    curl: usize,
+    followers: usize,
+    follow: usize,
+}
+
+fn counts(o: &Opts) -> Counts {
+    let q = |full: usize, small: usize| if o.quick { small } else { full };
+    Counts {
+        seq: env_count("OPENCLAW_BENCH_HTTP_N", q(2_000, 200)),
+        conc: env_count("OPENCLAW_BENCH_HTTP_CONC_N", q(20_000, 2_000)),
+        curl: env_count("OPENCLAW_BENCH_HTTP_CURL_N", q(100, 10)),
+        followers: env_count("OPENCLAW_BENCH_HTTP_FOLLOWERS", 100),
+        follow: env_count("OPENCLAW_BENCH_HTTP_FOLLOW_N", q(200, 30)),
+    }
+}
+
+/// One HTTP request at a time on one keep-alive connection: latencies and non-2xx answers.
+fn http_sequential(
+    conn: &mut Conn,
+    n: usize,
+    request: impl Fn(usize) -> (&'static str, String, Option<String>),
+) -> (Vec<Duration>, usize) {
+    let mut samples = Vec::with_capacity(n);
+    let mut errors = 0;
+    for i in 0..n {
+        let (method, path, body) = request(i);
+        let t = Instant::now();
+        let r = conn.request(method, &path, body.as_deref());
+        samples.push(t.elapsed());
+        if !(200..300).contains(&r.status) {
+            if errors == 0 {
+                eprintln!("  first error answer: {} {}", r.status, r.text());
+            }
+            errors += 1;
+        }
+    }
+    (samples, errors)
+}
+
+/// One JSON-RPC call at a time on one connection: latencies and error replies.
+fn rpc_sequential(
+    socket: &Path,
+    n: usize,
+    call: impl Fn(usize) -> Value,
+) -> (Vec<Duration>, usize) {
+    let mut c = RawConn::connect(socket);
+    let mut samples = Vec::with_capacity(n);
+    let mut errors = 0;
+    for i in 0..n {
+        let mut line = call(i).to_string();
+        line.push('\n');
+        let t = Instant::now();
+        c.send_raw(line.as_bytes());
+        let v = c.read_json();
+        samples.push(t.elapsed());
+        if v.get("error").is_some() {
+            errors += 1;
+        }
+    }
+    (samples, errors)
+}
+
+fn rpc(id: usize, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+fn enc(key: &str) -> String {
+    key.replace(':', "%3A")
+}
+
+/// `total` spawns spread over `CONNECTIONS` threads, each one request at a time on its own
+/// connection: (elapsed, errors).
+fn concurrent(total: usize, one: impl Fn(usize, usize) -> usize + Sync) -> (Duration, usize) {
+    let per = total / CONNECTIONS;
+    let start = Instant::now();
+    let errors = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..CONNECTIONS)
+            .map(|c| {
+                let one = &one;
+                s.spawn(move || one(c, per))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("spawner"))
+            .sum()
+    });
+    (start.elapsed(), errors)
+}
+
+/// What the SSE followers have seen, shared with the appender.
+#[derive(Default)]
+struct Seen {
+    /// Replies seen, summed over followers.
+    replies: usize,
+}
+
+struct SseRun {
+    latency: Vec<Duration>,
+    expected: usize,
+    delivered: usize,
+    gaps: usize,
+    duplicates: usize,
+}
+
+/// `followers` SSE follows of one session over TCP; the appender sends `appends` messages over
+/// JSON-RPC one at a time (202 at once), each after every follower has seen the previous
+/// reply, as `follow_run` does for JSON-RPC followers.
+fn sse_run(
+    addr: std::net::SocketAddr,
+    tok: &str,
+    socket: &Path,
+    followers: usize,
+    appends: usize,
+) -> SseRun {
+    let mut rpc_conn = RawConn::connect(socket);
+    let spawned = rpc_conn.call_ok("sessions.spawn", json!({"task": "sse follow bench"}));
+    let key = spawned["sessionKey"].as_str().expect("key").to_string();
+    rpc_conn.call_ok(
+        "runs.wait",
+        json!({"runId": spawned["runId"], "timeoutSeconds": 30}),
+    );
+    let seen = Arc::new((Mutex::new(Seen::default()), Condvar::new()));
+    let path = format!("/api/sessions/{}/history?follow=1", enc(&key));
+    let mut streams = Vec::with_capacity(followers);
+    for _ in 0..followers {
+        // The answer's head comes after the subscription is in place: nothing sent later is
+        // missed.
+        streams.push(
+            Conn::connect(&http_client::Target::Tcp(addr))
+                .with_token(Some(tok))
+                .sse(&path, &[]),
+        );
+    }
+    let start_seq =
+        rpc_conn.call_ok("sessions.history", json!({"sessionKey": key, "limit": 1}))["messages"][0]
+            ["seq"]
+            .as_u64()
+            .unwrap_or(0);
+    let threads: Vec<_> = streams
+        .into_iter()
+        .map(|mut sse| {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut got: Vec<Option<Instant>> = vec![None; appends];
+                let (mut next, mut delivered, mut gaps, mut dups, mut replies) =
+                    (start_seq + 1, 0, 0, 0, 0);
+                while replies < appends {
+                    let Some(e) = sse.next_event() else { break };
+                    if e.event != "session.message" {
+                        continue;
+                    }
+                    let now = Instant::now();
+                    let v = e.json();
+                    let m = &v["message"];
+                    let seq = m["seq"].as_u64().unwrap_or(0);
+                    if seq < next {
+                        dups += 1;
+                        continue;
+                    }
+                    gaps += (seq - next) as usize;
+                    next = seq + 1;
+                    delivered += 1;
+                    let i = m["content"]
+                        .as_str()
+                        .and_then(|c| c.strip_prefix("lat "))
+                        .and_then(|i| i.parse::<usize>().ok());
+                    match (m["role"].as_str(), i) {
+                        (Some("user"), Some(i)) if i < appends => got[i] = Some(now),
+                        (Some("assistant"), Some(_)) => {
+                            replies += 1;
+                            let (lock, cv) = &*seen;
+                            lock.lock().expect("seen").replies += 1;
+                            cv.notify_all();
+                        }
+                        _ => {}
+                    }
+                }
+                (got, delivered, gaps, dups)
+            })
+        })
+        .collect();
+    let mut sent = Vec::with_capacity(appends);
+    for i in 0..appends {
+        sent.push(Instant::now());
+        let r = rpc_conn.call_ok(
+            "sessions.send",
+            json!({"sessionKey": key, "message": format!("lat {i}"), "timeoutSeconds": 0}),
+        );
+        assert_eq!(r["status"], "accepted", "{r}");
+        let want = followers * (i + 1);
+        let (lock, cv) = &*seen;
+        let guard = lock.lock().expect("seen");
+        let (guard, timeout) = cv
+            .wait_timeout_while(guard, Duration::from_secs(60), |s| s.replies < want)
+            .expect("seen");
+        assert!(
+            !timeout.timed_out(),
+            "SSE followers stalled: {} of {want} replies seen after 60 s",
+            guard.replies
+        );
+    }
+    let mut run = SseRun {
+        latency: Vec::with_capacity(appends * followers),
+        expected: followers * appends * 2,
+        delivered: 0,
+        gaps: 0,
+        duplicates: 0,
+    };
+    for t in threads {
+        let (got, delivered, gaps, dups) = t.join().expect("follower");
+        run.delivered += delivered;
+        run.gaps += gaps;
+        run.duplicates += dups;
+        for (i, at) in got.into_iter().enumerate() {
+            if let Some(at) = at {
+                run.latency.push(at.saturating_duration_since(sent[i]));
+            }
+        }
+    }
+    run
+}
+
+pub fn section(o: &Opts, t: &mut Table) {
+    t.section("http: the HTTP surface beside JSON-RPC (same daemon, same run)");
+    let n = counts(o);
+    let caps = n.followers * 2 + 64;
+    let (d, addr) = daemon_with_http(
+        &format!("[limits]\nmax_connections = {caps}\nmax_connections_per_uid = {caps}\n"),
+        "",
+        &[],
+    );
+    let socket = d.socket();
+    let tok = token(&d);
+    let tcp = || Conn::connect(&Target::Tcp(addr)).with_token(Some(&tok));
+    let unix = || Conn::connect(&Target::Unix(socket.clone()));
+
+    // Spawns, one at a time.
+    let spawn_body = |i: usize| Some(json!({"task": format!("http bench {i}")}).to_string());
+    let (http_spawn, e1) = http_sequential(&mut tcp(), n.seq, |i| {
+        ("POST", "/api/sessions/spawn".into(), spawn_body(i))
+    });
+    let (unix_spawn, e2) = http_sequential(&mut unix(), n.seq, |i| {
+        ("POST", "/api/sessions/spawn".into(), spawn_body(i))
+    });
+    let (rpc_spawn, e3) = rpc_sequential(&socket, n.seq, |i| {
+        rpc(
+            i,
+            "sessions.spawn",
+            json!({"task": format!("rpc bench {i}")}),
+        )
+    });
+    let (hs, us, rs) = (stats(&http_spawn), stats(&unix_spawn), stats(&rpc_spawn));
+    t.push(Row {
+        metric: "`POST /api/sessions/spawn` (202, durable), keep-alive TCP, one at a time".into(),
+        value: lat(&hs),
+        baseline: format!("JSON-RPC `sessions.spawn` {}", ms(rs.median)),
+        ratio: ratio_lat(hs.median, rs.median),
+        target: verdict("< 1 ms median", hs.median < Duration::from_millis(1)),
+    });
+    t.push(Row {
+        metric: "the same over the Unix socket (peer credentials, no token)".into(),
+        value: lat(&us),
+        baseline: format!("JSON-RPC {}", ms(rs.median)),
+        ratio: ratio_lat(us.median, rs.median),
+        target: String::new(),
+    });
+    if e1 + e2 + e3 > 0 {
+        t.note(format!("sequential spawns: {}", errors_text(e1 + e2 + e3)));
+    }
+
+    // Send (202 at once) and a history page, on one session with a few messages.
+    let mut c = tcp();
+    let r = c.post("/api/sessions/spawn", r#"{"task":"send bench"}"#);
+    let key = r.json()["sessionKey"].as_str().expect("key").to_string();
+    let run = r.json()["runId"].as_str().expect("run").to_string();
+    c.get(&format!("/api/runs/{run}?wait=30"));
+    let send_path = format!("/api/sessions/{}/send", enc(&key));
+    let (http_send, e1) = http_sequential(&mut c, n.seq, |i| {
+        (
+            "POST",
+            send_path.clone(),
+            Some(json!({"message": format!("s {i}")}).to_string()),
+        )
+    });
+    let (rpc_send, e2) = rpc_sequential(&socket, n.seq, |i| {
+        rpc(
+            i,
+            "sessions.send",
+            json!({"sessionKey": key, "message": format!("r {i}"), "timeoutSeconds": 0}),
+        )
+    });
+    let (hs, rs) = (stats(&http_send), stats(&rpc_send));
+    t.push(Row {
+        metric: "`POST /api/sessions/KEY/send` (202 `{runId}`), keep-alive TCP".into(),
+        value: lat(&hs),
+        baseline: format!(
+            "JSON-RPC `sessions.send` timeoutSeconds 0 {}",
+            ms(rs.median)
+        ),
+        ratio: ratio_lat(hs.median, rs.median),
+        target: String::new(),
+    });
+    let history_path = format!("/api/sessions/{}/history?limit=20", enc(&key));
+    let (http_hist, e3) = http_sequential(&mut c, n.seq, |_| ("GET", history_path.clone(), None));
+    let (rpc_hist, e4) = rpc_sequential(&socket, n.seq, |i| {
+        rpc(
+            i,
+            "sessions.history",
+            json!({"sessionKey": key, "limit": 20}),
+        )
+    });
+    let (hh, rh) = (stats(&http_hist), stats(&rpc_hist));
+    t.push(Row {
+        metric: "`GET /api/sessions/KEY/history?limit=20`, keep-alive TCP".into(),
+        value: lat(&hh),
+        baseline: format!("JSON-RPC `sessions.history` {}", ms(rh.median)),
+        ratio: ratio_lat(hh.median, rh.median),
+        target: String::new(),
+    });
+    if e1 + e2 + e3 + e4 > 0 {
+        t.note(format!("send/history: {}", errors_text(e1 + e2 + e3 + e4)));
+    }
+
+    // Throughput from 8 connections, one request at a time on each.
+    let (http_el, e1) = concurrent(n.conc, |c, per| {
+        let mut conn = tcp();
+        http_sequential(&mut conn, per, |i| {
+            (
+                "POST",
+                "/api/sessions/spawn".into(),
+                spawn_body(c * per + i),
+            )
+        })
+        .1
+    });
+    let (rpc_el, e2) = concurrent(n.conc, |c, per| {
+        rpc_sequential(&socket, per, |i| {
+            rpc(
+                i,
+                "sessions.spawn",
+                json!({"task": format!("rpc conc {c} {i}")}),
+            )
+        })
+        .1
+    });
+    let total = n.conc / CONNECTIONS * CONNECTIONS;
+    let (hr, rr) = (rate(total, http_el), rate(total, rpc_el));
+    t.push(Row {
+        metric: format!("durable spawns/s, {CONNECTIONS} keep-alive HTTP connections ({total})"),
+        value: per_s(hr),
+        baseline: format!("{CONNECTIONS} JSON-RPC connections {}", per_s(rr)),
+        ratio: ratio_rate(hr, rr),
+        target: verdict("≥ 5,000/s", hr >= 5_000.0),
+    });
+    if e1 + e2 > 0 {
+        t.note(format!("concurrent spawns: {}", errors_text(e1 + e2)));
+    }
+
+    // One-shot processes: curl against the CLI.
+    if let Some(curl) = super::common::system_tool("curl") {
+        let env = cli_env(&d);
+        let auth = format!("Authorization: Bearer {tok}");
+        let url = format!("http://{addr}/api/sessions/spawn");
+        let curl_samples: Vec<Duration> = (0..n.curl)
+            .map(|i| {
+                let mut cmd = Command::new(&curl);
+                cmd.args(["-sf", "-o", "/dev/null", "-X", "POST", "-H", &auth, "-d"])
+                    .arg(json!({"task": format!("curl {i}")}).to_string())
+                    .arg(&url);
+                time_cmd(&mut cmd, "curl spawn").0
+            })
+            .collect();
+        let cli_samples: Vec<Duration> = (0..n.curl)
+            .map(|i| {
+                let mut cmd = Command::new(super::common::OPENCLAW);
+                cmd.env_clear()
+                    .envs(env.iter().map(|(k, v)| (*k, *v)))
+                    .args(["sessions", "spawn", "--task", &format!("cli {i}")]);
+                time_cmd(&mut cmd, "openclaw sessions spawn").0
+            })
+            .collect();
+        let (cs, ls) = (stats(&curl_samples), stats(&cli_samples));
+        t.push(Row {
+            metric: "one-shot `curl -X POST …/api/sessions/spawn` (a process each)".into(),
+            value: lat(&cs),
+            baseline: format!("`openclaw sessions spawn` {}", ms(ls.median)),
+            ratio: ratio_lat(cs.median, ls.median),
+            target: String::new(),
+        });
+    } else {
+        t.note("no curl on this machine: the one-shot row is left out");
+    }
+
+    // SSE followers against JSON-RPC followers.
+    eprintln!("{} SSE followers x{} appends ...", n.followers, n.follow);
+    let sse = sse_run(addr, &tok, &socket, n.followers, n.follow);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    eprintln!(
+        "{} JSON-RPC followers x{} appends ...",
+        n.followers, n.follow
+    );
+    let rpc_follow = follow_run(&rt, &socket, n.followers, n.follow);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let (sl, rl) = (stats(&sse.latency), stats(&rpc_follow.latency));
+    t.push(Row {
+        metric: format!(
+            "append → SSE receipt, {} SSE followers of one session",
+            n.followers
+        ),
+        value: lat(&sl),
+        baseline: format!("{} JSON-RPC followers {}", n.followers, ms(rl.median)),
+        ratio: ratio_lat(sl.median, rl.median),
+        target: verdict("< 1 ms median", sl.median < Duration::from_millis(1)),
+    });
+    let lost = sse.expected.saturating_sub(sse.delivered);
+    t.push(Row {
+        metric: format!("messages lost with {} SSE followers", n.followers),
+        value: format!(
+            "{lost} lost, {} out of order, {} duplicated of {} deliveries",
+            sse.gaps, sse.duplicates, sse.expected
+        ),
+        target: verdict(
+            "none lost",
+            lost == 0 && sse.gaps == 0 && sse.duplicates == 0,
+        ),
+        ..Row::default()
+    });
+}
