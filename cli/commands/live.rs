@@ -36,6 +36,10 @@ pub enum EventArg {
     Tool,
     /// Token usage
     Usage,
+    /// The agent's reasoning as it streams (not part of the reply)
+    Thought,
+    /// The agent's plan, whole, each time it changes
+    Plan,
 }
 
 impl EventArg {
@@ -46,6 +50,8 @@ impl EventArg {
             EventArg::Assistant => EventKind::Assistant,
             EventArg::Tool => EventKind::Tool,
             EventArg::Usage => EventKind::Usage,
+            EventArg::Thought => EventKind::Thought,
+            EventArg::Plan => EventKind::Plan,
         }
     }
 }

@@ -4,4 +4,4 @@ process.on("SIGTERM", () => console.error("silent: ignoring SIGTERM"));
 process.stdin.on("data", () => {});
 process.stdin.on("end", () => console.error("silent: stdin closed, staying"));
 setInterval(() => {}, 1 << 30);
-console.error("silent: up");
+console.error(`silent: up (pid ${process.pid})`);
