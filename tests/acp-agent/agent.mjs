@@ -229,6 +229,9 @@ async function handlePrompt({ params, client }) {
         console.error("test agent: dying on purpose");
         process.exit(7);
         break;
+      case "auth":
+        // Refuses the prompt as an agent that wants a login does; the process lives on.
+        throw acp.RequestError.authRequired(undefined, "log in first");
       case "late":
         await say("early");
         // After the reply to session/prompt: the client must still take this in.

@@ -155,3 +155,77 @@ fn an_agent_that_dies_mid_turn_fails_that_run_and_the_next_run_starts_afresh() {
         "{reply}"
     );
 }
+
+#[test]
+fn a_kill_while_the_agent_starts_does_not_wait_for_the_initialize_deadline() {
+    if !agents_available() {
+        return;
+    }
+    // Deadlines far past the kill command's own: only a start that is abandoned at once
+    // lets the kill return in time.
+    let config = format!(
+        "{}[limits]\nkill_grace_ms = 120000\n",
+        broken(
+            "silent",
+            "broken/silent.mjs",
+            "initialize_timeout_ms = 120000"
+        )
+    );
+    let d = common::Daemon::start_with_config(&config);
+    let spawned = json(
+        &d,
+        &["sessions", "spawn", "--agent", "silent", "--task", "hello"],
+    );
+    let key = spawned["sessionKey"].as_str().expect("key");
+    let session_id = spawned["sessionId"].as_str().expect("sessionId");
+    let pid_file = d
+        .home_path()
+        .join("data/workspaces")
+        .join(session_id)
+        .join("silent.pid");
+    let mut pid = 0;
+    crate::wait_until("the silent agent is up", || {
+        pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    let killed = common::output_within(
+        d.cli().args(["sessions", "kill", key]),
+        45,
+        "sessions kill of a starting agent",
+    );
+    assert!(killed.status.success(), "{}", stderr(&killed));
+    assert!(
+        wait_pid_gone(pid, 20),
+        "the starting agent {pid} is still running"
+    );
+    assert_eq!(row(&d, key)["status"], "aborted");
+}
+
+#[test]
+fn a_refused_prompt_fails_its_run_the_process_stays_and_idle_time_still_stops_it() {
+    if !agents_available() {
+        return;
+    }
+    let d =
+        common::Daemon::start_with_config(&crate::sdk_agent("t", &[], "idle_timeout_seconds = 2"));
+    let (key, _) = crate::session(&d, "t", "chunks 1");
+    let pid = agent_pid(&d, &key);
+    let out = run(&d, &["sessions", "send", &key, "auth", "--timeout", "50"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "answered session/prompt with error -32000: Authentication required: log in first"
+        ),
+        "{err}"
+    );
+    assert!(crate::alive(pid), "a refusal does not stop the agent");
+    // No turn after the refusal: idle time must still end the process.
+    assert!(
+        wait_pid_gone(pid, 30),
+        "agent {pid} outlived its idle timeout"
+    );
+}

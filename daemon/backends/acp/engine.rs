@@ -63,7 +63,12 @@ impl AcpAgent {
             events: ctx.events.clone(),
             decisions: Mutex::default(),
         });
-        let client = self.client_for(&ctx, host.clone()).await?;
+        // A start can take up to the initialize deadline; a kill must not wait for it.
+        // Dropping the start stops the half-started process (its group is killed).
+        let client = tokio::select! {
+            client = self.client_for(&ctx, host.clone()) => client?,
+            _ = ctx.stop.cancelled() => return Err(TurnError::Stopped),
+        };
         let result = client.prompt(&ctx.message, host, &ctx.stop).await;
         let turns = {
             let mut live = self.live();
@@ -105,6 +110,9 @@ impl AcpAgent {
             Err(e) => {
                 if !client.is_alive() {
                     self.forget(&ctx.session_id, &client);
+                } else if let Some(turns) = turns {
+                    // It refused the prompt but lives on (say, it wants a login first).
+                    self.stop_when_idle(&ctx.session_id, turns);
                 }
                 Err(TurnError::Failed(e.to_string()))
             }
