@@ -15,6 +15,9 @@
 //! - `follow`: append-to-receipt latency with 1 and with 1,000 followers of one session;
 //! - `history`: a pre-built 1,000,000-message transcript: history pages, follow catch-up;
 //! - `scale`: pre-built stores of 1,000 and 100,000 sessions: start-up and `sessions list`;
+//! - `acp` (`acp.rs`): the acp backend with the SDK test agent (Node): warm turn overhead
+//!   around the agent's own work, first turns with process start, N sessions with live agents
+//!   and the daemon's RSS for them;
 //! - `peers` (only with `--peers` or `OPENCLAW_BENCH_PEERS=1`): pueue, the closest Rust peer,
 //!   installed with `cargo install pueue --locked` into `target/bench-peers/pueue` (once;
 //!   later runs reuse it), its daemon in a temp dir: `pueue add -- true` against `openclaw
@@ -38,13 +41,16 @@
 //! seen by them), OPENCLAW_BENCH_TRANSCRIPT_N (messages), OPENCLAW_BENCH_HISTORY_N (history
 //! calls), OPENCLAW_BENCH_SESSIONS_N (the large store), OPENCLAW_BENCH_LIST_N (list calls),
 //! OPENCLAW_BENCH_STARTS_N (restarts per store), OPENCLAW_BENCH_PEER_N (round trips per side),
-//! OPENCLAW_BENCH_PEER_WAIT_N (waits per side).
+//! OPENCLAW_BENCH_PEER_WAIT_N (waits per side), OPENCLAW_BENCH_ACP_N (warm ACP turns),
+//! OPENCLAW_BENCH_ACP_FIRST_N (first turns), OPENCLAW_BENCH_ACP_SESSIONS (sessions held).
 //!
 //! Cargo builds the binary targets for benchmarks and sets CARGO_BIN_EXE_*, so the shared test
 //! harness (which locates the binaries that way) is used as is.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "e2e/acp.rs"]
+mod acp;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -85,6 +91,9 @@ const ENV_VARS: &[&str] = &[
     "OPENCLAW_BENCH_PEER_N",
     "OPENCLAW_BENCH_PEER_WAIT_N",
     "OPENCLAW_BENCH_QUIET",
+    "OPENCLAW_BENCH_ACP_N",
+    "OPENCLAW_BENCH_ACP_FIRST_N",
+    "OPENCLAW_BENCH_ACP_SESSIONS",
 ];
 
 struct Opts {
@@ -109,6 +118,9 @@ struct Opts {
     starts: usize,
     peer: usize,
     peer_wait: usize,
+    acp_turns: usize,
+    acp_first: usize,
+    acp_sessions: usize,
 }
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -163,6 +175,9 @@ impl Opts {
             starts: env_count("OPENCLAW_BENCH_STARTS_N", q(5, 2)),
             peer: env_count("OPENCLAW_BENCH_PEER_N", q(200, 20)),
             peer_wait: env_count("OPENCLAW_BENCH_PEER_WAIT_N", q(10, 3)),
+            acp_turns: env_count("OPENCLAW_BENCH_ACP_N", q(500, 50)),
+            acp_first: env_count("OPENCLAW_BENCH_ACP_FIRST_N", q(20, 5)),
+            acp_sessions: env_count("OPENCLAW_BENCH_ACP_SESSIONS", q(100, 20)),
         }
     }
 
@@ -1931,12 +1946,13 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
         ("history", section_history),
         ("scale", section_scale),
+        ("acp", acp::section_acp),
         ("peers", section_peers),
     ];
     for (name, section) in sections {
