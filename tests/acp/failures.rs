@@ -202,6 +202,18 @@ fn a_kill_while_the_agent_starts_does_not_wait_for_the_initialize_deadline() {
         "the starting agent {pid} is still running"
     );
     assert_eq!(row(&d, key)["status"], "aborted");
+    let run_id = spawned["runId"].as_str().expect("runId");
+    let notes: Vec<String> = crate::history(&d, key)
+        .into_iter()
+        .filter(|m| m["runId"] == run_id && m["role"] == "system")
+        .filter_map(|m| m["content"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n == "acp: stopped while the agent was starting; no prompt was sent"),
+        "{notes:?}"
+    );
 }
 
 #[test]

@@ -67,7 +67,17 @@ impl AcpAgent {
         // Dropping the start stops the half-started process (its group is killed).
         let client = tokio::select! {
             client = self.client_for(&ctx, host.clone()) => client?,
-            _ = ctx.stop.cancelled() => return Err(TurnError::Stopped),
+            _ = ctx.stop.cancelled() => {
+                // Nothing to cancel yet; without this a run timeout during a slow start
+                // would end with no word of where the time went.
+                ctx.events.transcript(
+                    Role::System,
+                    Value::String(
+                        "acp: stopped while the agent was starting; no prompt was sent".into(),
+                    ),
+                );
+                return Err(TurnError::Stopped);
+            }
         };
         let result = client.prompt(&ctx.message, host, &ctx.stop).await;
         let turns = {
