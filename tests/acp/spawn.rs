@@ -311,7 +311,8 @@ fn failed_resume(d: &common::Daemon, agent: &str, id: &str) -> String {
             agent,
             "--runtime",
             "acp",
-            "--resume-session-id",
+            // The short spelling the issue gives.
+            "--resume",
             id,
             "--task",
             "history",
