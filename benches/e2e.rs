@@ -47,10 +47,10 @@
 //! Cargo builds the binary targets for benchmarks and sets CARGO_BIN_EXE_*, so the shared test
 //! harness (which locates the binaries that way) is used as is.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 #[path = "e2e/acp.rs"]
 mod acp;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};

@@ -213,7 +213,10 @@ pub fn section_acp(o: &Opts, t: &mut Table) {
     t.push(Row {
         metric: "daemon time around the agent's own work (median difference)".into(),
         value: ms(around),
-        baseline: format!("an `echo` turn (engine, store, socket; no backend): {}", lat(&echo)),
+        baseline: format!(
+            "an `echo` turn (engine, store, socket; no backend): {}",
+            lat(&echo)
+        ),
         ratio: String::new(),
         target: String::new(),
     });
@@ -270,7 +273,10 @@ fn many_sessions(o: &Opts, t: &mut Table) {
     eprintln!("acp: {n} sessions with live agents ...");
     let t0 = Instant::now();
     let spawned: Vec<(String, String)> = (0..n).map(|_| spawn(&mut c)).collect();
-    let agents: Vec<u32> = spawned.iter().map(|(_, r)| pid_of(&wait(&mut c, r))).collect();
+    let agents: Vec<u32> = spawned
+        .iter()
+        .map(|(_, r)| pid_of(&wait(&mut c, r)))
+        .collect();
     let up = t0.elapsed();
     let kb1 = proc_status_kb(pid, "VmRSS").unwrap_or(0);
     // A turn on every one of them at once.
