@@ -237,6 +237,14 @@ async function handlePrompt({ params, client }) {
         // After the reply to session/prompt: the client must still take this in.
         setTimeout(() => update({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: " late" } }), 50);
         break;
+      case "retrying": {
+        // What mistral-vibe sends while its model server is unreachable.
+        for (let i = 0; i < 3; i++) {
+          await client.notify("_session/retrying", { sessionId, category: "connection", detail: "ConnectError" });
+        }
+        await say("answered at last");
+        break;
+      }
       case "ext": {
         await client.notify("_openclaw/ext_notice", { hello: true });
         let seen;

@@ -1,6 +1,6 @@
 //! Agents broken on purpose: each run ends `error` with a message naming the command, what
 //! went wrong and the end of its stderr; the next run starts a fresh process; the daemon
-//! serves on.
+//! serves on. And an agent whose model is unreachable: the run waits, saying why.
 
 use crate::common::{self, stderr, wait_pid_gone};
 use crate::{agent_dir, agent_pid, agents_available, json, node_command, ok, row, run, send};
@@ -240,4 +240,40 @@ fn a_refused_prompt_fails_its_run_the_process_stays_and_idle_time_still_stops_it
         wait_pid_gone(pid, 30),
         "agent {pid} outlived its idle timeout"
     );
+}
+
+#[test]
+fn an_agent_retrying_its_model_says_so_once_in_the_transcript() {
+    if !agents_available() {
+        return;
+    }
+    let d = crate::daemon("", "");
+    let (key, _) = crate::session(&d, "t", "chunks 1");
+    // Three `_session/retrying` in the turn (mistral-vibe sends one every few seconds while
+    // its model server is down): one note, not one per retry, and the turn goes on.
+    assert_eq!(send(&d, &key, "retrying"), "answered at last");
+    let notes: Vec<String> = crate::history(&d, &key)
+        .into_iter()
+        .filter(|m| m["role"] == "system")
+        .filter_map(|m| m["content"].as_str().map(str::to_string))
+        .filter(|n| n.contains("retrying"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "acp: the agent is retrying its model request (connection: ConnectError); the run goes on until it answers, is killed or times out"
+        ],
+    );
+    // Another turn that retries is told again.
+    assert_eq!(send(&d, &key, "retrying"), "answered at last");
+    let count = crate::history(&d, &key)
+        .iter()
+        .filter(|m| {
+            m["role"] == "system"
+                && m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("retrying"))
+        })
+        .count();
+    assert_eq!(count, 2);
 }

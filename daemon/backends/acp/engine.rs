@@ -337,6 +337,12 @@ impl AcpHost for EventsHost {
             AcpEvent::Plan { entries } => {
                 e.plan(&serde_json::to_value(entries).unwrap_or(Value::Null));
             }
+            AcpEvent::Retrying { reason } => e.transcript(
+                Role::System,
+                Value::String(format!(
+                    "acp: the agent is retrying its model request ({reason}); the run goes on until it answers, is killed or times out"
+                )),
+            ),
             AcpEvent::Usage(u) => e.usage(&Usage {
                 total: Some(u.used as i64),
                 ..Usage::default()
