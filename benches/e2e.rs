@@ -18,6 +18,9 @@
 //! - `openai`: the `openai` backend against a local instant server: what it adds to a turn
 //!   beyond the HTTP exchange, turns/s across sessions, server's first chunk → a
 //!   follower's first assistant event, RSS per idle openai session;
+//! - `acp` (`acp.rs`): the acp backend with the SDK test agent (Node): warm turn overhead
+//!   around the agent's own work, first turns with process start, N sessions with live agents
+//!   and the daemon's RSS for them;
 //! - `peers` (only with `--peers` or `OPENCLAW_BENCH_PEERS=1`): pueue, the closest Rust peer,
 //!   installed with `cargo install pueue --locked` into `target/bench-peers/pueue` (once;
 //!   later runs reuse it), its daemon in a temp dir: `pueue add -- true` against `openclaw
@@ -43,10 +46,14 @@
 //! OPENCLAW_BENCH_STARTS_N (restarts per store), OPENCLAW_BENCH_PEER_N (round trips per side),
 //! OPENCLAW_BENCH_PEER_WAIT_N (waits per side), OPENCLAW_BENCH_OPENAI_N (sequential openai
 //! turns; 4× that across sessions), OPENCLAW_BENCH_OPENAI_IDLE_N (idle openai sessions).
+//! OPENCLAW_BENCH_PEER_WAIT_N (waits per side), OPENCLAW_BENCH_ACP_N (warm ACP turns),
+//! OPENCLAW_BENCH_ACP_FIRST_N (first turns), OPENCLAW_BENCH_ACP_SESSIONS (sessions held).
 //!
 //! Cargo builds the binary targets for benchmarks and sets CARGO_BIN_EXE_*, so the shared test
 //! harness (which locates the binaries that way) is used as is.
 
+#[path = "e2e/acp.rs"]
+mod acp;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "e2e/http.rs"]
@@ -95,6 +102,9 @@ const ENV_VARS: &[&str] = &[
     "OPENCLAW_BENCH_QUIET",
     "OPENCLAW_BENCH_OPENAI_N",
     "OPENCLAW_BENCH_OPENAI_IDLE_N",
+    "OPENCLAW_BENCH_ACP_N",
+    "OPENCLAW_BENCH_ACP_FIRST_N",
+    "OPENCLAW_BENCH_ACP_SESSIONS",
 ];
 
 struct Opts {
@@ -121,6 +131,9 @@ struct Opts {
     peer_wait: usize,
     openai_turns: usize,
     openai_idle: usize,
+    acp_turns: usize,
+    acp_first: usize,
+    acp_sessions: usize,
 }
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -177,6 +190,9 @@ impl Opts {
             peer_wait: env_count("OPENCLAW_BENCH_PEER_WAIT_N", q(10, 3)),
             openai_turns: env_count("OPENCLAW_BENCH_OPENAI_N", q(1_000, 100)),
             openai_idle: env_count("OPENCLAW_BENCH_OPENAI_IDLE_N", q(10_000, 1_000)),
+            acp_turns: env_count("OPENCLAW_BENCH_ACP_N", q(500, 50)),
+            acp_first: env_count("OPENCLAW_BENCH_ACP_FIRST_N", q(20, 5)),
+            acp_sessions: env_count("OPENCLAW_BENCH_ACP_SESSIONS", q(100, 20)),
         }
     }
 
@@ -1945,7 +1961,7 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 8] = [
+    let sections: [(&str, Section); 9] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
@@ -1953,6 +1969,7 @@ fn main() {
         ("scale", section_scale),
         ("openai", openai::section_openai),
         ("http", http::section),
+        ("acp", acp::section_acp),
         ("peers", section_peers),
     ];
     for (name, section) in sections {

@@ -172,6 +172,18 @@ impl EventBus {
         routes.all.iter().for_each(|i| i.push(&event));
     }
 
+    /// Delivers an event to the listeners of session `sid` only: a copy relayed into another
+    /// session (a child's progress shown to its parent's followers) must not reach the run's
+    /// or everything's listeners a second time.
+    pub fn publish_to_session(&self, sid: i64, event: Event) {
+        if !self.has_listeners() {
+            return;
+        }
+        if let Some(list) = self.routes().sessions.get(&sid) {
+            list.iter().for_each(|i| i.push(&event));
+        }
+    }
+
     /// Starts listening; events published from now on are delivered (until dropped).
     pub fn listen(&self, route: Route) -> Listener {
         let inbox = Arc::new(Inbox {
@@ -313,6 +325,24 @@ mod tests {
         assert!(
             !bus.routes().sessions.contains_key(&2),
             "empty routes go away"
+        );
+    }
+
+    #[test]
+    fn a_relayed_copy_reaches_that_session_only() {
+        let bus = EventBus::default();
+        let mut parent = bus.listen(Route::Session(2));
+        let mut all = bus.listen(Route::All);
+        let mut run = bus.listen(Route::Run("r".into()));
+        bus.publish_to_session(2, message(1, 7, Some("r")));
+        assert_eq!(seq_of(parent.try_recv()), Some(7));
+        assert!(
+            all.try_recv().is_none(),
+            "everything's listeners hear the original only"
+        );
+        assert!(
+            run.try_recv().is_none(),
+            "the run's listeners hear the original only"
         );
     }
 

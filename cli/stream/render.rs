@@ -208,12 +208,24 @@ impl Renderer {
             EventKind::Thought | EventKind::Plan => {
                 if shown && self.form != Form::Reply {
                     let what = if kind == EventKind::Plan {
-                        let n = e
+                        let entries = e
                             .data
                             .get("entries")
                             .and_then(Value::as_array)
-                            .map_or(0, Vec::len);
-                        format!("plan ({n} steps)")
+                            .map(Vec::as_slice)
+                            .unwrap_or_default();
+                        let steps: Vec<String> = entries
+                            .iter()
+                            .map(|s| {
+                                let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("");
+                                format!(
+                                    "{} ({})",
+                                    one_line(text("content")),
+                                    one_line(text("status"))
+                                )
+                            })
+                            .collect();
+                        format!("plan ({} steps): {}", steps.len(), steps.join(" · "))
                     } else {
                         let delta = e.data.get("delta").and_then(Value::as_str).unwrap_or("");
                         format!(

@@ -71,14 +71,17 @@ impl RunEvents {
             && stream != "lifecycle"
             && stream != "usage"
         {
-            self.bus.publish(Event::Run {
-                sid: parent,
-                session_key: self.session_key.clone(),
-                run_id: self.run_id.clone(),
-                stream,
-                seq,
-                data: data.clone(),
-            });
+            self.bus.publish_to_session(
+                parent,
+                Event::Run {
+                    sid: parent,
+                    session_key: self.session_key.clone(),
+                    run_id: self.run_id.clone(),
+                    stream,
+                    seq,
+                    data: data.clone(),
+                },
+            );
         }
         self.bus.publish(Event::Run {
             sid: self.sid,

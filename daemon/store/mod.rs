@@ -98,6 +98,7 @@ impl SessionRecord {
                 .map(|p| sql_types::policy_str(p).to_string()),
             spawn_depth: self.spawn_depth.max(0) as u32,
             children: self.children.max(0) as u64,
+            agent_session_id: self.agent_session_id.clone(),
             messages: None,
         }
     }

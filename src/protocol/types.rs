@@ -472,6 +472,10 @@ pub struct SessionRow {
     /// Sessions this one spawned (direct children).
     #[serde(default)]
     pub children: u64,
+    /// An ACP session's id at its agent (what `resumeSessionId` takes to pick it up in
+    /// another session); absent for other backends and before the agent first started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<Message>>,
 }

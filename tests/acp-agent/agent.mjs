@@ -5,6 +5,7 @@
 //
 // Options: --ignore-term   ignore SIGTERM and stdin EOF (like a real agent seen here), so
 //                          only SIGKILL stops it.
+//          --no-load       do not advertise loadSession.
 
 import { Readable, Writable } from "node:stream";
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
@@ -12,7 +13,10 @@ import { join } from "node:path";
 import * as acp from "@agentclientprotocol/sdk";
 
 const IGNORE_TERM = process.argv.includes("--ignore-term");
-const STORE = join(process.cwd(), ".acp-test-agent-sessions.json");
+const NO_LOAD = process.argv.includes("--no-load");
+// Real agents keep their sessions in their own home, so any workspace can load any of them;
+// ACP_TEST_AGENT_STORE names such a shared file (the default is per working directory).
+const STORE = process.env.ACP_TEST_AGENT_STORE || join(process.cwd(), ".acp-test-agent-sessions.json");
 
 if (IGNORE_TERM) {
   process.on("SIGTERM", () => console.error("test agent: ignoring SIGTERM"));
@@ -30,8 +34,10 @@ function loadStore() {
 }
 
 function saveStore(sessions) {
-  const tmp = `${STORE}.tmp`;
-  writeFileSync(tmp, JSON.stringify(sessions));
+  // Merged with what other processes saved meanwhile: the store may be shared.
+  const merged = { ...loadStore(), ...sessions };
+  const tmp = `${STORE}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(merged));
   renameSync(tmp, STORE);
 }
 
@@ -104,7 +110,10 @@ async function handlePrompt({ params, client }) {
         });
         await say("planned");
         break;
+      case "work":
       case "tool": {
+        // `work`: text before and after the tool call, all in one turn.
+        if (word.toLowerCase() === "work") await say("looking ");
         const kind = args[0] ?? "read";
         const toolCallId = `call-${kind}`;
         const title = `${kind} something`;
@@ -145,6 +154,7 @@ async function handlePrompt({ params, client }) {
           });
         }
         await say(`permission: ${outcome}`);
+        if (word.toLowerCase() === "work") await say(" then done");
         if (outcome === "cancelled") stopReason = "cancelled";
         break;
       }
@@ -219,11 +229,22 @@ async function handlePrompt({ params, client }) {
         console.error("test agent: dying on purpose");
         process.exit(7);
         break;
+      case "auth":
+        // Refuses the prompt as an agent that wants a login does; the process lives on.
+        throw acp.RequestError.authRequired(undefined, "log in first");
       case "late":
         await say("early");
         // After the reply to session/prompt: the client must still take this in.
         setTimeout(() => update({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: " late" } }), 50);
         break;
+      case "retrying": {
+        // What mistral-vibe sends while its model server is unreachable.
+        for (let i = 0; i < 3; i++) {
+          await client.notify("_session/retrying", { sessionId, category: "connection", detail: "ConnectError" });
+        }
+        await say("answered at last");
+        break;
+      }
       case "ext": {
         await client.notify("_openclaw/ext_notice", { hello: true });
         let seen;
@@ -259,7 +280,7 @@ const app = acp
   .agent({ name: "openclaw-acp-test-agent" })
   .onRequest("initialize", () => ({
     protocolVersion: acp.PROTOCOL_VERSION,
-    agentCapabilities: { loadSession: true },
+    agentCapabilities: { loadSession: !NO_LOAD },
     authMethods: [],
     agentInfo: { name: "openclaw-acp-test-agent", version: "0.0.0" },
   }))
@@ -275,6 +296,7 @@ const app = acp
     return { sessionId };
   })
   .onRequest("session/load", async ({ params, client }) => {
+    Object.assign(sessions, { ...loadStore(), ...sessions });
     const session = sessions[params.sessionId];
     if (!session) throw acp.RequestError.sessionNotFound(params.sessionId);
     session.mcpServers = params.mcpServers;

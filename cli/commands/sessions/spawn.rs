@@ -60,7 +60,7 @@ pub struct SpawnArgs {
     #[arg(long, value_name = "TARGET")]
     pub stream_to: Option<String>,
     /// ACP runtime only: resume this ACP session; ignored, with a notice, otherwise
-    #[arg(long, value_name = "ID")]
+    #[arg(long, visible_alias = "resume", value_name = "ID")]
     pub resume_session_id: Option<String>,
     /// Retrying with the same KEY returns the first spawn instead of spawning twice
     #[arg(long, value_name = "KEY")]

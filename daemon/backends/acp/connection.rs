@@ -58,6 +58,8 @@ pub struct Turn {
     pub reply: String,
     pub reply_truncated: bool,
     pub cancelled: bool,
+    /// The agent's first `_session/retrying` of this turn was reported.
+    pub retrying_reported: bool,
 }
 
 pub struct SessionState {
@@ -217,6 +219,8 @@ impl Shared {
             Incoming::Notification { method, params } => {
                 if method == "session/update" {
                     self.on_update(params);
+                } else if method == "_session/retrying" {
+                    self.on_retrying(&params);
                 } else {
                     // `_`-prefixed extensions and anything newer than us.
                     tracing::debug!(method, "ignoring ACP notification");
@@ -276,6 +280,33 @@ impl Shared {
         for e in events {
             host.event(e);
         }
+    }
+
+    /// mistral-vibe's notice that it is retrying its model request. Otherwise the turn shows
+    /// nothing at all until it times out (report 003), so the first one of a turn is passed
+    /// on; the rest only repeat it.
+    fn on_retrying(&self, params: &Value) {
+        let field = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or_default();
+        let host = {
+            let mut st = lock(&self.state);
+            let ours = st
+                .session_id
+                .as_deref()
+                .is_none_or(|s| s == field("sessionId"));
+            match st.turn.as_mut() {
+                Some(turn) if ours && !turn.retrying_reported => {
+                    turn.retrying_reported = true;
+                    st.host.clone()
+                }
+                _ => return,
+            }
+        };
+        let reason = match (field("category"), field("detail")) {
+            ("", "") => "no reason given".to_string(),
+            (c, "") | ("", c) => c.to_string(),
+            (c, d) => format!("{c}: {d}"),
+        };
+        host.event(AcpEvent::Retrying { reason });
     }
 
     fn on_permission(&self, id: &Value, params: Value) {

@@ -12,12 +12,15 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{
-    AcpClient, AcpEvent, AcpHost, AgentSpec, EnvVariable, McpServer, McpServerStdio,
-    PermissionOutcome, Resume, SessionSetup, TurnOutcome,
+    AcpClient, AcpEvent, AcpFailure, AcpHost, AgentSpec, EnvVariable, McpServer, McpServerStdio,
+    PermissionDecision, PermissionOutcome, Resume, SessionSetup, TurnOutcome,
 };
 use crate::config::AgentConfig;
 use crate::daemon::backends::{RunEvents, ToolPhase, TurnContext, TurnError, TurnOutput, Usage};
 use crate::protocol::Role;
+
+/// Permission decisions kept per turn for tool calls that have not ended yet.
+const MAX_PENDING_DECISIONS: usize = 256;
 
 /// A session's agent process, and how many turns it has served (the idle timer of an older
 /// turn does not stop a process a newer turn is using).
@@ -58,8 +61,24 @@ impl AcpAgent {
     pub async fn run_turn(&self, ctx: TurnContext) -> Result<TurnOutput, TurnError> {
         let host: Arc<dyn AcpHost> = Arc::new(EventsHost {
             events: ctx.events.clone(),
+            decisions: Mutex::default(),
         });
-        let client = self.client_for(&ctx, host.clone()).await?;
+        // A start can take up to the initialize deadline; a kill must not wait for it.
+        // Dropping the start stops the half-started process (its group is killed).
+        let client = tokio::select! {
+            client = self.client_for(&ctx, host.clone()) => client?,
+            _ = ctx.stop.cancelled() => {
+                // Nothing to cancel yet; without this a run timeout during a slow start
+                // would end with no word of where the time went.
+                ctx.events.transcript(
+                    Role::System,
+                    Value::String(
+                        "acp: stopped while the agent was starting; no prompt was sent".into(),
+                    ),
+                );
+                return Err(TurnError::Stopped);
+            }
+        };
         let result = client.prompt(&ctx.message, host, &ctx.stop).await;
         let turns = {
             let mut live = self.live();
@@ -101,6 +120,9 @@ impl AcpAgent {
             Err(e) => {
                 if !client.is_alive() {
                     self.forget(&ctx.session_id, &client);
+                } else if let Some(turns) = turns {
+                    // It refused the prompt but lives on (say, it wants a login first).
+                    self.stop_when_idle(&ctx.session_id, turns);
                 }
                 Err(TurnError::Failed(e.to_string()))
             }
@@ -133,6 +155,10 @@ impl AcpAgent {
             session_id,
             required: ctx.first_run,
         });
+        let named = resume
+            .as_ref()
+            .filter(|r| r.required)
+            .map(|r| r.session_id.clone());
         let setup = SessionSetup {
             workspace: ctx.workspace.clone(),
             env: self.agent_env(ctx),
@@ -141,7 +167,15 @@ impl AcpAgent {
         };
         let client = AcpClient::start(&self.spec, setup, host)
             .await
-            .map_err(|e| TurnError::Failed(e.to_string()))?;
+            .map_err(|e| match (&e.failure, named) {
+                // The agent's own words ("Resource not found") do not say which session.
+                (AcpFailure::Rpc { method, .. }, Some(id)) if method == "session/load" => {
+                    TurnError::Failed(format!(
+                        "cannot resume ACP session {id} (resumeSessionId): {e}"
+                    ))
+                }
+                _ => TurnError::Failed(e.to_string()),
+            })?;
         let started = client.started().clone();
         if let Err(e) = ctx.session.save_agent_session_id(&started.session_id).await {
             tracing::warn!(session = %ctx.session_key, "recording the ACP session id failed: {e}");
@@ -240,6 +274,15 @@ impl AcpAgent {
 /// The run's events, as the agent's updates map onto them.
 struct EventsHost {
     events: RunEvents,
+    /// Permission decisions by tool call id, until the call's result is stored with its own.
+    decisions: Mutex<HashMap<String, Value>>,
+}
+
+/// A permission decision as the transcript keeps it: which policy, what it decided.
+fn decision_record(d: &PermissionDecision) -> Value {
+    let mut record = serde_json::to_value(&d.outcome).unwrap_or_else(|_| json!({}));
+    record["policy"] = Value::String(d.policy.as_str().to_string());
+    record
 }
 
 impl AcpHost for EventsHost {
@@ -280,20 +323,38 @@ impl AcpHost for EventsHost {
                         status,
                     },
                 );
-                e.transcript(
-                    Role::ToolResult,
-                    json!({ "id": call.id, "name": call.title, "output": output, "status": status }),
-                );
+                let mut result = json!({ "id": call.id, "name": call.title, "output": output, "status": status });
+                let decision = self
+                    .decisions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&call.id);
+                if let Some(decision) = decision {
+                    result["permission"] = decision;
+                }
+                e.transcript(Role::ToolResult, result);
             }
             AcpEvent::Plan { entries } => {
                 e.plan(&serde_json::to_value(entries).unwrap_or(Value::Null));
             }
+            AcpEvent::Retrying { reason } => e.transcript(
+                Role::System,
+                Value::String(format!(
+                    "acp: the agent is retrying its model request ({reason}); the run goes on until it answers, is killed or times out"
+                )),
+            ),
             AcpEvent::Usage(u) => e.usage(&Usage {
                 total: Some(u.used as i64),
                 ..Usage::default()
             }),
             AcpEvent::Permission(d) => {
                 let allowed = matches!(d.outcome, PermissionOutcome::Allowed { .. });
+                let mut decisions = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+                // Decisions for calls that never end must not grow the daemon.
+                if decisions.len() < MAX_PENDING_DECISIONS {
+                    decisions.insert(d.tool_call_id.clone(), decision_record(&d));
+                }
+                drop(decisions);
                 e.tool_data(json!({
                     "phase": "permission",
                     "id": d.tool_call_id,

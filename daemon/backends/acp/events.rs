@@ -31,6 +31,9 @@ pub enum AcpEvent {
     Usage(UsageInfo),
     /// How a `session/request_permission` was answered, and by which policy.
     Permission(PermissionDecision),
+    /// The agent keeps retrying its model (mistral-vibe's `_session/retrying`, e.g. its model
+    /// server is down): said once a turn, so a caller who sees no progress knows why.
+    Retrying { reason: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

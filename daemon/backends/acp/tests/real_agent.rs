@@ -40,6 +40,7 @@ fn summary(events: &[AcpEvent]) -> String {
             AcpEvent::Plan { .. } => "plan",
             AcpEvent::Usage(_) => "usage",
             AcpEvent::Permission(_) => "permission",
+            AcpEvent::Retrying { .. } => "retrying",
         };
         *counts.entry(kind).or_default() += 1;
     }
