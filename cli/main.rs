@@ -80,6 +80,7 @@ pub enum Command {
         long_about = "Admit other local users' devices. When the daemon's owner opens its socket to others ([socket] mode and group in config.toml), another user's openclaw proves a device key (kept 0600 in that user's config directory) by itself; an unknown device gets a pending request, which the owner approves with scopes, or rejects. A paired device can be revoked at any time. These commands need the admin scope, which the owner has."
     )]
     Pairing(PairingCommand),
+    Mcp(commands::mcp::McpArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         long_about = "Print a shell completion script on stdout. For bash: `openclaw completions bash > ~/.local/share/bash-completion/completions/openclaw`."
@@ -134,6 +135,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Daemon(command) => block_on(commands::daemon::run(&ctx, command)),
         Command::Agents(command) => block_on(commands::agents::run(&ctx, command)),
         Command::Pairing(command) => block_on(commands::pairing::run(&ctx, command)),
+        Command::Mcp(args) => block_on(commands::mcp::run(&ctx, args)),
     }
 }
 

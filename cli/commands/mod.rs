@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod daemon;
 pub mod live;
+pub mod mcp;
 pub mod pairing;
 pub mod sessions;
 

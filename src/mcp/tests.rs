@@ -1,0 +1,1 @@
+//! In-process tests of the stdio transport's answers to input it cannot use.
