@@ -25,6 +25,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Up this long, a server that exits starts again from the first backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// A restart due within this long is waited for (the first restarts after a crash).
+const RESTART_SOON: Duration = Duration::from_secs(2);
 /// Bytes of the server's stderr kept for messages.
 const STDERR_TAIL: usize = 2048;
 
@@ -33,8 +35,26 @@ pub enum ServerState {
     NotStarted,
     Starting,
     Ready(Arc<Live>),
-    /// Not running (exited, or failed to start); the sentence says why. Restarting.
-    Down(String),
+    /// Not running (exited, or failed to start); the sentence says why. Restarted at
+    /// `retry_at` (none: stopped for good).
+    Down {
+        why: String,
+        retry_at: Option<Instant>,
+    },
+}
+
+impl ServerState {
+    /// Whether someone who needs the server should stop waiting for it: it is up, or it
+    /// will not be back soon.
+    fn settled(&self) -> bool {
+        match self {
+            ServerState::Ready(_) => true,
+            ServerState::Down { retry_at, .. } => {
+                retry_at.is_none_or(|at| at > Instant::now() + RESTART_SOON)
+            }
+            ServerState::Starting | ServerState::NotStarted => false,
+        }
+    }
 }
 
 /// A running server process with its MCP session.
@@ -139,11 +159,10 @@ impl Supervised {
             .clone()
     }
 
-    /// The state once a start in progress has ended (or `within` has passed).
+    /// The state once a start in progress (or due soon) has ended, or `within` has passed.
     pub async fn settled(&self, within: Duration) -> ServerState {
         let mut rx = self.state.subscribe();
-        let settled =
-            rx.wait_for(|s| !matches!(s, ServerState::Starting | ServerState::NotStarted));
+        let settled = rx.wait_for(ServerState::settled);
         match tokio::time::timeout(within, settled).await {
             Ok(Ok(state)) => state.clone(),
             _ => self.state.borrow().clone(),
@@ -169,7 +188,10 @@ impl Supervised {
                     tokio::select! {
                         _ = live.exited.cancelled() => {}
                         _ = stop.cancelled() => {
-                            self.state.send_replace(ServerState::Down("the daemon is stopping".into()));
+                            self.state.send_replace(ServerState::Down {
+                                why: "the daemon is stopping".into(),
+                                retry_at: None,
+                            });
                             live.stop(self.kill_grace).await;
                             return;
                         }
@@ -182,7 +204,10 @@ impl Supervised {
                 Err(why) => why,
             };
             tracing::warn!(agent = %self.agent_id, server = %self.name, "MCP server down, restarting in {backoff:?}: {why}");
-            self.state.send_replace(ServerState::Down(why));
+            self.state.send_replace(ServerState::Down {
+                why,
+                retry_at: Some(Instant::now() + backoff),
+            });
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = stop.cancelled() => return,
@@ -309,7 +334,7 @@ impl Supervised {
         let state = self.settled(START_TIMEOUT).await;
         let live = match state {
             ServerState::Ready(live) => live,
-            ServerState::Down(why) => {
+            ServerState::Down { why, .. } => {
                 return tool_error(
                     "unavailable",
                     format!(
