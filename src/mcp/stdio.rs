@@ -151,14 +151,14 @@ where
     }
 }
 
-enum Incoming {
+pub(super) enum Incoming {
     Message(Box<RxJsonRpcMessage<RoleServer>>),
     /// Blank lines, and notifications or responses that cannot be used: nothing to answer.
     Skip,
     Answer(Value),
 }
 
-fn classify(line: &[u8]) -> Incoming {
+pub(super) fn classify(line: &[u8]) -> Incoming {
     let text = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let text = text.trim_ascii();
     if text.is_empty() {
