@@ -15,8 +15,9 @@ use openclaw::tools::{AgentRuntime, ToolScope, session_tools};
 use serde_json::{Value, json};
 use support::{node, sdk_dir};
 
-/// An exec agent that keeps printing until it is killed: a run that goes on, with progress.
-const TICKER: &str = "[agents.ticker]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"while :; do echo tick; sleep 0.2; done\"]\n";
+/// Exec agents: `ticker` keeps printing until it is killed (a run that goes on, with
+/// progress); `talker` prints two lines a little apart and ends.
+const AGENTS: &str = "[agents.ticker]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"while :; do echo tick; sleep 0.2; done\"]\n[agents.talker]\nbackend = \"exec\"\ncommand = [\"sh\", \"-c\", \"echo one; sleep 0.2; echo two\"]\n";
 
 /// The steps `tests/mcp/client.mjs` printed, by name.
 struct Steps(Vec<Value>);
@@ -52,12 +53,13 @@ fn connections(d: &Daemon) -> u64 {
 #[test]
 fn the_official_sdk_client_lists_calls_errs_and_cancels() {
     let dir = sdk_dir();
-    let d = Daemon::start_with_config(TICKER);
+    let d = Daemon::start_with_config(AGENTS);
     let mut cmd = Command::new(node());
     cmd.current_dir(&dir)
         .arg("client.mjs")
         .arg(OPENCLAW)
         .arg("ticker")
+        .arg("talker")
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", d.home_path())
@@ -121,6 +123,7 @@ fn the_official_sdk_client_lists_calls_errs_and_cancels() {
     let scope = ToolScope {
         allowed_agents: vec![
             ("main".into(), AgentRuntime::Native),
+            ("talker".into(), AgentRuntime::Native),
             ("ticker".into(), AgentRuntime::Native),
         ],
         can_spawn: true,
@@ -195,6 +198,27 @@ fn the_official_sdk_client_lists_calls_errs_and_cancels() {
             .is_some_and(|m| m.contains("sessions_frobnicate") && m.contains("sessions_spawn")),
         "{unknown}"
     );
+
+    let send = steps.get("send");
+    assert_eq!(
+        send["result"]["structuredContent"]["status"], "ok",
+        "{send}"
+    );
+    assert_eq!(send["result"]["structuredContent"]["reply"], "one\ntwo");
+    let told: Vec<&str> = send["progress"]
+        .as_array()
+        .expect("progress")
+        .iter()
+        .filter_map(|p| p["message"].as_str())
+        .collect();
+    assert_eq!(told.concat(), "one\ntwo\n", "the reply as it streamed: {send}");
+    let counts: Vec<f64> = send["progress"]
+        .as_array()
+        .expect("progress")
+        .iter()
+        .filter_map(|p| p["progress"].as_f64())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] < w[1]), "progress only grows: {counts:?}");
 
     let progress = &steps.get("progress")["progress"];
     assert!(

@@ -1,14 +1,14 @@
 // Drives `openclaw mcp` with the official TypeScript SDK's client, as an editor or agent
 // would, and prints one JSON line per step for the Rust test to check (tests/mcp.rs).
 //
-//   node client.mjs OPENCLAW_BIN TICKER_AGENT
+//   node client.mjs OPENCLAW_BIN TICKER_AGENT TALKER_AGENT
 //
 // The environment (OPENCLAW_HOME, OPENCLAW_NO_AUTOSTART) is passed on to `openclaw mcp`.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { createInterface } from "node:readline";
 
-const [openclaw, ticker] = process.argv.slice(2);
+const [openclaw, ticker, talker] = process.argv.slice(2);
 const out = (step, value) => console.log(JSON.stringify({ step, ...value }));
 const input = createInterface({ input: process.stdin });
 const nextLine = () => new Promise((resolve) => input.once("line", resolve));
@@ -54,6 +54,26 @@ try {
 } catch (e) {
   out("unknown", { threw: true, code: e.code, message: e.message });
 }
+
+// A send that waits for the reply, its run's output reported as progress.
+const talking = await client.callTool({
+  name: "sessions_spawn",
+  arguments: { task: "first", agentId: talker, mode: "session" },
+});
+await client.callTool({
+  name: "sessions_wait",
+  arguments: { runId: talking.structuredContent.runId, timeoutSeconds: 30 },
+});
+const told = [];
+const sent = await client.callTool(
+  {
+    name: "sessions_send",
+    arguments: { sessionKey: talking.structuredContent.sessionKey, message: "again" },
+  },
+  undefined,
+  { onprogress: (p) => told.push(p) },
+);
+out("send", { result: sent, progress: told });
 
 // A wait on a run that goes on: cancelled by the client once the run's progress shows.
 const slow = await client.callTool({
