@@ -15,6 +15,9 @@
 //! - `follow`: append-to-receipt latency with 1 and with 1,000 followers of one session;
 //! - `history`: a pre-built 1,000,000-message transcript: history pages, follow catch-up;
 //! - `scale`: pre-built stores of 1,000 and 100,000 sessions: start-up and `sessions list`;
+//! - `mcp`: `openclaw mcp` start → `initialize` answered, and `tools/call sessions_spawn`
+//!   through it against `sessions.spawn` on the socket (OPENCLAW_BENCH_MCP_START_N,
+//!   OPENCLAW_BENCH_MCP_CALL_N);
 //! - `peers` (only with `--peers` or `OPENCLAW_BENCH_PEERS=1`): pueue, the closest Rust peer,
 //!   installed with `cargo install pueue --locked` into `target/bench-peers/pueue` (once;
 //!   later runs reuse it), its daemon in a temp dir: `pueue add -- true` against `openclaw
@@ -45,6 +48,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "e2e/mcp.rs"]
+mod mcp;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -85,6 +90,8 @@ const ENV_VARS: &[&str] = &[
     "OPENCLAW_BENCH_PEER_N",
     "OPENCLAW_BENCH_PEER_WAIT_N",
     "OPENCLAW_BENCH_QUIET",
+    "OPENCLAW_BENCH_MCP_START_N",
+    "OPENCLAW_BENCH_MCP_CALL_N",
 ];
 
 struct Opts {
@@ -1931,12 +1938,13 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
         ("history", section_history),
         ("scale", section_scale),
+        ("mcp", mcp::section),
         ("peers", section_peers),
     ];
     for (name, section) in sections {
