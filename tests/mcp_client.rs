@@ -29,20 +29,32 @@ struct Setup {
 }
 
 impl Setup {
+    /// `main` with one server, `ev`, whose stdin is logged.
     async fn start() -> Setup {
+        Setup::start_with(|stdin_log| {
+            let server = everything_server()
+                .iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let wrapped = format!("tee -a '{}' | exec {server}", stdin_log.display());
+            format!(
+                "[ {{ name = \"ev\", command = [\"sh\", \"-c\", {}] }} ]",
+                json!(wrapped)
+            )
+        })
+        .await
+    }
+
+    /// `main` with the `mcp_servers` array `servers` writes (given the stdin log's path).
+    async fn start_with(servers: impl FnOnce(&std::path::Path) -> String) -> Setup {
         let model = OpenAiServer::start();
         let scratch = tempfile::tempdir().expect("tempdir");
         let stdin_log = scratch.path().join("server-stdin.log");
-        let server = everything_server()
-            .iter()
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let wrapped = format!("tee -a '{}' | exec {server}", stdin_log.display());
         let config = format!(
-            "[agents.main]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"test-model\"\nmcp_servers = [ {{ name = \"ev\", command = [\"sh\", \"-c\", {}] }} ]\n",
+            "[agents.main]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"test-model\"\nmcp_servers = {}\n",
             model.base_url(),
-            json!(wrapped)
+            servers(&stdin_log)
         );
         let d = Daemon::start_with_config(&config);
         let client = d.client().await;
@@ -299,5 +311,59 @@ async fn an_openai_agent_uses_an_mcp_servers_tools() {
     assert!(
         wait_pid_gone(restarted, 10),
         "the MCP server outlived the daemon"
+    );
+}
+
+/// Two servers, each cut down by its `tools` list, one given `env`: only the listed tools are
+/// offered, the name both list is offered once per server with its prefix, a prefixed name
+/// reaches its own server, and the server sees the configured environment.
+#[tokio::test(flavor = "multi_thread")]
+async fn allow_lists_env_and_clashing_names() {
+    let s = Setup::start_with(|_| {
+        let command = json!(everything_server());
+        format!(
+            "[ {{ name = \"a\", command = {command}, env = {{ OC_MARK = \"set-for-a\" }}, tools = [\"get-env\", \"echo\"] }}, {{ name = \"b\", command = {command}, tools = [\"echo\", \"get-sum\"] }} ]"
+        )
+    })
+    .await;
+    s.model.push(Reply::tool_calls(&[
+        ("call_env", "get-env", "{}"),
+        ("call_echo", "b__echo", r#"{"message": "via b"}"#),
+    ]));
+    s.model.push(Reply::text(&["done"]));
+    let spawned = s
+        .call(
+            "sessions.spawn",
+            json!({"task": "look around", "mode": "session"}),
+        )
+        .await;
+    let key = spawned["sessionKey"].as_str().expect("key").to_string();
+    let done = s.wait(spawned["runId"].as_str().expect("run")).await;
+    assert_eq!(done["status"], "ok", "{done}");
+
+    let requests = s.model.chat_requests();
+    let mut offered: Vec<String> = requests[0].json.as_ref().expect("json")["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+        .filter(|n| !n.starts_with("sessions_"))
+        .collect();
+    offered.sort();
+    assert_eq!(offered, ["a__echo", "b__echo", "get-env", "get-sum"]);
+
+    let messages = s.tool_messages(&key).await;
+    let env = &result_of(&messages, "call_env")["content"];
+    assert_eq!(env["status"], "ok", "{env}");
+    let env_text = env["output"].as_str().expect("text output");
+    assert!(
+        env_text.contains("\"OC_MARK\": \"set-for-a\""),
+        "{env_text}"
+    );
+    let echo = &result_of(&messages, "call_echo")["content"];
+    assert_eq!(echo["status"], "ok", "{echo}");
+    assert!(
+        echo["output"].as_str().is_some_and(|o| o.contains("via b")),
+        "{echo}"
     );
 }
