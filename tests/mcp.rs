@@ -211,14 +211,21 @@ fn the_official_sdk_client_lists_calls_errs_and_cancels() {
         .iter()
         .filter_map(|p| p["message"].as_str())
         .collect();
-    assert_eq!(told.concat(), "one\ntwo\n", "the reply as it streamed: {send}");
+    assert_eq!(
+        told.concat(),
+        "one\ntwo\n",
+        "the reply as it streamed: {send}"
+    );
     let counts: Vec<f64> = send["progress"]
         .as_array()
         .expect("progress")
         .iter()
         .filter_map(|p| p["progress"].as_f64())
         .collect();
-    assert!(counts.windows(2).all(|w| w[0] < w[1]), "progress only grows: {counts:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] < w[1]),
+        "progress only grows: {counts:?}"
+    );
 
     let progress = &steps.get("progress")["progress"];
     assert!(
