@@ -21,6 +21,9 @@
 //! - `acp` (`acp.rs`): the acp backend with the SDK test agent (Node): warm turn overhead
 //!   around the agent's own work, first turns with process start, N sessions with live agents
 //!   and the daemon's RSS for them;
+//! - `mcp`: `openclaw mcp` start → `initialize` answered, and `tools/call sessions_spawn`
+//!   through it against `sessions.spawn` on the socket (OPENCLAW_BENCH_MCP_START_N,
+//!   OPENCLAW_BENCH_MCP_CALL_N);
 //! - `peers` (only with `--peers` or `OPENCLAW_BENCH_PEERS=1`): pueue, the closest Rust peer,
 //!   installed with `cargo install pueue --locked` into `target/bench-peers/pueue` (once;
 //!   later runs reuse it), its daemon in a temp dir: `pueue add -- true` against `openclaw
@@ -58,6 +61,8 @@ mod acp;
 mod common;
 #[path = "e2e/http.rs"]
 mod http;
+#[path = "e2e/mcp.rs"]
+mod mcp;
 #[path = "e2e/openai.rs"]
 mod openai;
 
@@ -105,6 +110,8 @@ const ENV_VARS: &[&str] = &[
     "OPENCLAW_BENCH_ACP_N",
     "OPENCLAW_BENCH_ACP_FIRST_N",
     "OPENCLAW_BENCH_ACP_SESSIONS",
+    "OPENCLAW_BENCH_MCP_START_N",
+    "OPENCLAW_BENCH_MCP_CALL_N",
 ];
 
 struct Opts {
@@ -1961,7 +1968,7 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 9] = [
+    let sections: [(&str, Section); 10] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
@@ -1970,6 +1977,7 @@ fn main() {
         ("openai", openai::section_openai),
         ("http", http::section),
         ("acp", acp::section_acp),
+        ("mcp", mcp::section),
         ("peers", section_peers),
     ];
     for (name, section) in sections {

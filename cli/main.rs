@@ -96,6 +96,8 @@ pub enum Command {
     /// The daemon's HTTP surface: its bearer token
     #[command(subcommand)]
     Http(HttpCommand),
+    /// Serve the session tools to an MCP client on stdin/stdout
+    Mcp(commands::mcp::McpArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         long_about = "Print a shell completion script on stdout. Besides commands and flags, bash, zsh and fish complete session keys and agent ids by asking the running daemon (never starting one).\n\nbash: `openclaw completions bash > ~/.local/share/bash-completion/completions/openclaw`\nzsh: `openclaw completions zsh > ~/.zfunc/_openclaw` (with `fpath+=~/.zfunc` before `compinit` in ~/.zshrc)\nfish: `openclaw completions fish > ~/.config/fish/completions/openclaw.fish`"
@@ -241,6 +243,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Agents(command) => commands::agents::run(&ctx, command),
         Command::Pairing(command) => commands::pairing::run(&ctx, command),
         Command::Http(command) => commands::http::run(&ctx, command),
+        Command::Mcp(args) => commands::mcp::run(&ctx, args),
     }
 }
 

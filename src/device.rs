@@ -152,7 +152,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Bytes from hex (either case); `None` for anything else, or for more than 512 bytes (no key,
 /// signature or token is longer, and input from a peer is bounded before it is decoded).
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() > 1024 {
+    if !s.len().is_multiple_of(2) || s.len() > 1024 {
         return None;
     }
     hex::decode(s).ok()

@@ -25,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod device;
 pub mod frame;
+pub mod mcp;
 pub mod paths;
 pub mod protocol;
 pub mod shell;

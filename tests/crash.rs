@@ -94,7 +94,7 @@ async fn caller(client: Arc<Client>, kind: Kind, name: String, mut rng: Rng, rou
         let (method, params, target) = match kind {
             Kind::Spawn => {
                 let mut p = json!({ "task": content });
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     p["agentId"] = "t".into();
                 }
                 ("sessions.spawn", p, None)
@@ -102,7 +102,7 @@ async fn caller(client: Arc<Client>, kind: Kind, name: String, mut rng: Rng, rou
             Kind::Send => {
                 let target = {
                     let l = round.ledger.lock().unwrap();
-                    if l.keys.is_empty() || rng.next() % 5 == 0 {
+                    if l.keys.is_empty() || rng.next().is_multiple_of(5) {
                         "main".to_string()
                     } else {
                         l.keys[rng.next() as usize % l.keys.len()].clone()
@@ -428,7 +428,7 @@ async fn kill9_at_random_points_under_load_loses_nothing_acknowledged() {
     for r in 0..rounds {
         // Most kills come after a few hundred acknowledgements; some right after a restart,
         // while the runs requeued from the previous crash are starting.
-        let kill_at = if rng.next() % 4 == 0 {
+        let kill_at = if rng.next().is_multiple_of(4) {
             rng.range(1, 20)
         } else {
             rng.range(100, 1500)

@@ -81,7 +81,7 @@ fn a_follow_resumes_by_last_event_id_with_every_seq_once_in_order() {
         seen.push(seq);
         // Every 40 messages the client goes away mid-stream and comes back, alternately by
         // Last-Event-ID (as EventSource does), by afterSeq, and over the socket.
-        if seen.len() % 40 == 0 && seq < last {
+        if seen.len().is_multiple_of(40) && seq < last {
             drop(sse);
             reconnects += 1;
             let from = seq.to_string();

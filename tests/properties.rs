@@ -80,7 +80,7 @@ impl AsyncBufRead for Chunked {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         this.calls += 1;
-        if this.pending_every > 1 && this.calls % this.pending_every == 0 {
+        if this.pending_every > 1 && this.calls.is_multiple_of(this.pending_every) {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod complete;
 pub mod daemon;
 pub mod http;
+pub mod mcp;
 pub mod pairing;
 pub mod sessions;
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use super::mcp_config::{RunIdentity, RunMcpConfig};
 use super::{RunEvents, Usage};
 use super::{TurnContext, TurnError, TurnOutput};
 
@@ -54,6 +55,14 @@ impl ExecBackend {
                 input.workspace.display()
             )));
         }
+        // Lives as long as this turn: dropped (and deleted) on every way out.
+        let mcp_config = RunMcpConfig::write(&RunIdentity {
+            socket: &self.socket,
+            run_id: &input.run_id,
+            run_token: &input.run_token,
+            session_key: &input.session_key,
+        })
+        .map_err(|e| TurnError::Failed(format!("cannot write the run's MCP config: {e}")))?;
         let mut cmd = Command::new(program);
         for var in super::inherited_openclaw_vars() {
             if !self.env.contains_key(&var) {
@@ -68,6 +77,7 @@ impl ExecBackend {
             .env("OPENCLAW_SESSION_ID", &input.session_id)
             .env("OPENCLAW_RUN_ID", &input.run_id)
             .env("OPENCLAW_RUN_TOKEN", &input.run_token)
+            .env("OPENCLAW_MCP_CONFIG", mcp_config.path())
             .env("OPENCLAW_NO_AUTOSTART", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -6,6 +6,8 @@
 pub mod acp;
 mod echo;
 mod exec;
+mod mcp;
+mod mcp_config;
 pub mod openai;
 mod run_events;
 
@@ -158,7 +160,7 @@ impl Backend {
         match agent.backend {
             BackendKind::Echo => Backend::Echo,
             BackendKind::Exec => Backend::Exec(ExecBackend::new(agent, socket, kill_grace)),
-            BackendKind::OpenAi => match openai::OpenAiAgent::new(agent_id, agent) {
+            BackendKind::OpenAi => match openai::OpenAiAgent::new(agent_id, agent, kill_grace) {
                 Ok(a) => Backend::OpenAi(Box::new(a)),
                 Err(why) => Backend::Unavailable(format!(
                     "the openai agent \"{agent_id}\" cannot be set up: {why}"
@@ -201,8 +203,10 @@ impl Backend {
 
     /// The daemon is stopping: let go of everything kept between turns.
     pub async fn shutdown(&self) {
-        if let Backend::Acp(agent) = self {
-            agent.shutdown().await;
+        match self {
+            Backend::Acp(agent) => agent.shutdown().await,
+            Backend::OpenAi(agent) => agent.shutdown().await,
+            _ => {}
         }
     }
 }

@@ -9,6 +9,7 @@ mod errors;
 mod pairing;
 mod sessions;
 mod subscriptions;
+mod tools;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +76,7 @@ pub async fn dispatch(ctx: &Arc<Ctx>, method: &str, params: Option<Value>) -> An
         methods::SESSIONS_SUBSCRIBE => return subscriptions::subscribe(ctx, params).await,
         methods::SESSIONS_UNSUBSCRIBE => subscriptions::unsubscribe(ctx, params).await,
         methods::RUNS_WAIT => sessions::wait(ctx, params).await,
+        methods::TOOLS_LIST => tools::list(ctx, params),
         methods::PAIRING_AUTHENTICATE => pairing::authenticate(ctx, params).await,
         methods::PAIRING_LIST => pairing::list(ctx, params).await,
         methods::PAIRING_APPROVE => pairing::approve(ctx, params).await,

@@ -28,6 +28,7 @@ pub mod policy;
 mod read;
 mod send;
 mod spawn;
+mod tool_list;
 mod tools;
 
 use std::collections::HashMap;

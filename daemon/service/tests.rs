@@ -535,3 +535,54 @@ async fn short_names_resolve_when_unique_and_say_so_when_ambiguous() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn tools_list_gives_a_run_its_agents_tools_and_others_every_agent() {
+    use crate::tools::{AgentRuntime, session_tools};
+    let h = Harness::start(CONFIG);
+    let agents = |r: &crate::protocol::ToolsListResult| -> Vec<String> {
+        r.scope
+            .allowed_agents
+            .iter()
+            .map(|a| a.id.clone())
+            .collect()
+    };
+    let names = |r: &crate::protocol::ToolsListResult| -> Vec<String> {
+        r.tools
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect()
+    };
+
+    let op = h.service.tool_list(&Caller::Operator).unwrap();
+    assert_eq!(agents(&op), ["main", "echo", "hold"], "the default first");
+    assert!(names(&op).contains(&"sessions_spawn".to_string()));
+
+    // A run: what the openai backend would offer it, in MCP's form (never strict).
+    let (_, run) = h.running(&Caller::Operator, None).await;
+    let listed = h.service.tool_list(&run).unwrap();
+    assert_eq!(agents(&listed), ["hold"]);
+    let depth = run.acting().unwrap().spawn_depth;
+    let mut scope = super::tools::tool_scope(&h.service.engine().config(), "hold", depth);
+    scope.strict = false;
+    let expected: Vec<serde_json::Value> =
+        session_tools(&scope).iter().map(|t| t.mcp_tool()).collect();
+    assert_eq!(listed.tools, expected);
+    assert_eq!(listed.scope.to_scope(), scope);
+    assert_eq!(
+        scope.allowed_agents,
+        [("hold".into(), AgentRuntime::Native)]
+    );
+
+    // A device that may only read lists no spawn tool.
+    let reader = Caller::Device(DeviceAuth {
+        fingerprint: "fp-reader".into(),
+        scopes: vec!["sessions.read".into()],
+    });
+    let read_only = h.service.tool_list(&reader).unwrap();
+    assert!(!names(&read_only).contains(&"sessions_spawn".to_string()));
+    assert!(names(&read_only).contains(&"sessions_history".to_string()));
+    let stranger = Caller::Stranger { uid: Some(1234) };
+    assert!(h.service.tool_list(&stranger).is_err());
+    h.stop().await;
+}

@@ -13,6 +13,8 @@ pub const SESSIONS_MESSAGE: &str = "sessions.message";
 pub const SESSIONS_SUBSCRIBE: &str = "sessions.subscribe";
 pub const SESSIONS_UNSUBSCRIBE: &str = "sessions.unsubscribe";
 pub const RUNS_WAIT: &str = "runs.wait";
+/// The session tools this caller gets, for MCP (`openclaw mcp`).
+pub const TOOLS_LIST: &str = "tools.list";
 pub const AGENTS_LIST: &str = "agents.list";
 pub const DAEMON_STATUS: &str = "daemon.status";
 pub const DAEMON_SHUTDOWN: &str = "daemon.shutdown";

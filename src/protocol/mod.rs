@@ -7,6 +7,7 @@ mod events;
 mod jsonrpc;
 pub mod methods;
 mod pairing;
+mod tools;
 mod types;
 
 pub use domain::{Lane, SessionKind, SessionStatus};
@@ -14,6 +15,7 @@ pub use errors::{ErrorKind, RpcError, codes};
 pub use events::*;
 pub use jsonrpc::{Id, Notification, Request, Response};
 pub use pairing::*;
+pub use tools::*;
 pub use types::*;
 
 /// Bumped when a change to the wire format would break an existing client.

@@ -1,6 +1,7 @@
 //! The openai backend as the engine runs it: one [`OpenAiAgent`] per configured agent; each
-//! turn loads the session's history, offers the run's session tools, and reports through
-//! the run's events. Tool calls go to the session service acting as the run.
+//! turn loads the session's history, offers the run's session tools and the tools of the
+//! agent's MCP servers, and reports through the run's events. Session tool calls go to the
+//! session service acting as the run; MCP tool calls to their server.
 
 use serde_json::Value;
 
@@ -9,19 +10,28 @@ use super::{
     TurnFailure, TurnHost, Usage,
 };
 use crate::config::{AgentConfig, OpenAiEnv};
+use std::time::Duration;
+
+use crate::daemon::backends::mcp::{McpCatalog, McpServers, OfferedTool};
 use crate::daemon::backends::{self, RunEvents, RunTools, TurnError, TurnOutput};
 use crate::protocol::{Message, Role};
-use crate::tools::{parse_tool_call, session_tools};
+use crate::tools::{ParsedToolCall, ToolError, parse_tool_call, session_tools};
 
 /// History read for a turn beyond the context budget, so the budget has room to choose.
 const HISTORY_SLACK: u32 = 64;
 
 pub struct OpenAiAgent {
     backend: OpenAiBackend,
+    /// Its `mcp_servers`, started with its first turn.
+    mcp: McpServers,
 }
 
 impl OpenAiAgent {
-    pub fn new(agent_id: &str, agent: &AgentConfig) -> Result<OpenAiAgent, String> {
+    pub fn new(
+        agent_id: &str,
+        agent: &AgentConfig,
+        kill_grace: Duration,
+    ) -> Result<OpenAiAgent, String> {
         // The agent's environment (its env, env_file and the daemon's) before the daemon's
         // own: keys do not depend on whoever started the daemon.
         let var = |v: &str| agent.env.get(v).cloned().or_else(|| std::env::var(v).ok());
@@ -29,7 +39,13 @@ impl OpenAiAgent {
             OpenAiSettings::from_config(agent_id, agent, &OpenAiEnv::from_vars(var), var);
         Ok(OpenAiAgent {
             backend: OpenAiBackend::new(settings)?,
+            mcp: McpServers::new(agent_id, &agent.mcp_servers, kill_grace),
         })
+    }
+
+    /// The daemon is stopping: its MCP servers stop too.
+    pub async fn shutdown(&self) {
+        self.mcp.shutdown().await;
     }
 
     pub async fn run_turn(&self, ctx: backends::TurnContext) -> Result<TurnOutput, TurnError> {
@@ -41,13 +57,15 @@ impl OpenAiAgent {
                 TurnError::Failed(format!("cannot read the session's history: {e}"))
             })?;
         let (history, message) = split_turn(loaded, &ctx.run_id, &ctx.message);
-        let tools = session_tools(ctx.tools.scope())
-            .iter()
-            .map(|t| t.openai_tool())
-            .collect();
+        let session = session_tools(ctx.tools.scope());
+        let taken: Vec<&str> = session.iter().map(|t| t.name).collect();
+        let mcp = self.mcp.catalog(&taken).await;
+        let mut tools: Vec<Value> = session.iter().map(|t| t.openai_tool()).collect();
+        tools.extend(mcp.openai_tools());
         let host = EngineHost {
             events: &ctx.events,
             tools: ctx.tools.as_ref(),
+            mcp: &mcp,
         };
         let turn = super::TurnContext {
             history,
@@ -84,10 +102,17 @@ fn split_turn(loaded: Vec<Message>, run_id: &str, text: &str) -> (Vec<Message>, 
     }
 }
 
-/// The loop's host: the run's events, and its session tools.
+/// The loop's host: the run's events, its session tools, and this turn's MCP tools.
 struct EngineHost<'a> {
     events: &'a RunEvents,
     tools: &'a dyn RunTools,
+    mcp: &'a McpCatalog,
+}
+
+/// Where a model's tool call goes.
+enum Route<'a> {
+    Mcp(&'a OfferedTool),
+    Session(Result<ParsedToolCall, ToolError>),
 }
 
 impl TurnHost for EngineHost<'_> {
@@ -120,11 +145,20 @@ impl TurnHost for EngineHost<'_> {
     }
 
     fn call_tool(&self, call: &ToolCallRequest) -> impl Future<Output = Value> + Send {
-        let parsed = parse_tool_call(self.tools.scope(), &call.name, &call.arguments);
+        let route = match self.mcp.find(&call.name) {
+            Some(tool) => Route::Mcp(tool),
+            None => Route::Session(parse_tool_call(
+                self.tools.scope(),
+                &call.name,
+                &call.arguments,
+            )),
+        };
+        let arguments = call.arguments.clone();
         async move {
-            match parsed {
-                Err(e) => e.to_value(),
-                Ok(parsed) => match self.tools.call(parsed.call.clone()).await {
+            match route {
+                Route::Mcp(tool) => tool.call(&arguments).await,
+                Route::Session(Err(e)) => e.to_value(),
+                Route::Session(Ok(parsed)) => match self.tools.call(parsed.call.clone()).await {
                     Ok(v) => parsed.result_value(v),
                     Err(e) => parsed.error_value(&e),
                 },

@@ -1,0 +1,111 @@
+//! `openclaw mcp`: the session tools as an MCP server on stdio (SPEC §11). The protocol is
+//! the library's (`openclaw::mcp`); this command supplies its link to the daemon: a fresh
+//! connection per call, started on demand like every command, presenting
+//! `OPENCLAW_RUN_TOKEN` when a run started it, and proving this device to a daemon of
+//! another user.
+
+use clap::Args;
+use openclaw::mcp::{BoxFuture, DaemonConnection, DaemonLink, LinkError};
+use openclaw::paths::{Paths, PathsError};
+use openclaw::protocol::{ErrorKind, HelloParams, RpcError, methods};
+
+use super::Context;
+use crate::autostart::{self, Autostart};
+use crate::failure::{Exit, Failure};
+
+/// Serve the session tools to an MCP client on stdin/stdout
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Serve openclaw's session tools (sessions_list, sessions_history, sessions_send, sessions_spawn, sessions_wait, and sessions_spawn_acp when an ACP agent may be used) to an MCP client over stdin/stdout, until stdin closes. Give it to an agent as {\"command\": \"openclaw\", \"args\": [\"mcp\"]}. Calls act as whoever runs it: inside an openclaw run (OPENCLAW_RUN_TOKEN set, as in the file $OPENCLAW_MCP_CONFIG points to) as that run's session, so what it spawns is that session's child; otherwise as you. Logs (-v) go to stderr; stdout carries only the protocol."
+)]
+pub struct McpArgs {}
+
+/// The one command that stays: an MCP session is long and concurrent (a wait reports
+/// progress while it waits), so it runs on a small async runtime of its own; every other
+/// command is one blocking call.
+pub fn run(_ctx: &Context, _args: McpArgs) -> Result<(), Failure> {
+    let link = CliLink {
+        paths: paths()?,
+        autostart: Autostart::from_env(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot start the MCP server: {e}")))?;
+    runtime
+        .block_on(openclaw::mcp::serve(
+            link,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+        ))
+        .map_err(|e| Failure::failed(e.to_string()))
+}
+
+/// Inside a run only the socket matters (the token says who is calling): a stripped-down
+/// environment with `OPENCLAW_SOCKET` but no `HOME` still works.
+fn paths() -> Result<Paths, Failure> {
+    match Paths::from_env() {
+        Ok(paths) => Ok(paths),
+        Err(PathsError::NoHome) => match std::env::var_os("OPENCLAW_SOCKET") {
+            Some(socket) if !socket.is_empty() => Ok(Paths {
+                config_file: "config.toml".into(),
+                data_dir: ".".into(),
+                socket: socket.into(),
+                socket_named: true,
+            }),
+            _ => Err(Failure::failed(PathsError::NoHome.to_string())),
+        },
+    }
+}
+
+struct CliLink {
+    paths: Paths,
+    autostart: Autostart,
+}
+
+impl DaemonLink for CliLink {
+    /// What every command does first (start the daemon on demand, check that the socket's
+    /// owner is who it should be) on a blocking thread; then the async connection the MCP
+    /// server needs, presenting the run's token as every command does.
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn DaemonConnection>, LinkError>> {
+        Box::pin(async move {
+            let (paths, autostart) = (self.paths.clone(), self.autostart);
+            let checked = tokio::task::spawn_blocking(move || {
+                autostart::connect(&paths, autostart, false).map(drop)
+            })
+            .await
+            .map_err(|e| LinkError::Unavailable(format!("cannot reach the daemon: {e}")))?;
+            checked.map_err(link_error)?;
+            let client = openclaw::Client::connect(&self.paths.socket)
+                .await
+                .map_err(|e| LinkError::Unavailable(e.to_string()))?;
+            if let Some(token) = std::env::var_os("OPENCLAW_RUN_TOKEN").filter(|t| !t.is_empty()) {
+                let hello = HelloParams {
+                    client: Some(format!("openclaw mcp {}", openclaw::VERSION)),
+                    run_token: Some(token.to_string_lossy().into_owned()),
+                };
+                client
+                    .call_value(methods::HELLO, &hello)
+                    .await
+                    .map_err(|e| match e {
+                        openclaw::ClientError::Rpc(e) => LinkError::Rpc(e),
+                        other => LinkError::Unavailable(other.to_string()),
+                    })?;
+            }
+            Ok(Box::new(client) as Box<dyn DaemonConnection>)
+        })
+    }
+}
+
+/// A command's failure to connect, keeping its sentence and what kind of failure it was.
+fn link_error(failure: Failure) -> LinkError {
+    let message = failure
+        .message
+        .unwrap_or_else(|| "cannot reach the openclaw daemon".into());
+    let kind = match failure.exit {
+        Exit::NotPermitted => ErrorKind::Forbidden,
+        Exit::NotFound => ErrorKind::NotFound,
+        _ => return LinkError::Unavailable(message),
+    };
+    LinkError::Rpc(RpcError::app(kind, message))
+}
