@@ -49,17 +49,30 @@ fn main() -> ExitCode {
             None => ExitCode::FAILURE,
         };
     }
-    init_logging(args.verbose);
+    // Held to the end: queued log lines get a moment to be written.
+    let _log = init_logging(args.verbose);
     if args.check {
         return check_store();
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("openclawd: {e:#}");
+            say(&format!("openclawd: {e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// A line on stderr that is lost, not fatal, when stderr cannot be written (a full disk).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A line of `--check`'s report on stdout (lost, not fatal, when stdout is gone).
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// The roff page, from the clap definition. The `.TH` line is written here: clap_mangen
@@ -91,29 +104,29 @@ fn check_store() -> ExitCode {
     let paths = match Paths::from_env() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("openclawd: {e}");
+            say(&format!("openclawd: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match openclaw::daemon::store::integrity_check(&paths.data_dir) {
         Ok(lines) if lines == ["ok"] => {
-            println!(
+            report(&format!(
                 "ok: {} is sound",
                 paths
                     .data_dir
                     .join(openclaw::daemon::store::DB_FILE)
                     .display()
-            );
+            ));
             ExitCode::SUCCESS
         }
         Ok(lines) => {
             for l in lines {
-                println!("{l}");
+                report(&l);
             }
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("openclawd: {e}");
+            say(&format!("openclawd: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -163,7 +176,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(verbose: u8) {
+/// Logs to stderr through a writer that never blocks the daemon or fails it (see
+/// `openclaw::daemon::log_writer`).
+fn init_logging(verbose: u8) -> openclaw::daemon::log_writer::FlushOnDrop {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -173,10 +188,12 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
+    let (writer, flush) = openclaw::daemon::log_writer::LogWriter::start(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+    flush
 }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod launch;
+pub mod log_writer;
 pub mod notify;
 pub mod rpc;
 pub mod server;

@@ -151,9 +151,13 @@ impl Renderer {
             }
             Form::Transcript => {
                 self.close(out);
-                // Even when other lines came between the deltas, all of the text was shown.
+                // Even when other lines came between the deltas, all of the text was shown;
+                // a follow that joined mid-run showed its tail, from where it joined.
                 if let Some(text) = streamed
-                    && text.trim_end() == content_text(&message.content).trim_end()
+                    && !text.trim_end().is_empty()
+                    && content_text(&message.content)
+                        .trim_end()
+                        .ends_with(text.trim_end())
                 {
                     return;
                 }
@@ -282,11 +286,15 @@ impl Renderer {
                 out.stdout.push_str("  ");
             }
         }
-        let text = if self.style.escape {
+        let mut text = if self.style.escape {
             escape_controls(delta)
         } else {
             delta.to_string()
         };
+        // The daemon gave only the tail of what the run streamed before this follow joined.
+        if e.data.get("cut").and_then(Value::as_bool) == Some(true) {
+            text.insert(0, '…');
+        }
         // Continuation lines of the transcript form sit under the text, as in history.
         let indent = match self.form {
             Form::Transcript => STREAM_ROLE_WIDTH + 2,

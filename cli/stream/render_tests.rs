@@ -92,6 +92,25 @@ fn a_reply_that_differs_from_the_stream_is_printed() {
 }
 
 #[test]
+fn a_follow_that_joined_mid_run_does_not_reprint_the_reply() {
+    let mut r = transcript(Kinds::of(&[EventKind::Message, EventKind::Assistant]));
+    let out = stdout_of(
+        &mut r,
+        &[
+            run_ev(
+                "r1",
+                "assistant",
+                7,
+                json!({"delta": "lo", "joined": true, "cut": true}),
+            ),
+            run_ev("r1", "assistant", 8, json!({"delta": " world"})),
+            msg_event(2, Role::Assistant, "hello world", Some("r1")),
+        ],
+    );
+    assert_eq!(out, "assistant  …lo world\n");
+}
+
+#[test]
 fn deltas_are_hidden_unless_asked_for() {
     let mut r = transcript(Kinds::of(&[EventKind::Message]));
     let out = stdout_of(

@@ -26,7 +26,7 @@ use crate::protocol::Message;
 use crate::tools::{SessionToolCall, ToolError, ToolScope};
 
 pub use exec::ExecBackend;
-pub use run_events::{RunEvents, ToolPhase, Usage};
+pub use run_events::{RunEvents, RunProgress, StreamedSoFar, ToolPhase, Usage};
 
 /// A future a trait object can return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -2,8 +2,8 @@
 //! assistant text, thoughts, plans, tool calls and usage, numbered per run and published on
 //! the event bus; tool calls and results also go into the transcript.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -19,9 +19,68 @@ pub struct RunEvents {
     sid: i64,
     session_key: Arc<str>,
     run_id: Arc<str>,
-    seq: Arc<AtomicU64>,
+    progress: Arc<RunProgress>,
     /// The parent session's row id, when this run's progress is relayed to its subscribers.
     relay: Option<i64>,
+}
+
+/// Assistant text kept for a follower that joins mid-run, at most this many bytes (the tail).
+const JOIN_TEXT_MAX: usize = 1 << 20;
+
+/// What one run has reported so far, shared by every `RunEvents` of the run: the numbering
+/// of its events, and the assistant text streamed since its last stored assistant message,
+/// so a follower that joins mid-run is given that text once instead of half a reply.
+#[derive(Debug, Default)]
+pub struct RunProgress {
+    seq: AtomicU64,
+    /// Held while an assistant delta is numbered and published, so that a snapshot and
+    /// the seq it covers agree.
+    text: Mutex<StreamedText>,
+}
+
+#[derive(Debug, Default)]
+struct StreamedText {
+    text: String,
+    /// The start of the text was dropped to stay within `JOIN_TEXT_MAX`.
+    cut: bool,
+}
+
+/// The assistant text a run has streamed so far, for a follower that joins now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedSoFar {
+    pub text: String,
+    /// Only the tail of the text is here.
+    pub cut: bool,
+    /// Every assistant event numbered up to here is part of `text`; later ones are not.
+    pub seq: u64,
+}
+
+impl RunProgress {
+    /// The text streamed since the run's last stored assistant message, and the event seq
+    /// it covers.
+    pub fn streamed_so_far(&self) -> StreamedSoFar {
+        let st = self.text.lock().unwrap_or_else(|p| p.into_inner());
+        StreamedSoFar {
+            text: st.text.clone(),
+            cut: st.cut,
+            seq: self.seq.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl StreamedText {
+    fn push(&mut self, delta: &str) {
+        self.text.push_str(delta);
+        if self.text.len() > JOIN_TEXT_MAX {
+            // Drop down to half the bound, so trimming is rare and linear overall.
+            let mut from = self.text.len() - JOIN_TEXT_MAX / 2;
+            while !self.text.is_char_boundary(from) {
+                from += 1;
+            }
+            self.text.drain(..from);
+            self.cut = true;
+        }
+    }
 }
 
 /// A tool call's progress, as every backend reports it.
@@ -39,7 +98,7 @@ impl RunEvents {
         sid: i64,
         session_key: &str,
         run_id: &str,
-        seq: Arc<AtomicU64>,
+        progress: Arc<RunProgress>,
     ) -> RunEvents {
         RunEvents {
             bus,
@@ -47,7 +106,7 @@ impl RunEvents {
             sid,
             session_key: session_key.into(),
             run_id: run_id.into(),
-            seq,
+            progress,
             relay: None,
         }
     }
@@ -62,7 +121,7 @@ impl RunEvents {
     /// Publishes one event of `stream`; `data` is only built when someone listens.
     pub fn emit(&self, stream: &'static str, data: impl FnOnce() -> Value) {
         // The seq advances even unheard, so numbering stays per run, not per listener.
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = self.progress.seq.fetch_add(1, Ordering::Relaxed) + 1;
         if !self.bus.has_listeners() {
             return;
         }
@@ -98,9 +157,12 @@ impl RunEvents {
     }
 
     pub fn assistant_delta(&self, text: &str) {
-        if !text.is_empty() {
-            self.emit("assistant", || json!({ "delta": text }));
+        if text.is_empty() {
+            return;
         }
+        let mut so_far = self.progress.text.lock().unwrap_or_else(|p| p.into_inner());
+        so_far.push(text);
+        self.emit("assistant", || json!({ "delta": text }));
     }
 
     /// Reasoning the agent shows as it goes; not part of the reply.
@@ -140,6 +202,12 @@ impl RunEvents {
 
     /// Appends a message of this run to the transcript (tool calls and results, notes).
     pub fn transcript(&self, role: crate::protocol::Role, content: Value) {
+        if role == crate::protocol::Role::Assistant {
+            // The text streamed so far is in the transcript from now on; a follower that
+            // joins later reads it there.
+            let mut so_far = self.progress.text.lock().unwrap_or_else(|p| p.into_inner());
+            *so_far = StreamedText::default();
+        }
         self.store.append(
             self.sid,
             crate::daemon::store::NewMessage {
@@ -198,6 +266,17 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_text_keeps_a_bounded_tail_on_char_boundaries() {
+        let mut t = StreamedText::default();
+        t.push("é");
+        t.push(&"x".repeat(JOIN_TEXT_MAX));
+        assert!(t.cut && t.text.len() <= JOIN_TEXT_MAX);
+        assert!(t.text.chars().all(|c| c == 'x'));
+        t.push("end");
+        assert!(t.text.ends_with("xend"));
+    }
 
     #[test]
     fn usage_adds_up_its_parts() {

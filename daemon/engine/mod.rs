@@ -17,7 +17,7 @@ mod tokens;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::daemon::backends::{Backend, RunEvents, RunTools};
+use crate::daemon::backends::{Backend, RunEvents, RunProgress, RunTools, StreamedSoFar};
 use crate::daemon::events::EventBus;
 use crate::daemon::store::{SessionRecord, Store, StoreError};
 use crate::protocol::{Lane, RunStatus};
@@ -102,8 +102,8 @@ struct Turn {
     thinking: Option<String>,
     timeout: Option<Duration>,
     delete_after: bool,
-    /// Numbers this run's events.
-    event_seq: Arc<AtomicU64>,
+    /// Numbers this run's events and keeps the text it streams, for followers.
+    progress: Arc<RunProgress>,
     /// The session that spawned this one: it hears how each run ended (announce).
     parent_key: Option<String>,
     spawn_depth: i64,
@@ -119,6 +119,8 @@ struct LiveRun {
     stop: CancellationToken,
     reason: Arc<AtomicU8>,
     done: watch::Sender<Option<RunOutcome>>,
+    /// Set once the run has started.
+    progress: Option<Arc<RunProgress>>,
 }
 
 #[derive(Default)]
@@ -296,7 +298,7 @@ impl Engine {
             turn.sid,
             &turn.session_key,
             &turn.run_id,
-            turn.event_seq.clone(),
+            turn.progress.clone(),
         )
     }
 
@@ -331,6 +333,13 @@ impl Engine {
             .sessions
             .get(session_key)
             .and_then(|q| q.active.clone())
+    }
+
+    /// The assistant text a running run has streamed since its last stored assistant
+    /// message; `None` when the run is not running.
+    pub fn streamed_so_far(&self, run_id: &str) -> Option<StreamedSoFar> {
+        let progress = self.state().runs.get(run_id)?.progress.clone()?;
+        Some(progress.streamed_so_far())
     }
 
     /// The key of the session a run belongs to.

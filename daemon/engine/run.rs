@@ -31,6 +31,7 @@ impl Engine {
             return;
         };
         live.running = true;
+        live.progress = Some(turn.progress.clone());
         let (stop, reason) = (live.stop.clone(), live.reason.clone());
         let acting = Acting {
             run_id: turn.run_id.clone(),

@@ -74,7 +74,7 @@ impl Engine {
                     .timeout_ms
                     .map(|ms| Duration::from_millis(ms.max(1) as u64)),
                 delete_after: session.cleanup == Cleanup::Delete,
-                event_seq: Arc::default(),
+                progress: Arc::default(),
                 parent_key: session.parent_key.clone(),
                 spawn_depth: session.spawn_depth,
                 first_run: false,
@@ -220,7 +220,7 @@ impl Engine {
                 thinking: req.thinking,
                 timeout: req.run_timeout,
                 delete_after: turn_of.delete_after,
-                event_seq: Arc::default(),
+                progress: Arc::default(),
                 parent_key: turn_of.parent_key,
                 spawn_depth: turn_of.spawn_depth,
                 first_run: turn_of.first_run,
@@ -360,6 +360,7 @@ pub(super) fn register_run(st: &mut State, run_id: &str, session_key: &str) {
             stop: CancellationToken::new(),
             reason: Arc::new(AtomicU8::new(StopReason::None as u8)),
             done: watch::channel(None).0,
+            progress: None,
         },
     );
 }

@@ -303,6 +303,7 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> (Option<Response>, Opti
     }
     // On its own task, so that a bug in one handler answers -32603 instead of hanging.
     let task_ctx = ctx.clone();
+    tracing::debug!(method = %method, "request");
     let handler = tokio::spawn(async move { dispatch(&task_ctx, &method, params).await });
     let joined = tokio::select! {
         j = handler => j,

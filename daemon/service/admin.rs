@@ -86,6 +86,7 @@ impl SessionService {
             log_file: d.log_file.clone(),
             config_loaded_at: Some(rfc3339_ms(d.config_loaded_at_ms.load(Ordering::Relaxed))),
             http_listen: None,
+            log_lines_lost: crate::daemon::log_writer::lines_lost(),
         })
     }
 

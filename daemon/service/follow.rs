@@ -103,6 +103,11 @@ pub struct EventStream {
     follow_from: Option<u64>,
     pending: VecDeque<StreamItem>,
     catch_up: bool,
+    /// The assistant text the active run had streamed when the stream started, yielded
+    /// once after the catch-up (so it lands where the run's reply will).
+    joined: Option<StreamItem>,
+    /// Assistant deltas of this run numbered up to this seq are in `joined`: skipped live.
+    joined_through: Option<(Arc<str>, u64)>,
     /// End once this run's `ended` lifecycle event has been yielded.
     end_with_run: bool,
     ended: bool,
@@ -206,6 +211,8 @@ impl SessionService {
             catch_up: follow_from.is_some_and(|from| Some(from) < last_seq),
             follow_from,
             pending: VecDeque::new(),
+            joined: None,
+            joined_through: None,
             end_with_run: p.run_id.is_some(),
             ended: false,
             shutdown: self.daemon.shutdown.clone(),
@@ -215,6 +222,19 @@ impl SessionService {
             stream.pending.push_back(StreamItem::Ended {
                 reason: "run_ended",
             });
+        } else if kinds.has(EventKind::Assistant) {
+            // Read last: what the run streams from now on arrives live, numbered after it.
+            let run = p.run_id.clone().or_else(|| active_run_id.clone());
+            let key = match &session {
+                Some(s) => Some(s.key.clone()),
+                None => match &p.run_id {
+                    Some(r) => self.engine.run_session_key(r).await?,
+                    None => None,
+                },
+            };
+            if let (Some(run), Some(key)) = (run, key) {
+                stream.join_run(&key, &run);
+            }
         }
         Ok(Subscription {
             session_key: session.map(|s| s.key),
@@ -238,6 +258,8 @@ impl SessionService {
             follow_from: None,
             pending: VecDeque::new(),
             catch_up: false,
+            joined: None,
+            joined_through: None,
             end_with_run: false,
             ended: false,
             shutdown: self.daemon.shutdown.clone(),
@@ -247,6 +269,30 @@ impl SessionService {
 }
 
 impl EventStream {
+    /// Starts the stream with what `run` has streamed so far, as one assistant delta
+    /// marked `joined` (and `cut` when only its tail was kept).
+    fn join_run(&mut self, session_key: &str, run: &str) {
+        let Some(so_far) = self.engine.streamed_so_far(run) else {
+            return;
+        };
+        let run: Arc<str> = run.into();
+        self.joined_through = Some((run.clone(), so_far.seq));
+        if so_far.text.is_empty() {
+            return;
+        }
+        let mut data = serde_json::json!({ "delta": so_far.text, "joined": true });
+        if so_far.cut {
+            data["cut"] = true.into();
+        }
+        self.joined = Some(StreamItem::Run {
+            session_key: session_key.into(),
+            run_id: run,
+            stream: "assistant",
+            seq: so_far.seq,
+            data: Arc::new(data),
+        });
+    }
+
     /// The run this stream is narrowed to, if any.
     pub fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
@@ -269,6 +315,10 @@ impl EventStream {
                 }
                 continue;
             }
+            if let Some(joined) = self.joined.take() {
+                self.pending.push_back(joined);
+                continue;
+            }
             let received = tokio::select! {
                 r = self.listener.recv() => r,
                 _ = self.shutdown.cancelled() => {
@@ -288,6 +338,10 @@ impl EventStream {
             }
             if self.ended || self.catch_up {
                 return None;
+            }
+            if let Some(joined) = self.joined.take() {
+                self.pending.push_back(joined);
+                continue;
             }
             let received = self.listener.try_recv()?;
             self.take(received);
@@ -383,6 +437,13 @@ impl EventStream {
             } => {
                 if !self.kinds.has_stream(stream) || wrong_run(Some(&run_id)) {
                     return;
+                }
+                if stream == "assistant"
+                    && let Some((joined, through)) = &self.joined_through
+                    && **joined == *run_id
+                    && seq <= *through
+                {
+                    return; // part of the text given on joining
                 }
                 let run_ended = self.end_with_run
                     && stream == "lifecycle"

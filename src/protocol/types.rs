@@ -668,6 +668,10 @@ pub struct DaemonStatus {
     /// Where the HTTP surface listens on TCP, when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<String>,
+    /// Log lines lost since start-up: not written (e.g. a full disk under the log) or
+    /// dropped because the log could not keep up.
+    #[serde(default)]
+    pub log_lines_lost: u64,
 }
 
 /// `daemon.shutdown`: stop now (runs are interrupted), or with `drain` stop taking work and

@@ -81,6 +81,15 @@ fn render_status(status: &DaemonStatus) -> String {
             ),
         ));
     }
+    if status.log_lines_lost > 0 {
+        fields.push((
+            "log".into(),
+            format!(
+                "{} lines lost (the log could not be written, e.g. its disk was full)",
+                status.log_lines_lost
+            ),
+        ));
+    }
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     fields
         .iter()
@@ -146,6 +155,7 @@ mod tests {
             log_file: Some("/h/data/openclawd.log".into()),
             config_loaded_at: None,
             http_listen: None,
+            log_lines_lost: 0,
         };
         let expected = "\
 pid          42
