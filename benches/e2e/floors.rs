@@ -258,12 +258,10 @@ fn cold_start_syncs() -> Option<((usize, String), (usize, String))> {
     }
     RawConn::connect(&home.path().join("openclaw.sock")).call_ok("hello", json!({}));
     let at_start = syncs_in(&log);
-    let daemon: Option<i32> = std::fs::read_to_string(format!(
-        "/proc/{pid}/task/{pid}/children",
-        pid = child.id()
-    ))
-    .ok()
-    .and_then(|c| c.split_whitespace().next()?.parse().ok());
+    let daemon: Option<i32> =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children", pid = child.id()))
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok());
     if let Some(pid) = daemon {
         // SAFETY: plain kill(2) on the daemon this function started.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -306,7 +304,13 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
     for _ in 0..n {
         f_hello.push(floor_call(&client, &socket, "hello"));
         f_spawn.push(floor_call(&client, &socket, "spawn"));
-        c_spawn.push(time_cmd(d.cli().args(["sessions", "spawn", "--task", "x"]), "openclaw").0);
+        c_spawn.push(
+            time_cmd(
+                d.cli().args(["sessions", "spawn", "--task", "x"]),
+                "openclaw",
+            )
+            .0,
+        );
         s_hello.push(time_cmd(Command::new(&hello).env_clear(), "floor hello").0);
         c_version.push(time_cmd(d.cli().arg("--version"), "openclaw --version").0);
     }
@@ -334,8 +338,7 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         target: load.clone(),
     });
     t.push(Row {
-        metric: "commit floor: 4 KiB write + `fdatasync`, preallocated file in the data dir"
-            .into(),
+        metric: "commit floor: 4 KiB write + `fdatasync`, preallocated file in the data dir".into(),
         value: lat(&commit),
         target: format!("load {load0}"),
         ..Row::default()
@@ -488,8 +491,7 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         String::new()
     };
     t.push(Row {
-        metric: "daemon cold start (fresh home) → first reply to the client floor's `hello`"
-            .into(),
+        metric: "daemon cold start (fresh home) → first reply to the client floor's `hello`".into(),
         value: format!("{}{syncs}", lat(&first)),
         baseline: format!(
             "`/bin/true` {} + client floor hello {}",
