@@ -5,9 +5,9 @@
 //!
 //! Checkpoints are the writer's too, and never on a commit's path: SQLite's own
 //! auto-checkpoint (run inside the commit that crosses its threshold, holding that group's
-//! callers) is off, and the writer checkpoints (PASSIVE) between groups, once the WAL passes
-//! `CHECKPOINT_PAGES` and nothing is waiting, or past `CHECKPOINT_PAGES_HARD` regardless, so a
-//! sustained load cannot grow the WAL without bound.
+//! callers) is off, and the writer checkpoints (PASSIVE) between groups, once every caller of
+//! the last group has its answer and the WAL has passed `CHECKPOINT_PAGES`, so a sustained
+//! load cannot grow the WAL without bound either.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,11 +25,9 @@ use crate::timefmt::rfc3339_ms;
 
 /// Most changes applied in one transaction; bounds the latency of the first caller in a group.
 const MAX_GROUP: usize = 4096;
-/// WAL pages (frames) after which the writer checkpoints between groups when nothing waits:
-/// SQLite's default auto-checkpoint threshold, ~4 MiB of WAL.
+/// WAL pages (frames) after which the writer checkpoints between groups: SQLite's default
+/// auto-checkpoint threshold, ~4 MiB of WAL.
 const CHECKPOINT_PAGES: i64 = 1000;
-/// WAL pages after which it checkpoints between groups even with work waiting.
-const CHECKPOINT_PAGES_HARD: i64 = 8000;
 
 /// One change, applied by the writer thread inside a savepoint of the group's transaction.
 trait Change: Send {
@@ -202,18 +200,10 @@ fn run(
     wal_pages: &AtomicI64,
 ) {
     let mut group: Vec<Op> = Vec::with_capacity(64);
-    // An op taken to learn whether anything waits; it opens the next group.
-    let mut next: Option<Op> = None;
     // The WAL length at which to try again after a checkpoint a reader held short.
     let mut checkpoint_at = CHECKPOINT_PAGES;
     loop {
-        let first = match next.take() {
-            Some(op) => op,
-            None => match rx.recv() {
-                Ok(op) => op,
-                Err(_) => return,
-            },
-        };
+        let Ok(first) = rx.recv() else { return };
         group.push(first);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -257,10 +247,7 @@ fn run(
         }
         let pages = wal_pages.load(Ordering::Relaxed);
         if pages >= checkpoint_at {
-            next = rx.try_recv().ok();
-            if next.is_none() || pages >= CHECKPOINT_PAGES_HARD.max(checkpoint_at) {
-                checkpoint_at = checkpoint(&conn, pages);
-            }
+            checkpoint_at = checkpoint(&conn, pages);
         }
     }
 }
