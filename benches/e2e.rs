@@ -9,6 +9,8 @@
 //!                                                  # part of BENCHMARKS.md with the result
 //!
 //! Sections (`OPENCLAW_BENCH_ONLY=core,follow` runs some of them):
+//! - `floors`: the client floor (a static C client), the commit floor (one `fdatasync`) and
+//!   the rows they bound, as ratios (benches/e2e/floors.rs);
 //! - `cold`: daemon cold start in a fresh home, to "ready" and to the first answered request;
 //! - `core`: idle RSS, CLI spawn and send round trips, spawn RPCs (sequential, pipelined, 8
 //!   connections), group commit, RSS under load;
@@ -59,6 +61,8 @@
 mod acp;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "e2e/floors.rs"]
+mod floors;
 #[path = "e2e/http.rs"]
 mod http;
 #[path = "e2e/mcp.rs"]
@@ -1968,7 +1972,8 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 10] = [
+    let sections: [(&str, Section); 11] = [
+        ("floors", floors::section_floors),
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),

@@ -34,6 +34,15 @@ pub use queries::{COUNT_CAP, HistoryPage, ListFilter, ListPage, Scope};
 
 pub const DB_FILE: &str = "openclaw.db";
 const READERS: usize = 2;
+/// The writer's page cache, KiB: the indexes a spawn touches at a million sessions stay in it
+/// (SQLite allocates it as pages are read, so an idle daemon does not pay for it).
+const WRITER_CACHE_KIB: i64 = 256 * 1024;
+/// Each reader's page cache, KiB.
+const READER_CACHE_KIB: i64 = 32 * 1024;
+/// What the WAL is cut back to when it starts over after a checkpoint. Above the writer's
+/// checkpoint threshold (~4 MiB), so in steady state the WAL is rewritten in place (a sync of
+/// data, not of a growing file's size) and only a burst's extra length is given back.
+const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 /// Rows of a deleted session removed per commit.
 const PURGE_CHUNK: i64 = 5000;
 
@@ -243,6 +252,14 @@ impl Store {
         // file is most of the writer's throughput under load.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_err)?;
+        // Checkpoints are the writer thread's, between group commits (writer.rs), never
+        // inside one.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(open_err)?;
         quick_check(&conn, &path)?;
         schema::migrate(&mut conn).map_err(|e| StoreError::from(e).at(&path))?;
         let recovery = recovery::recover(&mut conn, leftovers).map_err(|e| e.at(&path))?;
@@ -254,6 +271,8 @@ impl Store {
             )
             .map_err(open_err)?;
             configure(&r).map_err(open_err)?;
+            r.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+                .map_err(open_err)?;
             readers.push(std::sync::Mutex::new(r));
         }
         let writer = writer::spawn(conn, bus, &path).map_err(|e| StoreError::Open {

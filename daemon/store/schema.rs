@@ -1,5 +1,6 @@
 //! The schema and its migrations. `PRAGMA user_version` records how many have been applied;
-//! each migration runs in its own transaction, so a crash mid-upgrade leaves the old version.
+//! the pending ones run in one transaction (one commit, one sync, however many there are), so
+//! a crash mid-upgrade leaves the old version.
 
 use rusqlite::Connection;
 
@@ -112,6 +113,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions ADD COLUMN agent_session_id TEXT;
     ALTER TABLE sessions ADD COLUMN stream_to TEXT;
     "#,
+    // 7: most sessions have no parent; indexing only those that do saves a page per spawn.
+    // Every query of it compares `parent_key = ...`, which SQLite knows implies NOT NULL.
+    r#"
+    DROP INDEX sessions_by_parent;
+    CREATE INDEX sessions_by_parent ON sessions(parent_key) WHERE parent_key IS NOT NULL;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -134,12 +141,15 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
             known: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
     }
+    let tx = conn.transaction()?;
+    for sql in MIGRATIONS.iter().skip(found as usize) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -156,6 +166,29 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn queries_of_children_use_the_partial_parent_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for sql in [
+            "SELECT (SELECT count(*) FROM sessions c WHERE c.parent_key = s.key) FROM sessions s",
+            "SELECT sid FROM sessions WHERE parent_key = 'p'",
+            "WITH RECURSIVE tree(k) AS (SELECT 'p' UNION SELECT s.key FROM sessions s JOIN tree ON s.parent_key = tree.k) SELECT k FROM tree",
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|l| l.contains("sessions_by_parent")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,10 +2,16 @@
 //! waiting when a commit starts joins it, so N concurrent callers cost one sync, not N. Each
 //! change runs in its own savepoint, so one that fails does not undo the others in its group;
 //! its caller hears the outcome only once the group's commit is known.
+//!
+//! Checkpoints are the writer's too, and never on a commit's path: SQLite's own
+//! auto-checkpoint (run inside the commit that crosses its threshold, holding that group's
+//! callers) is off, and the writer checkpoints (PASSIVE) between groups, once every caller of
+//! the last group has its answer and the WAL has passed `CHECKPOINT_PAGES`, so a sustained
+//! load cannot grow the WAL without bound either.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -19,6 +25,9 @@ use crate::timefmt::rfc3339_ms;
 
 /// Most changes applied in one transaction; bounds the latency of the first caller in a group.
 const MAX_GROUP: usize = 4096;
+/// WAL pages (frames) after which the writer checkpoints between groups: SQLite's default
+/// auto-checkpoint threshold, ~4 MiB of WAL.
+const CHECKPOINT_PAGES: i64 = 1000;
 
 /// One change, applied by the writer thread inside a savepoint of the group's transaction.
 trait Change: Send {
@@ -101,13 +110,24 @@ pub struct WriterHandle {
     path: Arc<PathBuf>,
 }
 
-pub fn spawn(conn: Connection, bus: EventBus, path: &Path) -> std::io::Result<WriterHandle> {
+pub fn spawn(mut conn: Connection, bus: EventBus, path: &Path) -> std::io::Result<WriterHandle> {
     let (tx, rx) = mpsc::channel();
     let stats = Arc::new(WriterStats::default());
     let thread_stats = stats.clone();
+    // The WAL's length after each commit, from SQLite's WAL hook (which also replaces its
+    // auto-checkpoint on this connection).
+    let wal_pages = Arc::new(AtomicI64::new(0));
+    let hook_pages = wal_pages.clone();
+    conn.wal_hook(Some(
+        move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+            hook_pages.store(i64::from(pages), Ordering::Relaxed);
+            Ok(())
+        },
+    ))
+    .map_err(std::io::Error::other)?;
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, &thread_stats, &bus))?;
+        .spawn(move || run(conn, rx, &thread_stats, &bus, &wal_pages))?;
     Ok(WriterHandle {
         tx,
         stats,
@@ -172,9 +192,18 @@ impl WriterHandle {
     }
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats, bus: &EventBus) {
+fn run(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Op>,
+    stats: &WriterStats,
+    bus: &EventBus,
+    wal_pages: &AtomicI64,
+) {
     let mut group: Vec<Op> = Vec::with_capacity(64);
-    while let Ok(first) = rx.recv() {
+    // The WAL length at which to try again after a checkpoint a reader held short.
+    let mut checkpoint_at = CHECKPOINT_PAGES;
+    loop {
+        let Ok(first) = rx.recv() else { return };
         group.push(first);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -215,6 +244,28 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Op>, stats: &WriterStats, bus: &
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             let _ = tx.send(());
             return;
+        }
+        let pages = wal_pages.load(Ordering::Relaxed);
+        if pages >= checkpoint_at {
+            checkpoint_at = checkpoint(&conn, pages);
+        }
+    }
+}
+
+/// A PASSIVE checkpoint between groups (it never waits for readers, and copies what no
+/// reader still needs); returns the WAL length at which to try the next one. A failure loses
+/// nothing: the WAL still holds every commit.
+fn checkpoint(conn: &Connection, pages: i64) -> i64 {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    }) {
+        // All of it copied: the next commit starts the WAL over, at its front.
+        Ok((log, done)) if done >= log => CHECKPOINT_PAGES,
+        // A reader still needs part of it: try again once the WAL has grown some more.
+        Ok(_) => pages + CHECKPOINT_PAGES / 2,
+        Err(e) => {
+            tracing::debug!("checkpoint between commits failed: {e}");
+            pages + CHECKPOINT_PAGES / 2
         }
     }
 }
@@ -427,6 +478,47 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(values, [1], "the failed change was rolled back whole");
+    }
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_between_commits_so_the_wal_stops_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .unwrap();
+        // Off here too: only the writer's own checkpoints can keep the WAL short. No syncs,
+        // to keep the test fast: what is measured is the WAL's length, not durability.
+        conn.execute_batch(
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = OFF;
+             CREATE TABLE big (v BLOB)",
+        )
+        .unwrap();
+        let w = spawn(conn, EventBus::default(), &path).unwrap();
+        // About a page per change, one change per commit: 3 × the threshold in all.
+        let changes = 3 * CHECKPOINT_PAGES as usize;
+        let mut longest = 0;
+        for _ in 0..changes {
+            w.change(|c, _| Ok(c.execute("INSERT INTO big (v) VALUES (zeroblob(3000))", [])?))
+                .await
+                .unwrap();
+            longest = longest.max(
+                std::fs::metadata(dir.path().join("w.db-wal"))
+                    .unwrap()
+                    .len(),
+            );
+        }
+        let frame = 4096 + 24;
+        assert!(
+            longest < 2 * CHECKPOINT_PAGES as u64 * frame,
+            "the WAL reached {longest} bytes for {changes} one-page commits"
+        );
+        w.close().await;
+        let conn = Connection::open(&path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM big", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, changes as i64, "every commit is in the store");
     }
 
     #[tokio::test]

@@ -1,0 +1,504 @@
+//! The `floors` section (issue 16): the physical floors measured in the same run as the rows
+//! they bound, and each row as a ratio to its floor.
+//!
+//! - client floor: `benches/floor/client.c`, a static libc-only client making one call on the
+//!   socket (`sessions.spawn`, and separately `hello`), built here with `gcc -static`; and
+//!   `benches/floor/hello.c`, a static program printing one line (the floor of `--version`);
+//! - commit floor: one 4 KiB write + `fdatasync` of a preallocated file in the daemon's data
+//!   directory (the least a durable commit can cost on this disk), median of many.
+//!
+//! Bounded by them: the CLI's spawn and `--version`; the daemon-side cost of a spawn (the
+//! client floor's spawn minus its hello, and the same on one open connection); what one spawn
+//! writes (bytes to storage, commits, and fsyncs counted by `strace` when it is installed);
+//! pipelined durable spawns/s; cold start and the fsyncs it does.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::common::{self, Daemon, RawConn};
+use super::{
+    Opts, Row, Stats, Table, errors_text, lat, ms, per_s, pipelined, process_floor, rate,
+    ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
+};
+
+/// Bytes of the preallocated commit-floor file; each sample rewrites one page of it.
+const FLOOR_FILE_BYTES: u64 = 1 << 20;
+const PAGE: usize = 4096;
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Builds `benches/floor/NAME.c` static into `target/bench-floor/floor-NAME` (when older than
+/// its source).
+fn build_floor(name: &str) -> Result<PathBuf, String> {
+    let target = Path::new(common::OPENCLAW)
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target directory")?;
+    let dir = target.join("bench-floor");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/floor")
+        .join(format!("{name}.c"));
+    let out = dir.join(format!("floor-{name}"));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&out).is_some() && modified(&out) >= modified(&src) {
+        return Ok(out);
+    }
+    let built = Command::new("gcc")
+        .args(["-O2", "-static", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("gcc: {e}"))?;
+    if !built.status.success() {
+        return Err(format!(
+            "gcc -static {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&built.stderr)
+        ));
+    }
+    Ok(out)
+}
+
+/// One call of the client floor (`spawn` or `hello`) with a clean environment; its wall time.
+fn floor_call(client: &Path, socket: &Path, method: &str) -> Duration {
+    let (el, out) = time_cmd(
+        Command::new(client)
+            .arg(socket)
+            .arg(method)
+            .env_clear()
+            .stdin(Stdio::null()),
+        "floor client",
+    );
+    assert!(
+        out.contains("\"result\""),
+        "floor client {method} answered {out:?}"
+    );
+    el
+}
+
+/// One 4 KiB write + `fdatasync` of a preallocated file in `dir`, `n` times: per-sync times.
+fn commit_floor(dir: &Path, n: usize) -> std::io::Result<Stats> {
+    let path = dir.join("bench-commit-floor");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    // Preallocated and synced whole first, so each sample syncs data only, not the file's size.
+    file.write_all_at(&vec![0u8; FLOOR_FILE_BYTES as usize], 0)?;
+    file.sync_all()?;
+    let page = vec![0x5au8; PAGE];
+    let pages = FLOOR_FILE_BYTES / PAGE as u64;
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        file.write_all_at(&page, (i % pages) * PAGE as u64)?;
+        let t0 = Instant::now();
+        file.sync_data()?;
+        samples.push(t0.elapsed());
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok(stats(&samples))
+}
+
+/// `write_bytes` of /proc/PID/io: bytes this process caused to be sent to storage.
+fn write_bytes(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The sync calls in an `strace -y` log, by the file they synced (its name only).
+fn syncs_in(log: &Path) -> (usize, String) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut by_file: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut total = 0;
+    for line in text.lines() {
+        if line.contains("resumed>") {
+            continue;
+        }
+        let Some(at) = ["fsync(", "fdatasync(", "sync_file_range(", "syncfs("]
+            .iter()
+            .find_map(|c| line.find(c).map(|i| i + c.len()))
+        else {
+            continue;
+        };
+        total += 1;
+        let file = line[at..]
+            .split_once('<')
+            .and_then(|(_, r)| r.split_once('>'))
+            .map(|(p, _)| p.rsplit('/').next().unwrap_or(p).to_string())
+            .unwrap_or_else(|| "?".into());
+        *by_file.entry(file).or_default() += 1;
+    }
+    let detail = by_file
+        .iter()
+        .map(|(f, n)| format!("`{f}` ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (total, detail)
+}
+
+const SYNC_CALLS: &str = "trace=fsync,fdatasync,sync_file_range,syncfs";
+
+fn strace_available() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `strace` attached to every thread of `pid`, logging sync calls to `log`; returns once it
+/// says it has attached them all.
+fn strace_attach(pid: u32, log: &Path) -> Option<Child> {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.count();
+    let mut child = Command::new("strace")
+        .args(["-f", "-y", "-e", SYNC_CALLS, "-o"])
+        .arg(log)
+        .args(["-p", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut err = child.stderr.take()?;
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = common::deadline(10);
+    // It says "Process N attached with M threads" once, or "attached" once per thread.
+    let all_attached =
+        |s: &str| s.contains(" threads\n") || s.matches("attached").count() >= threads;
+    while !all_attached(&seen) && Instant::now() < deadline {
+        match err.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    Some(child)
+}
+
+fn interrupt_and_wait(mut child: Child) {
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = common::wait_child(&mut child, Duration::from_secs(10));
+}
+
+/// A fresh home's daemon started under `strace`: the sync calls until its first reply and
+/// those of its clean stop.
+fn cold_start_syncs() -> Option<((usize, String), (usize, String))> {
+    let home = tempfile::Builder::new()
+        .prefix("openclaw-bench-")
+        .tempdir()
+        .ok()?;
+    std::fs::write(home.path().join("config.toml"), "").ok()?;
+    let log = home.path().join("strace.log");
+    let (ready_r, ready_w) = common::pipe();
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-y", "-e", SYNC_CALLS, "-o"])
+        .arg(&log)
+        .arg(common::OPENCLAWD)
+        .args(["--ready-fd", "3"])
+        .env("OPENCLAW_HOME", home.path())
+        .env_remove("OPENCLAW_SOCKET")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let raw = ready_w.as_raw_fd();
+    // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ok()?;
+    drop(ready_w);
+    // strace keeps its own copy of the pipe's write end, so this reads until "ready", not
+    // to the end of the pipe.
+    let mut buf = String::new();
+    let mut ready = std::fs::File::from(ready_r);
+    let mut chunk = [0u8; 256];
+    while !buf.contains("ready") {
+        match ready.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
+        }
+    }
+    if !buf.starts_with("ready") {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    RawConn::connect(&home.path().join("openclaw.sock")).call_ok("hello", json!({}));
+    let at_start = syncs_in(&log);
+    let daemon: Option<i32> =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children", pid = child.id()))
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok());
+    if let Some(pid) = daemon {
+        // SAFETY: plain kill(2) on the daemon this function started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let _ = common::wait_child(&mut child, Duration::from_secs(10));
+    let all = syncs_in(&log);
+    let at_stop = (all.0.saturating_sub(at_start.0), String::new());
+    Some((at_start, at_stop))
+}
+
+pub fn section_floors(o: &Opts, t: &mut Table) {
+    t.section("floors: each row against the least it could cost");
+    let (client, hello) = match (build_floor("client"), build_floor("hello")) {
+        (Ok(c), Ok(h)) => (c, h),
+        (Err(e), _) | (_, Err(e)) => {
+            t.note(format!("floors: cannot build the floor programs: {e}"));
+            return;
+        }
+    };
+    let d = Daemon::start();
+    let socket = d.socket();
+    let pid = d.pid();
+    let data_dir = d.db_path().parent().expect("data dir").to_path_buf();
+    RawConn::connect(&socket).call_ok("hello", json!({}));
+
+    let load0 = load_average();
+    let commit = match commit_floor(&data_dir, o.rpc.max(200)) {
+        Ok(s) => s,
+        Err(e) => {
+            t.note(format!("floors: commit floor failed: {e}"));
+            return;
+        }
+    };
+
+    // Interleaved sample by sample, so a busy neighbour moves each figure and its floor alike.
+    let n = o.cli.max(20);
+    eprintln!("floors: client floor, CLI x{n} ...");
+    let (mut f_spawn, mut f_hello, mut c_spawn, mut s_hello, mut c_version) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..n {
+        f_hello.push(floor_call(&client, &socket, "hello"));
+        f_spawn.push(floor_call(&client, &socket, "spawn"));
+        c_spawn.push(
+            time_cmd(
+                d.cli().args(["sessions", "spawn", "--task", "x"]),
+                "openclaw",
+            )
+            .0,
+        );
+        s_hello.push(time_cmd(Command::new(&hello).env_clear(), "floor hello").0);
+        c_version.push(time_cmd(d.cli().arg("--version"), "openclaw --version").0);
+    }
+    let (f_spawn, f_hello, c_spawn, s_hello, c_version) = (
+        stats(&f_spawn),
+        stats(&f_hello),
+        stats(&c_spawn),
+        stats(&s_hello),
+        stats(&c_version),
+    );
+    let true_floor = process_floor(n.min(100));
+    let load = format!("load {}", load_average());
+    t.push(Row {
+        metric: "client floor: `sessions.spawn` (static C client, one call)".into(),
+        value: lat(&f_spawn),
+        baseline: format!("`/bin/true` {}", ms(true_floor.median)),
+        ratio: ratio_lat(f_spawn.median, true_floor.median),
+        target: load.clone(),
+    });
+    t.push(Row {
+        metric: "client floor: `hello`".into(),
+        value: lat(&f_hello),
+        baseline: format!("`/bin/true` {}", ms(true_floor.median)),
+        ratio: ratio_lat(f_hello.median, true_floor.median),
+        target: load.clone(),
+    });
+    t.push(Row {
+        metric: "commit floor: 4 KiB write + `fdatasync`, preallocated file in the data dir".into(),
+        value: lat(&commit),
+        target: format!("load {load0}"),
+        ..Row::default()
+    });
+    t.push(Row {
+        metric: "`openclaw sessions spawn --task x`".into(),
+        value: lat(&c_spawn),
+        baseline: format!("client floor spawn {}", ms(f_spawn.median)),
+        ratio: ratio_lat(c_spawn.median, f_spawn.median),
+        target: format!(
+            "{}; {load}",
+            verdict(
+                "≤ 1.25×",
+                c_spawn.median.as_secs_f64() <= 1.25 * f_spawn.median.as_secs_f64()
+            )
+        ),
+    });
+    t.push(Row {
+        metric: "`openclaw --version`".into(),
+        value: lat(&c_version),
+        baseline: format!("static hello {}", ms(s_hello.median)),
+        ratio: ratio_lat(c_version.median, s_hello.median),
+        target: format!(
+            "{}; {load}",
+            verdict(
+                "≤ 1.3×",
+                c_version.median.as_secs_f64() <= 1.3 * s_hello.median.as_secs_f64()
+            )
+        ),
+    });
+    let side = f_spawn.median.saturating_sub(f_hello.median);
+    t.push(Row {
+        metric: "daemon-side cost of a spawn (client floor spawn − its hello, medians)".into(),
+        value: ms(side),
+        baseline: format!("commit floor {}", ms(commit.median)),
+        ratio: ratio_lat(side, commit.median),
+        target: format!(
+            "{}; {load}",
+            verdict(
+                "≤ 2×",
+                side.as_secs_f64() <= 2.0 * commit.median.as_secs_f64()
+            )
+        ),
+    });
+
+    eprintln!("floors: spawn and hello RPCs x{} ...", o.rpc);
+    let before_io = write_bytes(pid);
+    let before = status(&socket);
+    let (spawn_rpc, errors, _) = sequential(&socket, o.rpc, "floor-seq", spawn_line);
+    let after = status(&socket);
+    let after_io = write_bytes(pid);
+    let (hello_rpc, _, _) = sequential(&socket, o.rpc, "floor-hello", super::hello_line);
+    let (spawn_rpc, hello_rpc) = (stats(&spawn_rpc), stats(&hello_rpc));
+    let load = format!("load {}", load_average());
+    let side_rpc = spawn_rpc.median.saturating_sub(hello_rpc.median);
+    t.push(Row {
+        metric: "daemon-side cost of a spawn on one open connection (`sessions.spawn` − `hello` round trip, medians)".into(),
+        value: format!("{} (spawn {}, hello {}){}", ms(side_rpc), ms(spawn_rpc.median), ms(hello_rpc.median), errors_text(errors)),
+        baseline: format!("commit floor {}", ms(commit.median)),
+        ratio: ratio_lat(side_rpc, commit.median),
+        target: format!(
+            "{}; {load}",
+            verdict("≤ 2×", side_rpc.as_secs_f64() <= 2.0 * commit.median.as_secs_f64())
+        ),
+    });
+    let counter = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let commits = counter(&after, "storeCommits") - counter(&before, "storeCommits");
+    let written = match (before_io, after_io) {
+        (Some(a), Some(b)) => format!(
+            "{:.1} KiB to storage ({:.1} pages of 4 KiB)",
+            (b - a) as f64 / 1024.0 / o.rpc as f64,
+            (b - a) as f64 / PAGE as f64 / o.rpc as f64
+        ),
+        _ => "bytes written unknown (/proc/PID/io unreadable)".into(),
+    };
+    let syncs = if strace_available() {
+        let log = d.home_path().join("strace-spawns.log");
+        match strace_attach(pid, &log) {
+            Some(tracer) => {
+                let k = o.rpc.min(500);
+                sequential(&socket, k, "floor-strace", spawn_line);
+                interrupt_and_wait(tracer);
+                let (total, detail) = syncs_in(&log);
+                format!(
+                    "; {:.2} syncs per spawn under strace ({total} in {k}: {detail})",
+                    total as f64 / k as f64
+                )
+            }
+            None => "; strace could not attach".into(),
+        }
+    } else {
+        "; strace not installed: syncs not counted".into()
+    };
+    t.push(Row {
+        metric: "what one spawn writes (1 in flight, sequential)".into(),
+        value: format!(
+            "{written}, {:.2} commits per spawn{syncs}",
+            commits as f64 / o.rpc as f64
+        ),
+        target: load,
+        ..Row::default()
+    });
+
+    eprintln!("floors: pipelined x{} ...", o.pipeline);
+    let before = status(&socket);
+    let (elapsed, errors, _) = pipelined(&socket, o.pipeline, "floor-pipe", spawn_line);
+    let after = status(&socket);
+    let r = rate(o.pipeline, elapsed);
+    let commits = counter(&after, "storeCommits") - counter(&before, "storeCommits");
+    let per_commit = 1.0 / commit.median.as_secs_f64();
+    t.push(Row {
+        metric: "durable spawns/s, 1 connection pipelined".into(),
+        value: format!(
+            "{} ({commits} commits, {:.0} spawns per commit){}",
+            per_s(r),
+            o.pipeline as f64 / commits.max(1) as f64,
+            errors_text(errors)
+        ),
+        baseline: format!("commit floor's syncs/s {}", per_s(per_commit)),
+        ratio: ratio_rate(r, per_commit),
+        target: format!(
+            "{}; load {}",
+            verdict("≥ 20,000/s", r >= 20_000.0),
+            load_average()
+        ),
+    });
+    t.note(format!(
+        "floors: store after the section {}",
+        super::store_size(&d)
+    ));
+    drop(d);
+
+    eprintln!("floors: cold start x{} ...", o.cold);
+    let mut first = Vec::new();
+    for _ in 0..o.cold.max(1) {
+        let t0 = Instant::now();
+        let d = Daemon::start();
+        let _ = floor_call(&client, &d.socket(), "hello");
+        first.push(t0.elapsed());
+    }
+    let first = stats(&first);
+    let syncs = if strace_available() {
+        match cold_start_syncs() {
+            Some(((n0, detail), (n1, _))) => {
+                format!("; {n0} syncs to the first reply ({detail}), {n1} at the clean stop")
+            }
+            None => "; strace run failed".into(),
+        }
+    } else {
+        String::new()
+    };
+    t.push(Row {
+        metric: "daemon cold start (fresh home) → first reply to the client floor's `hello`".into(),
+        value: format!("{}{syncs}", lat(&first)),
+        baseline: format!(
+            "`/bin/true` {} + client floor hello {}",
+            ms(true_floor.median),
+            ms(f_hello.median)
+        ),
+        ratio: ratio_lat(first.median, true_floor.median + f_hello.median),
+        target: format!("load {}", load_average()),
+    });
+}
