@@ -86,6 +86,10 @@ impl SessionService {
             log_file: d.log_file.clone(),
             config_loaded_at: Some(rfc3339_ms(d.config_loaded_at_ms.load(Ordering::Relaxed))),
             http_listen: None,
+            unauthenticated: crate::protocol::UnauthenticatedStatus {
+                connections: self.strangers.open(),
+                in_flight_peak: self.strangers.in_flight_peak(),
+            },
         })
     }
 

@@ -146,6 +146,7 @@ mod tests {
             log_file: Some("/h/data/openclawd.log".into()),
             config_loaded_at: None,
             http_listen: None,
+            unauthenticated: Default::default(),
         };
         let expected = "\
 pid          42
