@@ -51,6 +51,8 @@
 mod common;
 #[path = "e2e/openai.rs"]
 mod openai;
+#[path = "e2e/unpaired.rs"]
+mod unpaired;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -1943,13 +1945,14 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 7] = [
+    let sections: [(&str, Section); 8] = [
         ("cold", section_cold),
         ("core", section_core),
         ("follow", section_follow),
         ("history", section_history),
         ("scale", section_scale),
         ("openai", openai::section_openai),
+        ("unpaired", unpaired::section_unpaired),
         ("peers", section_peers),
     ];
     for (name, section) in sections {
