@@ -131,6 +131,9 @@ pub async fn serve(
         // request at a time (service/strangers.rs).
         let rules = ctx.service.connection_rules(&conn.caller());
         frames.set_limit(rules.max_frame);
+        if rules.one_at_a_time && !paced(&ctx, peer.uid, &shutdown).await {
+            break;
+        }
         let frame = tokio::select! {
             f = frames.next_frame() => f,
             _ = shutdown.cancelled() => break,
@@ -224,6 +227,19 @@ pub async fn serve(
     } else {
         let _ = writer.await;
     }
+}
+
+/// Waits until `uid` may have its next unauthenticated request read (its pace is shared by
+/// all its connections); false if the connection or the daemon ends first.
+async fn paced(ctx: &Ctx, uid: Option<u32>, shutdown: &CancellationToken) -> bool {
+    while let Some(pause) = ctx.service.unauthenticated_pause(uid) {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.cancelled() => return false,
+            _ = ctx.conn.kill.cancelled() => return false,
+        }
+    }
+    true
 }
 
 /// Counts a request of an unauthenticated connection from when it is read until its answer

@@ -172,6 +172,12 @@ impl SessionService {
         strangers::connection_rules(caller, &self.engine.config().limits)
     }
 
+    /// Before an unauthenticated connection of `uid` reads its next request: how long to
+    /// wait first, if its uid is past its pace.
+    pub fn unauthenticated_pause(&self, uid: Option<u32>) -> Option<Duration> {
+        self.strangers.pace(uid, Instant::now()).err()
+    }
+
     /// Records how many requests an unauthenticated connection had in flight.
     pub fn note_unauthenticated_in_flight(&self, n: u64) {
         self.strangers.note_in_flight(n);

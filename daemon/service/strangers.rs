@@ -18,6 +18,11 @@ use crate::config::LimitsConfig;
 /// `hello` and `pairing.authenticate` many times over.
 pub const UNAUTHENTICATED_MAX_FRAME: usize = 64 * 1024;
 
+/// Requests one uid's unauthenticated connections are read at, together, at most: proving a
+/// device takes two or three, so a client that pairs never waits, while a flood is paced
+/// (its next frame is simply not read yet) instead of taking the daemon's CPU from the owner.
+pub const UNAUTHENTICATED_REQUESTS_PER_SECOND: u32 = 100;
+
 /// How a transport serves a connection, given who it speaks for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionRules {
@@ -150,6 +155,8 @@ impl TokenBucket {
 struct UidState {
     /// Unauthenticated connections open.
     open: u32,
+    /// Requests read from them.
+    requests: Option<TokenBucket>,
     /// Signature checks; `None` until the first.
     checks: Option<TokenBucket>,
 }
@@ -173,7 +180,7 @@ impl Drop for StrangerPass {
         let mut map = self.strangers.lock();
         if let Some(state) = map.get_mut(&self.uid) {
             state.open = state.open.saturating_sub(1);
-            if state.open == 0 && state.checks.is_none() {
+            if state.open == 0 && state.checks.is_none() && state.requests.is_none() {
                 map.remove(&self.uid);
             }
         }
@@ -204,11 +211,27 @@ impl Strangers {
         // Forget uids whose allowance is whole again and which hold nothing: the map stays
         // as small as the set of users actually trying.
         map.retain(|u, s| {
-            *u == uid || s.open > 0 || s.checks.is_some_and(|b| !b.is_full(rate, now))
+            *u == uid
+                || s.open > 0
+                || s.checks.is_some_and(|b| !b.is_full(rate, now))
+                || s.requests
+                    .is_some_and(|b| !b.is_full(UNAUTHENTICATED_REQUESTS_PER_SECOND, now))
         });
         let state = map.entry(uid).or_default();
         state
             .checks
+            .get_or_insert_with(|| TokenBucket::full(rate, now))
+            .take(rate, now)
+    }
+
+    /// Takes one request of `uid`'s pace; when it is spent, how long the transport waits
+    /// before reading the next frame.
+    pub fn pace(&self, uid: Option<u32>, now: Instant) -> Result<(), Duration> {
+        let rate = UNAUTHENTICATED_REQUESTS_PER_SECOND;
+        let mut map = self.lock();
+        let state = map.entry(uid).or_default();
+        state
+            .requests
             .get_or_insert_with(|| TokenBucket::full(rate, now))
             .take(rate, now)
     }
@@ -331,6 +354,19 @@ mod tests {
         assert!(s.check_allowed(Some(8), 3, t0).is_ok(), "per uid");
         assert!(s.check_allowed(Some(7), 3, t0 + wait).is_ok());
         assert!(s.check_allowed(Some(7), 3, t0 + wait).is_err());
+    }
+
+    #[test]
+    fn one_uid_is_read_at_a_bounded_pace_over_all_its_connections() {
+        let s = Strangers::default();
+        let t0 = Instant::now();
+        for _ in 0..UNAUTHENTICATED_REQUESTS_PER_SECOND {
+            assert!(s.pace(Some(7), t0).is_ok());
+        }
+        let wait = s.pace(Some(7), t0).unwrap_err();
+        assert!(wait <= Duration::from_millis(10), "{wait:?}");
+        assert!(s.pace(Some(8), t0).is_ok(), "per uid");
+        assert!(s.pace(Some(7), t0 + wait).is_ok());
     }
 
     #[test]
