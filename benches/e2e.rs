@@ -69,6 +69,8 @@ mod http;
 mod mcp;
 #[path = "e2e/openai.rs"]
 mod openai;
+#[path = "e2e/unpaired.rs"]
+mod unpaired;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -1972,7 +1974,7 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 11] = [
+    let sections: [(&str, Section); 12] = [
         ("floors", floors::section_floors),
         ("cold", section_cold),
         ("core", section_core),
@@ -1983,6 +1985,7 @@ fn main() {
         ("http", http::section),
         ("acp", acp::section_acp),
         ("mcp", mcp::section),
+        ("unpaired", unpaired::section_unpaired),
         ("peers", section_peers),
     ];
     for (name, section) in sections {

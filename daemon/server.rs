@@ -150,7 +150,7 @@ pub async fn run(
         };
         let peer = peer_of(&stream, euid);
         let limits = engine.config().limits;
-        let slot = match slots.admit(peer.uid, &limits) {
+        let slot = match slots.admit(peer.uid, peer.trusted, &limits) {
             Ok(slot) => slot,
             Err(refusal) => {
                 // Told why, then closed; the accept loop does not wait for the peer.
@@ -288,10 +288,18 @@ impl Drop for Slot {
 }
 
 impl ConnectionSlots {
-    fn admit(self: &Arc<Self>, uid: Option<u32>, limits: &LimitsConfig) -> Result<Slot, String> {
+    fn admit(
+        self: &Arc<Self>,
+        uid: Option<u32>,
+        trusted: bool,
+        limits: &LimitsConfig,
+    ) -> Result<Slot, String> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let of_uid = counts.1.get(&uid).copied().unwrap_or(0);
         admission(counts.0, of_uid, uid, limits)?;
+        if !trusted {
+            crate::daemon::service::strangers::reserve_admission(counts.0, limits)?;
+        }
         counts.0 += 1;
         *counts.1.entry(uid).or_insert(0) += 1;
         Ok(Slot {
@@ -576,14 +584,35 @@ mod tests {
             ..Default::default()
         };
         let slots = Arc::new(ConnectionSlots::default());
-        let a = slots.admit(Some(1), &limits).unwrap();
-        assert!(slots.admit(Some(1), &limits).is_err());
+        let a = slots.admit(Some(1), true, &limits).unwrap();
+        assert!(slots.admit(Some(1), true, &limits).is_err());
         assert!(
-            slots.admit(Some(2), &limits).is_ok(),
+            slots.admit(Some(2), true, &limits).is_ok(),
             "other uids still get in"
         );
         drop(a);
-        assert!(slots.admit(Some(1), &limits).is_ok());
+        assert!(slots.admit(Some(1), true, &limits).is_ok());
+    }
+
+    #[test]
+    fn the_last_slots_are_kept_for_trusted_peers() {
+        let limits = LimitsConfig {
+            max_connections: 4,
+            reserved_connections: 2,
+            ..Default::default()
+        };
+        let slots = Arc::new(ConnectionSlots::default());
+        let _held: Vec<Slot> = (0..2)
+            .map(|_| slots.admit(Some(7), false, &limits).unwrap())
+            .collect();
+        let err = slots.admit(Some(8), false, &limits).err().expect("refused");
+        assert!(err.contains("kept for its owner"), "{err}");
+        let _owner = slots.admit(Some(0), true, &limits).unwrap();
+        let _owner_again = slots.admit(Some(0), true, &limits).unwrap();
+        assert!(
+            slots.admit(Some(0), true, &limits).is_err(),
+            "the total cap"
+        );
     }
 
     #[test]

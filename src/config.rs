@@ -363,6 +363,15 @@ pub struct LimitsConfig {
     pub max_connections: u32,
     /// Open connections of one uid.
     pub max_connections_per_uid: u32,
+    /// Open connections of one other uid that has not yet proven a paired device (or a run
+    /// token): past this its next connection is refused.
+    pub max_unauthenticated_per_uid: u32,
+    /// Connection slots only trusted peers (the owner, root) may take, so other users holding
+    /// every other slot never lock the owner out. At most half of `max_connections`.
+    pub reserved_connections: u32,
+    /// Device signatures checked per second for one other uid (`pairing.authenticate`);
+    /// past this it is told `busy` and when to retry.
+    pub auth_attempts_per_second: u32,
     /// How long another user's client has to prove its device before it is disconnected.
     pub handshake_timeout_ms: u64,
     /// How long a client may leave replies unread (its queue full) before it is disconnected.
@@ -385,6 +394,9 @@ impl Default for LimitsConfig {
             kill_grace_ms: 2_000,
             max_connections: 4096,
             max_connections_per_uid: 2048,
+            max_unauthenticated_per_uid: 8,
+            reserved_connections: 64,
+            auth_attempts_per_second: 20,
             handshake_timeout_ms: 10_000,
             stalled_reader_seconds: 60,
             max_attachments: 32,
@@ -673,6 +685,14 @@ impl Config {
             self.agents.contains_key(a) || a == self.default_agent_id()
         })
         .map_err(|(key, message)| invalid(key, message))?;
+        if self.limits.max_unauthenticated_per_uid == 0 || self.limits.auth_attempts_per_second == 0
+        {
+            return Err(invalid(
+                "limits.max_unauthenticated_per_uid".into(),
+                "max_unauthenticated_per_uid and auth_attempts_per_second must be at least 1"
+                    .into(),
+            ));
+        }
         if self.limits.max_frame_bytes < 1024 {
             return Err(invalid(
                 "limits.max_frame_bytes".into(),

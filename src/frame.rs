@@ -44,6 +44,12 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Changes the largest frame read from now on (a connection that authenticates is
+    /// allowed more than one that has not).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
             let available = self.inner.fill_buf().await?;

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::daemon::service::strangers::StrangerPass;
 use crate::daemon::service::{Caller, DeviceLink, PeerFacts, StreamItem};
 
 /// The write side of a connection, shared by request handlers and subscriptions. Bounded:
@@ -23,6 +24,10 @@ pub struct Outbound {
     /// Cancelled to drop the connection (here: when its reader stalls too long).
     close: CancellationToken,
     stall_limit: Duration,
+    /// Frames this connection queued, and (from the writer) frames written: their
+    /// difference is what `flushed` waits out.
+    queued: Arc<AtomicU64>,
+    written: watch::Receiver<u64>,
 }
 
 impl Outbound {
@@ -31,12 +36,26 @@ impl Outbound {
         buffered: Arc<AtomicI64>,
         close: CancellationToken,
         stall_limit: Duration,
+        written: watch::Receiver<u64>,
     ) -> Outbound {
         Outbound {
             tx,
             buffered,
             close,
             stall_limit,
+            queued: Arc::default(),
+            written,
+        }
+    }
+
+    /// Waits until every frame queued so far is written (false if the connection ends
+    /// first): a connection served one request at a time reads its next request only then.
+    pub async fn flushed(&self) -> bool {
+        let want = self.queued.load(Ordering::SeqCst);
+        let mut written = self.written.clone();
+        tokio::select! {
+            r = written.wait_for(|n| *n >= want) => r.is_ok(),
+            _ = self.close.cancelled() => false,
         }
     }
 
@@ -55,7 +74,9 @@ impl Outbound {
             },
             _ = self.close.cancelled() => false,
         };
-        if !sent {
+        if sent {
+            self.queued.fetch_add(1, Ordering::SeqCst);
+        } else {
             self.buffered.fetch_sub(1, Ordering::Relaxed);
         }
         sent
@@ -86,6 +107,8 @@ pub struct Conn {
     caller: Mutex<Caller>,
     /// Kept while a proven device is connected, so its revocation drops this connection.
     device_link: Mutex<Option<DeviceLink>>,
+    /// This connection's place among its uid's unauthenticated ones, until it authenticates.
+    stranger_pass: Mutex<Option<StrangerPass>>,
     subscriptions: Mutex<HashMap<String, (CancellationToken, watch::Receiver<bool>)>>,
     pub next_subscription: AtomicU64,
     /// Cancelled to drop the connection at once (revocation, handshake deadline, stalled
@@ -113,6 +136,7 @@ impl Conn {
             peer,
             caller: Mutex::new(caller),
             device_link: Mutex::default(),
+            stranger_pass: Mutex::default(),
             subscriptions: Mutex::default(),
             next_subscription: AtomicU64::new(1),
             closed: kill.child_token(),
@@ -129,7 +153,18 @@ impl Conn {
     }
 
     pub fn set_caller(&self, caller: Caller) {
+        let authenticated = !matches!(caller, Caller::Stranger { .. });
         *self.caller.lock().unwrap_or_else(|p| p.into_inner()) = caller;
+        if authenticated {
+            self.stranger_pass
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
+    }
+
+    pub fn hold_stranger_pass(&self, pass: Option<StrangerPass>) {
+        *self.stranger_pass.lock().unwrap_or_else(|p| p.into_inner()) = pass;
     }
 
     pub fn keep_device_link(&self, link: DeviceLink) {

@@ -3,7 +3,7 @@
 //! write replies and notifications through one writer task.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
@@ -38,6 +38,22 @@ pub async fn serve(
     shutdown: CancellationToken,
     max_frame: usize,
 ) {
+    // Another user's connection counts against its uid's unauthenticated cap until it
+    // authenticates; past the cap it is told why and closed.
+    let pass = match service.admit_connection(peer) {
+        Ok(pass) => pass,
+        Err(e) => {
+            let message = e.to_string();
+            let retry = match e {
+                crate::daemon::service::ServiceError::Busy { retry_after_ms, .. } => retry_after_ms,
+                _ => 1000,
+            };
+            let reply = encode(&Response::err(Id::Null, RpcError::busy(message, retry)));
+            let mut w: &Stream = &stream;
+            let _ = tokio::time::timeout(Duration::from_secs(1), write_frame(&mut w, &reply)).await;
+            return;
+        }
+    };
     let stream = Arc::new(stream);
     let limits = service.engine().config().limits;
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
@@ -46,6 +62,7 @@ pub async fn serve(
     let writer_buffered = buffered.clone();
     let kill = CancellationToken::new();
     let writer_kill = kill.clone();
+    let (written_tx, written_rx) = tokio::sync::watch::channel(0u64);
     let writer = tokio::spawn(async move {
         let mut w: &Stream = &write_half;
         loop {
@@ -59,6 +76,9 @@ pub async fn serve(
                 r = write_frame(&mut w, &bytes) => r.is_ok(),
                 _ = writer_kill.cancelled() => false,
             };
+            if written {
+                written_tx.send_modify(|n| *n += 1);
+            }
             if !written {
                 // The peer is gone (or dropped): its remaining replies have nowhere to go, and
                 // its pending calls need not run on.
@@ -76,8 +96,10 @@ pub async fn serve(
         buffered,
         kill.clone(),
         Duration::from_secs(limits.stalled_reader_seconds.max(1)),
+        written_rx,
     );
     let conn = Arc::new(Conn::new(out, peer, kill.clone()));
+    conn.hold_stranger_pass(pass);
     if !peer.trusted {
         // Another user's client must prove a paired device promptly, or make room.
         let (conn, deadline) = (
@@ -101,15 +123,38 @@ pub async fn serve(
     });
 
     let inflight = TaskTracker::new();
+    let in_flight = Arc::new(AtomicU64::new(0));
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut frames = FrameReader::new(BufReader::new(SharedRead(stream.clone())), max_frame);
     loop {
+        // Who the connection is decides how it is read: until it authenticates, one small
+        // request at a time (service/strangers.rs).
+        let rules = ctx.service.connection_rules(&conn.caller());
+        frames.set_limit(rules.max_frame);
+        if rules.one_at_a_time && !paced(&ctx, peer.uid, &shutdown).await {
+            break;
+        }
         let frame = tokio::select! {
             f = frames.next_frame() => f,
             _ = shutdown.cancelled() => break,
             _ = conn.kill.cancelled() => break,
         };
         match frame {
+            Ok(Some(Frame::Line(bytes))) if rules.one_at_a_time => {
+                let counted = unauthenticated_in_flight(&ctx, &in_flight);
+                let (reply, after) = handle_frame(&ctx, bytes, rules.batches).await;
+                let answered = match reply {
+                    Some(reply) => ctx.conn.out.send(reply).await && ctx.conn.out.flushed().await,
+                    None => true,
+                };
+                drop(counted);
+                if !answered {
+                    break;
+                }
+                for task in after {
+                    ctx.conn.tasks.spawn(task);
+                }
+            }
             Ok(Some(Frame::Line(bytes))) => {
                 let slot = tokio::select! {
                     s = slots.clone().acquire_owned() => s,
@@ -117,11 +162,13 @@ pub async fn serve(
                 };
                 let Ok(slot) = slot else { break };
                 let ctx = ctx.clone();
+                let counted = unauthenticated_in_flight(&ctx, &in_flight);
                 inflight.spawn(async move {
-                    let (reply, after) = handle_frame(&ctx, bytes).await;
+                    let (reply, after) = handle_frame(&ctx, bytes, rules.batches).await;
                     if let Some(reply) = reply {
                         let _ = ctx.conn.out.send(reply).await;
                     }
+                    drop(counted);
                     // Subscriptions this request opened start now: their reply is queued
                     // ahead of anything they send.
                     for task in after {
@@ -131,14 +178,18 @@ pub async fn serve(
                 });
             }
             Ok(Some(Frame::TooLarge { limit })) => {
-                let err = RpcError::app(
-                    ErrorKind::FrameTooLarge,
-                    format!(
-                        "a request larger than the limit of {limit} bytes was skipped; send less per request or raise [limits] max_frame_bytes in config.toml"
-                    ),
-                )
-                .with_data("limit", limit.into());
+                let message = crate::daemon::service::strangers::frame_too_large_message(
+                    limit,
+                    rules.close_on_oversize,
+                );
+                let err = RpcError::app(ErrorKind::FrameTooLarge, message)
+                    .with_data("limit", limit.into());
                 conn.out.send(encode(&Response::err(Id::Null, err))).await;
+                if rules.close_on_oversize {
+                    // The rest of the frame is not read: the writer sends the error, then
+                    // the connection closes.
+                    break;
+                }
             }
             Ok(None) => {
                 if peer_hung_up(&stream) {
@@ -178,6 +229,38 @@ pub async fn serve(
     }
 }
 
+/// Waits until `uid` may have its next unauthenticated request read (its pace is shared by
+/// all its connections); false if the connection or the daemon ends first.
+async fn paced(ctx: &Ctx, uid: Option<u32>, shutdown: &CancellationToken) -> bool {
+    while let Some(pause) = ctx.service.unauthenticated_pause(uid) {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.cancelled() => return false,
+            _ = ctx.conn.kill.cancelled() => return false,
+        }
+    }
+    true
+}
+
+/// Counts a request of an unauthenticated connection from when it is read until its answer
+/// is written (for `daemon.status`); nothing for an authenticated one.
+fn unauthenticated_in_flight(ctx: &Ctx, count: &Arc<AtomicU64>) -> Option<InFlight> {
+    if !matches!(ctx.caller(), Caller::Stranger { .. }) {
+        return None;
+    }
+    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+    ctx.service.note_unauthenticated_in_flight(n);
+    Some(InFlight(count.clone()))
+}
+
+struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn encode(r: &Response) -> Vec<u8> {
     serde_json::to_vec(r).unwrap_or_else(|_| {
         br#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"could not encode the reply"},"id":null}"#.to_vec()
@@ -202,7 +285,11 @@ fn peer_hung_up(stream: &Stream) -> bool {
 /// One frame: a request, a notification or a batch. The reply (`None` when nothing is to be
 /// sent back) and what to start once it is queued. Takes the bytes by value: they are
 /// dropped once parsed, so a long call does not keep its (possibly padded) request in memory.
-async fn handle_frame(ctx: &Arc<Ctx>, bytes: Vec<u8>) -> (Option<Vec<u8>>, Vec<AfterReply>) {
+async fn handle_frame(
+    ctx: &Arc<Ctx>,
+    bytes: Vec<u8>,
+    batches: bool,
+) -> (Option<Vec<u8>>, Vec<AfterReply>) {
     let parsed = serde_json::from_slice::<Value>(&bytes);
     drop(bytes);
     let value: Value = match parsed {
@@ -219,6 +306,13 @@ async fn handle_frame(ctx: &Arc<Ctx>, bytes: Vec<u8>) -> (Option<Vec<u8>>, Vec<A
             Some(encode(&Response::err(
                 Id::Null,
                 RpcError::invalid_request("an empty batch is not a valid request"),
+            ))),
+            Vec::new(),
+        ),
+        Value::Array(_) if !batches => (
+            Some(encode(&Response::err(
+                Id::Null,
+                RpcError::invalid_request(crate::daemon::service::strangers::BATCH_REFUSED),
             ))),
             Vec::new(),
         ),
@@ -304,13 +398,20 @@ async fn handle_request(ctx: &Arc<Ctx>, value: Value) -> (Option<Response>, Opti
     // On its own task, so that a bug in one handler answers -32603 instead of hanging.
     let task_ctx = ctx.clone();
     tracing::debug!(method = %method, "request");
-    let handler = tokio::spawn(async move { dispatch(&task_ctx, &method, params).await });
+    let stranger = matches!(ctx.caller(), Caller::Stranger { .. });
+    let mut handler = tokio::spawn(async move { dispatch(&task_ctx, &method, params).await });
     let joined = tokio::select! {
-        j = handler => j,
-        // The peer is gone: nobody to answer, and its connection need not wait. The call
-        // itself is not aborted (a submit half-way would leave its session's queue waiting
-        // for it): it finishes on its own, holding nothing but memory.
-        _ = ctx.conn.kill.cancelled() => return (None, None),
+        j = &mut handler => j,
+        // The peer is gone: nobody to answer, and its connection need not wait. A trusted
+        // call is not aborted (a submit half-way would leave its session's queue waiting
+        // for it): it finishes on its own, holding nothing but memory. A stranger's (hello,
+        // a signature check) can do nothing of the kind, and stops with its connection.
+        _ = ctx.conn.kill.cancelled() => {
+            if stranger {
+                handler.abort();
+            }
+            return (None, None);
+        }
     };
     let (result, then) = match joined {
         Ok(answer) => (answer.result, answer.then),

@@ -87,6 +87,10 @@ impl SessionService {
             config_loaded_at: Some(rfc3339_ms(d.config_loaded_at_ms.load(Ordering::Relaxed))),
             http_listen: None,
             log_lines_lost: crate::daemon::log_writer::lines_lost(),
+            unauthenticated: crate::protocol::UnauthenticatedStatus {
+                connections: self.strangers.open(),
+                in_flight_peak: self.strangers.in_flight_peak(),
+            },
         })
     }
 

@@ -13,7 +13,8 @@
 //! - `admin.rs`: `hello`, status, agents, shutdown;
 //! - `tools.rs`: the session tools of a run, executed in-process;
 //! - `ping_pong.rs`: the agent-to-agent reply-back after a run's `sessions_send`;
-//! - `policy.rs`: the policies as pure functions.
+//! - `policy.rs`: the policies as pure functions;
+//! - `strangers.rs`: what a connection may do before it is trusted or authenticated.
 
 mod admin;
 mod caller;
@@ -28,6 +29,7 @@ pub mod policy;
 mod read;
 mod send;
 mod spawn;
+pub mod strangers;
 mod tool_list;
 mod tools;
 
@@ -128,6 +130,7 @@ pub struct SessionService {
     pub daemon: Arc<DaemonInfo>,
     devices: DeviceLinks,
     exchanges: Arc<ping_pong::Exchanges>,
+    strangers: Arc<strangers::Strangers>,
     this: Weak<SessionService>,
 }
 
@@ -138,6 +141,7 @@ impl SessionService {
             daemon,
             devices: DeviceLinks::default(),
             exchanges: Arc::default(),
+            strangers: Arc::default(),
             this: this.clone(),
         });
         let host: Weak<dyn crate::daemon::engine::ToolHost> = service.this.clone();
@@ -147,6 +151,39 @@ impl SessionService {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Admits a connection from `peer`: a trusted peer needs nothing; another user's is
+    /// counted among its uid's unauthenticated connections (the pass gives its place back
+    /// when it authenticates or closes), or refused `busy` past the cap.
+    pub fn admit_connection(&self, peer: PeerFacts) -> Result<Option<strangers::StrangerPass>> {
+        if peer.trusted {
+            return Ok(None);
+        }
+        let cap = self.engine.config().limits.max_unauthenticated_per_uid;
+        self.strangers
+            .admit(peer.uid, cap)
+            .map(Some)
+            .map_err(|message| ServiceError::Busy {
+                message,
+                retry_after_ms: 1000,
+            })
+    }
+
+    /// How a transport serves a connection speaking for `caller` now.
+    pub fn connection_rules(&self, caller: &Caller) -> strangers::ConnectionRules {
+        strangers::connection_rules(caller, &self.engine.config().limits)
+    }
+
+    /// Before an unauthenticated connection of `uid` reads its next request: how long to
+    /// wait first, if its uid is past its pace.
+    pub fn unauthenticated_pause(&self, uid: Option<u32>) -> Option<Duration> {
+        self.strangers.pace(uid, Instant::now()).err()
+    }
+
+    /// Records how many requests an unauthenticated connection had in flight.
+    pub fn note_unauthenticated_in_flight(&self, n: u64) {
+        self.strangers.note_in_flight(n);
     }
 
     /// The caller a run token stands for, while its run is active.

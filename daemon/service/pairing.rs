@@ -41,6 +41,14 @@ impl SessionService {
                 "the kernel did not say who this client is",
             ));
         };
+        if !matches!(caller, Caller::Operator | Caller::Run(_)) {
+            // Checking a signature costs the daemon far more than sending one costs the
+            // peer: another user gets a few a second.
+            let rate = self.engine.config().limits.auth_attempts_per_second;
+            self.strangers
+                .check_allowed(Some(uid), rate, std::time::Instant::now())
+                .map_err(|wait| super::strangers::checks_exhausted(Some(uid), rate, wait))?;
+        }
         let socket = self.daemon.paths.socket.display().to_string();
         let proof = Proof {
             nonce,

@@ -672,6 +672,20 @@ pub struct DaemonStatus {
     /// dropped because the log could not keep up.
     #[serde(default)]
     pub log_lines_lost: u64,
+    /// Connections of other users that have not proven a paired device (or a run token).
+    #[serde(default)]
+    pub unauthenticated: UnauthenticatedStatus,
+}
+
+/// What connections not yet trusted or authenticated hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnauthenticatedStatus {
+    /// Open now.
+    pub connections: u32,
+    /// The most requests one such connection had in flight at once since start-up (they are
+    /// served one at a time: 1 once any was served).
+    pub in_flight_peak: u64,
 }
 
 /// `daemon.shutdown`: stop now (runs are interrupted), or with `drain` stop taking work and

@@ -156,6 +156,7 @@ mod tests {
             config_loaded_at: None,
             http_listen: None,
             log_lines_lost: 0,
+            unauthenticated: Default::default(),
         };
         let expected = "\
 pid          42
