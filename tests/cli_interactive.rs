@@ -292,7 +292,10 @@ fn bash_completes_session_keys_and_agent_ids_from_the_daemon() {
 #[test]
 fn daemon_logs_prints_the_log_and_follows_it() {
     let d = Daemon::start();
-    let log = d.home_path().join("data").join("openclawd.log");
+    // The file the daemon's stderr is open on, as it says itself (here the harness's log).
+    let status = d.json(&["daemon", "status"]);
+    let log = std::path::PathBuf::from(status["logFile"].as_str().expect("logFile"));
+    assert_eq!(log, d.log_path(), "{status}");
     std::fs::write(&log, "first line\nsecond line\n").expect("write log");
     assert_eq!(ok(&d, &["daemon", "logs"]), "first line\nsecond line");
     assert_eq!(ok(&d, &["daemon", "logs", "-n", "1"]), "second line");

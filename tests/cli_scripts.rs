@@ -318,6 +318,14 @@ fn subscribe_to_a_run_exits_when_it_ends() {
     let mut cmd = d.cli();
     cmd.args(["sessions", "subscribe", "--run", &run, "--json"]);
     let mut sub = common::LineChild::spawn(&mut cmd, "subscribe --run");
+    // Released only once the subscription is in place, or the run could end before it.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(CALL_SECS);
+    while json(&d, &["daemon", "status"])["subscriptions"].as_u64() < Some(1) {
+        assert!(
+            std::time::Instant::now() < end,
+            "the subscription never started"
+        );
+    }
     agent.release();
     let (status, lines, err) = sub.finish(CALL_SECS);
     assert_eq!(status.code(), Some(0), "{err}");

@@ -166,6 +166,11 @@ fn one_uid_holds_only_a_few_unauthenticated_connections() {
         })
         .collect();
     let mut ninth = nobody(&d);
+    // The socket serves HTTP too: a connection is admitted as JSON-RPC once its first bytes
+    // say so.
+    ninth.send_line(
+        &json!({"jsonrpc": "2.0", "id": 9, "method": "hello", "params": {}}).to_string(),
+    );
     let r = first_frame(&mut ninth, "nobody's 9th unauthenticated connection");
     assert_eq!(r["error"]["data"]["kind"], "busy", "{r}");
     assert!(r["error"]["data"]["retryAfterMs"].is_u64(), "{r}");
