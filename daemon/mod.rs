@@ -15,4 +15,5 @@ pub mod notify;
 pub mod rpc;
 pub mod server;
 pub mod service;
+pub mod socket_watch;
 pub mod store;

@@ -95,7 +95,7 @@ pub async fn run(
         .await
         .context("queueing runs left from the last start")?;
 
-    let listener = match launch.activated.take() {
+    let mut listener = match launch.activated.take() {
         // systemd made the socket (its path, mode and group are the .socket unit's) and keeps
         // it: it stays in place when we stop, so the next connection starts us again.
         Some(fd) => activated_listener(fd, &paths.socket)?,
@@ -125,9 +125,22 @@ pub async fn run(
     }
     let slots = Arc::new(ConnectionSlots::default());
     let mut backoff = AcceptBackoff::default();
+    let socket_gone = crate::daemon::socket_watch::watch(&paths.socket).unwrap_or_else(|e| {
+        tracing::warn!(
+            "cannot watch {} for deletion ({e}); a deleted socket will not be made again",
+            paths.socket.display()
+        );
+        Arc::new(tokio::sync::Notify::new())
+    });
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
+            _ = socket_gone.notified() => {
+                if !paths.socket.exists() {
+                    listener = rebind(listener, &paths.socket, &config);
+                }
+                continue;
+            }
             _ = shutdown.cancelled() => break,
         };
         let stream = match accepted {
@@ -191,6 +204,28 @@ pub async fn run(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// The socket file was deleted under us: bind the path again, so clients reach this daemon
+/// instead of starting another. The old listener must not remove the new file as it goes.
+fn rebind(mut old: Listener, socket: &Path, config: &Config) -> Listener {
+    match bind_listener(socket, config) {
+        Ok(new) => {
+            old.do_not_reclaim_name_on_drop();
+            tracing::warn!(
+                "{} was deleted while the daemon ran; listening there again",
+                socket.display()
+            );
+            new
+        }
+        Err(e) => {
+            tracing::warn!(
+                "{} was deleted and cannot be made again ({e:#}); restart the daemon with `openclaw daemon restart`",
+                socket.display()
+            );
+            old
+        }
+    }
 }
 
 /// Binds the socket at `socket` with the mode and group the config asks for.

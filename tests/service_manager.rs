@@ -221,3 +221,30 @@ fn status_says_an_autostarted_daemon_was_started_on_demand_and_where_it_logs() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(wait_pid_gone(pid, SECS));
 }
+
+#[test]
+fn a_socket_deleted_under_the_daemon_is_made_again() {
+    let d = common::Daemon::start();
+    let pid = d.pid();
+    std::fs::remove_file(d.socket()).expect("delete the socket");
+    // The daemon binds the path again on its own; the first status after that reaches it.
+    let end = Instant::now() + Duration::from_secs(SECS);
+    let status = loop {
+        let out = d.run(&["daemon", "status", "--json"]);
+        if out.status.success() {
+            break serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("json");
+        }
+        assert!(
+            Instant::now() < end,
+            "the socket was not made again: {}",
+            stderr(&out)
+        );
+        std::thread::yield_now();
+    };
+    assert_eq!(status["pid"], pid, "the same daemon answers");
+    let key = d.ok(&["sessions", "spawn", "--task", "still here"]);
+    let reply = d.ok(&["sessions", "wait", "--session", &key]);
+    assert!(reply.contains("still here"), "{reply}");
+    let log = std::fs::read_to_string(d.log_path()).unwrap_or_default();
+    assert!(log.contains("listening there again"), "{log}");
+}
