@@ -116,6 +116,14 @@ pub async fn run(
     spawn_signal_handler(shutdown.clone())?;
     spawn_reload_on_hangup(service.clone(), shutdown.clone())?;
     tokio::spawn(engine.clone().run_archiver(shutdown.clone()));
+    // Watched before anyone is told the socket is there, so no deletion goes unseen.
+    let socket_gone = crate::daemon::socket_watch::watch(&paths.socket).unwrap_or_else(|e| {
+        tracing::warn!(
+            "cannot watch {} for deletion ({e}); a deleted socket will not be made again",
+            paths.socket.display()
+        );
+        Arc::new(tokio::sync::Notify::new())
+    });
     launch.tell_ready();
     tracing::info!(socket = %paths.socket.display(), "listening");
 
@@ -125,13 +133,6 @@ pub async fn run(
     }
     let slots = Arc::new(ConnectionSlots::default());
     let mut backoff = AcceptBackoff::default();
-    let socket_gone = crate::daemon::socket_watch::watch(&paths.socket).unwrap_or_else(|e| {
-        tracing::warn!(
-            "cannot watch {} for deletion ({e}); a deleted socket will not be made again",
-            paths.socket.display()
-        );
-        Arc::new(tokio::sync::Notify::new())
-    });
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::{
     BlockingAgent, Daemon, OPENCLAW, OPENCLAWD, describe, output_within, stderr, stdout,
@@ -185,13 +185,27 @@ fn stop_drain_lets_the_running_run_finish() {
     );
     let run = spawned["runId"].as_str().unwrap().to_string();
     agent.wait_started();
-    let mut cmd = d.cli();
-    cmd.args(["daemon", "stop", "--drain", "--timeout", "60"]);
+    // Its note (stderr, read as lines here) says the daemon took the drain; only then may the
+    // run finish, or the stop could come after it.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "exec \"$0\" daemon stop --drain --timeout 60 2>&1",
+        OPENCLAW,
+    ])
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .env("HOME", d.home_path())
+    .env("OPENCLAW_HOME", d.home_path())
+    .env("OPENCLAW_NO_AUTOSTART", "1")
+    .stdin(std::process::Stdio::null());
     let mut stop = common::LineChild::spawn(&mut cmd, "daemon stop --drain");
+    stop.wait_line(CALL_SECS, |l| {
+        l.contains("once the running run has finished")
+    });
     agent.release();
     let (status, _, err) = stop.finish(CALL_SECS * 3);
     assert_eq!(status.code(), Some(0), "{err}");
-    assert!(err.contains("once the running run has finished"), "{err}");
     assert!(d.stop().is_some());
     d.spawn_daemon().unwrap();
     let result = json(&d, &["sessions", "wait", &run]);
