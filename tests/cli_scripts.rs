@@ -5,32 +5,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use common::cli::{CALL_SECS, exit, json, ok};
 use common::{BlockingAgent, Daemon, OPENCLAW, describe, output_within, stderr, stdout};
 use serde_json::Value;
-
-const CALL_SECS: u64 = 20;
-
-fn run(d: &Daemon, args: &[&str]) -> Output {
-    output_within(d.cli().args(args), CALL_SECS, &args.join(" "))
-}
-
-fn exit(d: &Daemon, args: &[&str], code: i32) -> Output {
-    let out = run(d, args);
-    assert_eq!(out.status.code(), Some(code), "{}", describe(args, &out));
-    out
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    stdout(&exit(d, args, 0)).trim_end().to_string()
-}
-
-fn json(d: &Daemon, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    serde_json::from_str(&ok(d, &all)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
 
 fn session_count(d: &Daemon) -> usize {
     json(d, &["sessions", "list", "--all"])["sessions"]

@@ -1,40 +1,16 @@
 //! Managing the daemon from the CLI (issue 14 items 3 and 20, issue 13, issue 15 item 5):
-//! stop says what it interrupts, restart, systemd user units, and the commands whose daemon
-//! side is still to come (reload, drain, http token, reading one large message whole),
-//! ignored with the reason until it is.
+//! stop says what it interrupts, restart, systemd user units, reload, a drained stop, the
+//! HTTP token, and reading one large message whole.
 
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::cli::{CALL_SECS, exit, json, ok};
 use common::{
-    BlockingAgent, Daemon, OPENCLAW, OPENCLAWD, describe, output_within, stderr, stdout,
-    wait_pid_gone,
+    BlockingAgent, Daemon, OPENCLAW, OPENCLAWD, output_within, stderr, stdout, wait_pid_gone,
 };
-use serde_json::Value;
-
-const CALL_SECS: u64 = 20;
-
-fn run(d: &Daemon, args: &[&str]) -> Output {
-    output_within(d.cli().args(args), CALL_SECS, &args.join(" "))
-}
-
-fn exit(d: &Daemon, args: &[&str], code: i32) -> Output {
-    let out = run(d, args);
-    assert_eq!(out.status.code(), Some(code), "{}", describe(args, &out));
-    out
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    stdout(&exit(d, args, 0)).trim_end().to_string()
-}
-
-fn json(d: &Daemon, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    serde_json::from_str(&ok(d, &all)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
 
 fn daemon_pid(d: &Daemon) -> u32 {
     json(d, &["daemon", "status"])["pid"].as_u64().unwrap() as u32

@@ -2,6 +2,7 @@
 //! driven through the real `openclaw` binary or a raw socket client.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod openai_server;
 
 use std::io::Read;
