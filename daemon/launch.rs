@@ -166,10 +166,7 @@ fn is_listening_unix_socket(fd: i32) -> bool {
 /// Where stderr goes when it is a file (a daemon started by `openclaw` logs to
 /// `data/openclawd.log`); a terminal, pipe or journal is no file to show.
 fn stderr_log_file() -> Option<PathBuf> {
-    use std::os::unix::fs::FileTypeExt;
-    let meta = std::fs::metadata("/proc/self/fd/2").ok()?;
-    let ft = meta.file_type();
-    if !ft.is_file() || ft.is_fifo() || ft.is_socket() {
+    if !std::fs::metadata("/proc/self/fd/2").ok()?.is_file() {
         return None;
     }
     std::fs::read_link("/proc/self/fd/2").ok()

@@ -96,7 +96,7 @@ pub fn connect(paths: &Paths, autostart: Autostart, notice: bool) -> Result<Conn
 
 /// Whom to accept at the socket: this user or root, and the daemon this device paired with
 /// there, if it did.
-fn expected_daemon(paths: &Paths) -> Result<Expected, Failure> {
+pub fn expected_daemon(paths: &Paths) -> Result<Expected, Failure> {
     let mut expected = paths.expected_daemon();
     let key_dir = key_dir(paths);
     // Only a device that paired somewhere has the file; the owner's commands read nothing.

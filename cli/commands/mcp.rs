@@ -64,21 +64,30 @@ struct CliLink {
 }
 
 impl DaemonLink for CliLink {
-    /// What every command does first (start the daemon on demand, check that the socket's
-    /// owner is who it should be) on a blocking thread; then the async connection the MCP
-    /// server needs, presenting the run's token as every command does.
+    /// A checked connection (socket directory and peer, as every command checks them); when
+    /// no daemon runs, the blocking start every command uses starts one first. The run's
+    /// token is presented as every command presents it.
     fn connect(&self) -> BoxFuture<'_, Result<Box<dyn DaemonConnection>, LinkError>> {
         Box::pin(async move {
-            let (paths, autostart) = (self.paths.clone(), self.autostart);
-            let checked = tokio::task::spawn_blocking(move || {
-                autostart::connect(&paths, autostart, false).map(drop)
-            })
-            .await
-            .map_err(|e| LinkError::Unavailable(format!("cannot reach the daemon: {e}")))?;
-            checked.map_err(link_error)?;
-            let client = openclaw::Client::connect(&self.paths.socket)
+            let expected = autostart::expected_daemon(&self.paths).map_err(link_error)?;
+            let client = match openclaw::Client::connect_checked(&self.paths.socket, &expected)
                 .await
-                .map_err(|e| LinkError::Unavailable(e.to_string()))?;
+            {
+                Ok(client) => client,
+                Err(e) if e.is_unreachable() && self.autostart == Autostart::Allowed => {
+                    let (paths, autostart) = (self.paths.clone(), self.autostart);
+                    tokio::task::spawn_blocking(move || {
+                        autostart::connect(&paths, autostart, false).map(drop)
+                    })
+                    .await
+                    .map_err(|e| LinkError::Unavailable(format!("cannot start the daemon: {e}")))?
+                    .map_err(link_error)?;
+                    openclaw::Client::connect_checked(&self.paths.socket, &expected)
+                        .await
+                        .map_err(client_error)?
+                }
+                Err(e) => return Err(client_error(e)),
+            };
             if let Some(token) = std::env::var_os("OPENCLAW_RUN_TOKEN").filter(|t| !t.is_empty()) {
                 let hello = HelloParams {
                     client: Some(format!("openclaw mcp {}", openclaw::VERSION)),
@@ -87,13 +96,17 @@ impl DaemonLink for CliLink {
                 client
                     .call_value(methods::HELLO, &hello)
                     .await
-                    .map_err(|e| match e {
-                        openclaw::ClientError::Rpc(e) => LinkError::Rpc(e),
-                        other => LinkError::Unavailable(other.to_string()),
-                    })?;
+                    .map_err(client_error)?;
             }
             Ok(Box::new(client) as Box<dyn DaemonConnection>)
         })
+    }
+}
+
+fn client_error(e: openclaw::ClientError) -> LinkError {
+    match e {
+        openclaw::ClientError::Rpc(e) => LinkError::Rpc(e),
+        other => LinkError::Unavailable(other.to_string()),
     }
 }
 

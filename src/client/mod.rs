@@ -111,6 +111,38 @@ impl Client {
         Ok(Client::from_stream(stream))
     }
 
+    /// Connects to `socket` only if its directory and the process listening there are what
+    /// `expected` accepts, as [`blocking::Client::connect_checked`] does; otherwise
+    /// [`ClientError::Untrusted`], before a byte is sent.
+    pub async fn connect_checked(
+        socket: &Path,
+        expected: &trust::Expected,
+    ) -> Result<Client, ClientError> {
+        let dir_owner = trust::check_directory(socket, expected)?;
+        let client = Client::connect(socket).await?;
+        let unknown = |error: String| trust::Untrusted::Unknown {
+            socket: socket.to_path_buf(),
+            error,
+        };
+        let creds = {
+            use interprocess::local_socket::traits::StreamCommon;
+            client
+                .stream
+                .peer_creds()
+                .map_err(|e| unknown(e.to_string()))?
+        };
+        let peer = match (creds.euid(), creds.egid()) {
+            (Some(uid), Some(gid)) => trust::PeerCredentials {
+                pid: creds.pid().map_or(0, |p| p as u32),
+                uid,
+                gid,
+            },
+            _ => return Err(unknown("the peer's uid is not known".into()).into()),
+        };
+        trust::judge_peer(socket, peer, dir_owner, expected)?;
+        Ok(client)
+    }
+
     fn from_stream(stream: Stream) -> Client {
         let stream = Arc::new(stream);
         let pending: Pending = Arc::default();
