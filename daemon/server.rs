@@ -172,6 +172,16 @@ pub async fn run(
                 continue;
             }
         };
+        // Another user's connection counts against its uid's unauthenticated cap from its
+        // first moment, before it says which protocol it speaks: a silent connection must
+        // not hold a place the cap would refuse.
+        let pass = match service.admit_connection(peer) {
+            Ok(pass) => pass,
+            Err(refusal) => {
+                tokio::spawn(refuse(stream, refusal.to_string()));
+                continue;
+            }
+        };
         let (service, daemon, stop) = (service.clone(), daemon.clone(), shutdown.clone());
         let http = http.clone();
         daemon.connections.fetch_add(1, Ordering::Relaxed);
@@ -186,12 +196,18 @@ pub async fn run(
                         stream,
                         service,
                         peer,
+                        pass,
                         stop,
                         limits.max_frame_bytes,
                     )
                     .await
                 }
-                Protocol::Http => http.serve_unix(stream, peer).await,
+                // HTTP on the socket never authenticates (another uid stays a stranger), so
+                // its place is held for the whole connection.
+                Protocol::Http => {
+                    http.serve_unix(stream, peer).await;
+                    drop(pass);
+                }
                 Protocol::Closed => {}
             }
             daemon.connections.fetch_sub(1, Ordering::Relaxed);

@@ -40,6 +40,16 @@ fn first_frame(c: &mut RawConn, what: &str) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {line}"))
 }
 
+/// A new connection's `hello` answer, or the refusal it was sent on connecting (which may
+/// close it before the `hello` is written).
+fn hello_or_refusal(d: &Daemon, id: u64) -> Value {
+    use std::io::Write;
+    let mut c = nobody(d);
+    let line = json!({"jsonrpc": "2.0", "id": id, "method": "hello", "params": {}});
+    let _ = c.stream.write_all(format!("{line}\n").as_bytes());
+    first_frame(&mut c, "a new connection of nobody")
+}
+
 fn message(v: &Value) -> &str {
     v["error"]["message"].as_str().unwrap_or_default()
 }
@@ -166,11 +176,6 @@ fn one_uid_holds_only_a_few_unauthenticated_connections() {
         })
         .collect();
     let mut ninth = nobody(&d);
-    // The socket serves HTTP too: a connection is admitted as JSON-RPC once its first bytes
-    // say so.
-    ninth.send_line(
-        &json!({"jsonrpc": "2.0", "id": 9, "method": "hello", "params": {}}).to_string(),
-    );
     let r = first_frame(&mut ninth, "nobody's 9th unauthenticated connection");
     assert_eq!(r["error"]["data"]["kind"], "busy", "{r}");
     assert!(r["error"]["data"]["retryAfterMs"].is_u64(), "{r}");
@@ -186,19 +191,54 @@ fn one_uid_holds_only_a_few_unauthenticated_connections() {
     owner_spawns(&d, "while nobody holds its cap");
     // Closing one gives its place back.
     drop(held.pop());
-    let mut again = nobody(&d);
     let admitted = (0..50).any(|i| {
-        let r = again.call(100 + i, "hello", json!({}));
+        let r = hello_or_refusal(&d, 100 + i);
         if r["result"].is_object() {
             return true;
         }
         // The close may not have reached the daemon yet: told busy, try a new connection.
         assert_eq!(r["error"]["data"]["kind"], "busy", "{r}");
-        again = nobody(&d);
         false
     });
     assert!(admitted, "a closed connection's place is given back");
     drop(held);
+}
+
+#[test]
+fn silent_connections_count_against_the_cap_before_they_speak() {
+    // The socket serves JSON-RPC and HTTP, told apart by the first bytes; a connection that
+    // says nothing must still take its place in the count (the handshake time is a minute
+    // here, so a refusal that waited for the first bytes would never come in time).
+    let Some(d) = open_daemon("silent connections", "max_unauthenticated_per_uid = 3\n") else {
+        return;
+    };
+    let silent: Vec<RawConn> = (0..3).map(|_| nobody(&d)).collect();
+    let mut fourth = nobody(&d);
+    let r = first_frame(&mut fourth, "nobody's 4th connection, silent");
+    assert_eq!(r["error"]["data"]["kind"], "busy", "{r}");
+    assert!(
+        message(&r).contains("uid 65534 already has 3 connections that have not authenticated"),
+        "the refusal names the uid and the count: {r}"
+    );
+    assert!(
+        wait_peer_closed(&fourth.stream, Duration::from_secs(10)),
+        "the refused connection is closed"
+    );
+    owner_spawns(&d, "while nobody holds its cap with silent connections");
+    // A silent connection that goes gives its place back.
+    drop(silent);
+    let admitted = (0..50).any(|i| {
+        let r = hello_or_refusal(&d, i);
+        if r["result"].is_object() {
+            return true;
+        }
+        assert_eq!(r["error"]["data"]["kind"], "busy", "{r}");
+        false
+    });
+    assert!(
+        admitted,
+        "the closed silent connections' places are given back"
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::conn::{Conn, Outbound};
 use super::{AfterReply, Ctx, dispatch};
 use crate::client::SharedRead;
+use crate::daemon::service::strangers::StrangerPass;
 use crate::daemon::service::{Caller, PeerFacts, SessionService};
 use crate::frame::{Frame, FrameReader, write_frame};
 use crate::protocol::{ErrorKind, Id, Response, RpcError};
@@ -35,25 +36,12 @@ pub async fn serve(
     stream: Stream,
     service: Arc<SessionService>,
     peer: PeerFacts,
+    // Another user's place in its uid's unauthenticated count (taken when it connected),
+    // given back once it authenticates or closes.
+    pass: Option<StrangerPass>,
     shutdown: CancellationToken,
     max_frame: usize,
 ) {
-    // Another user's connection counts against its uid's unauthenticated cap until it
-    // authenticates; past the cap it is told why and closed.
-    let pass = match service.admit_connection(peer) {
-        Ok(pass) => pass,
-        Err(e) => {
-            let message = e.to_string();
-            let retry = match e {
-                crate::daemon::service::ServiceError::Busy { retry_after_ms, .. } => retry_after_ms,
-                _ => 1000,
-            };
-            let reply = encode(&Response::err(Id::Null, RpcError::busy(message, retry)));
-            let mut w: &Stream = &stream;
-            let _ = tokio::time::timeout(Duration::from_secs(1), write_frame(&mut w, &reply)).await;
-            return;
-        }
-    };
     let stream = Arc::new(stream);
     let limits = service.engine().config().limits;
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
