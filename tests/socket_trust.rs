@@ -247,3 +247,93 @@ fn autostart_will_not_start_a_daemon_in_a_directory_someone_else_owns() {
 fn stdout_has_key(out: &std::process::Output) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("forged")
 }
+
+/// `openclaw mcp` checks the socket as every command does: a tool call behind an impostor's
+/// socket fails with the reason, and the impostor hears nothing (not even the handshake).
+#[test]
+fn openclaw_mcp_refuses_an_impostor_socket_per_call_and_sends_it_nothing() {
+    use std::io::{BufRead, Write};
+    require_nobody_and_python!("openclaw_mcp_refuses_an_impostor_socket_per_call");
+    let base = scratch();
+    let theirs = base.path().join("theirs");
+    nobodys_dir(&theirs);
+    let planted = theirs.join("s.sock");
+    let impostor = Impostor::listen(&planted);
+    let home = base.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = home.join("openclaw.sock");
+    std::fs::rename(&planted, &socket).unwrap();
+
+    let mut cmd = Command::new(OPENCLAW);
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("OPENCLAW_HOME", &home)
+        .env("OPENCLAW_NO_AUTOSTART", "1")
+        .arg("mcp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("start openclaw mcp");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // `id`: the answer to wait for; `None` for a notification (nothing comes back).
+    let mut answer = |line: &str, id: Option<u64>| -> serde_json::Value {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to openclaw mcp");
+        let Some(id) = id else {
+            return serde_json::Value::Null;
+        };
+        loop {
+            let got = lines
+                .recv_timeout(std::time::Duration::from_secs(CALL_SECS))
+                .unwrap_or_else(|e| panic!("no answer to {line}: {e}"));
+            let v: serde_json::Value =
+                serde_json::from_str(&got).unwrap_or_else(|e| panic!("{e}: {got}"));
+            if v["id"] == id {
+                return v;
+            }
+        }
+    };
+    let init = answer(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#,
+        Some(1),
+    );
+    assert!(init["result"].is_object(), "{init}");
+    answer(
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        None,
+    );
+    let call = answer(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sessions_spawn","arguments":{"task":"the secret plan"}}}"#,
+        Some(2),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let result = &call["result"];
+    assert_eq!(result["isError"], true, "{call}");
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&socket.display().to_string()) && text.contains("uid 65534"),
+        "the tool result names the socket and who is behind it: {call}"
+    );
+    assert!(!text.contains("forged"), "no forged key: {call}");
+    assert_eq!(
+        impostor.received(&socket),
+        0,
+        "nothing reached the impostor"
+    );
+}
