@@ -6,10 +6,11 @@ mod common;
 #[path = "mcp/support.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::mcp::RawMcp;
 use common::*;
 use openclaw::tools::{AgentRuntime, ToolScope, session_tools};
 use serde_json::{Value, json};
@@ -259,70 +260,10 @@ fn the_official_sdk_client_lists_calls_errs_and_cancels() {
     d.ok(&["sessions", "kill", &slow_key]);
 }
 
-/// `openclaw mcp` on raw pipes, one line at a time.
-struct RawMcp {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl RawMcp {
-    fn start(d: &Daemon) -> RawMcp {
-        let mut child = d
-            .cli()
-            .arg("mcp")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start openclaw mcp");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        RawMcp {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        self.stdin
-            .as_mut()
-            .expect("stdin open")
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write to openclaw mcp");
-    }
-
-    fn answer(&mut self, line: &str) -> Value {
-        self.send(line);
-        let got = self
-            .lines
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("no answer to {line}: {e}"));
-        serde_json::from_str(&got).unwrap_or_else(|e| panic!("{e}: {got}"))
-    }
-}
-
-impl Drop for RawMcp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn bad_input_is_answered_per_the_protocol_and_the_server_keeps_serving() {
     let d = Daemon::start();
-    let mut mcp = RawMcp::start(&d);
+    let mut mcp = RawMcp::spawn(d.cli().arg("mcp"));
     let init = mcp.answer(
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#,
     );

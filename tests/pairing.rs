@@ -10,6 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use common::mcp::RawMcp;
 use common::{
     Daemon, LineChild, NOBODY_UID, RawConn, connect_as_nobody, json_stdout, nobody_command,
     nobody_unavailable, open_home_to_others, openclaw_for_nobody, output_within, stderr, stdout,
@@ -356,6 +357,49 @@ fn unpaired_user_is_told_the_approve_command_then_works_and_sees_only_its_own() 
         !d.home_path().join(KEY_FILE).exists(),
         "the owner's CLI created a device key it does not need ({})",
         d.home_path().join(KEY_FILE).display()
+    );
+}
+
+#[test]
+fn openclaw_mcp_proves_this_device_and_acts_as_it() {
+    require_nobody!("openclaw_mcp_proves_this_device_and_acts_as_it");
+    let d = open_daemon();
+    let other = Other::new(&d, "nobody's MCP client");
+    let mut mcp = RawMcp::spawn(&mut other.cmd(&["mcp"]));
+    assert!(mcp.initialize()["result"].is_object());
+    // Not paired yet: the tool call says what the owner must run, as the CLI would.
+    let refused = mcp.call_tool(2, "sessions_list", json!({}));
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert_eq!(
+        refused["structuredContent"]["error"]["kind"], "pairing_required",
+        "{refused}"
+    );
+    let text = refused["content"][0]["text"].as_str().unwrap_or_default();
+    let id = approve_id(text, &other.name);
+    owner(&d, &["pairing", "approve", &id]);
+    // The same MCP session goes on: the next call proves the device and acts as it.
+    let spawned = mcp.call_tool(
+        3,
+        "sessions_spawn",
+        json!({"task": "from a paired device's MCP client"}),
+    );
+    assert_ne!(spawned["isError"], true, "{spawned}");
+    let key = spawned["structuredContent"]["sessionKey"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a session key: {spawned}"))
+        .to_string();
+    drop(mcp);
+    let owners = spawn_key(&stdout(&owner(
+        &d,
+        &["sessions", "spawn", "--task", "the owner's own"],
+    )));
+    let own = session_keys(
+        &other.ok(&["sessions", "list", "--json"]),
+        "the device's list",
+    );
+    assert!(
+        own.contains(&key) && !own.contains(&owners),
+        "the MCP client's session is the device's own (it sees it, and not the owner's): {own:?}"
     );
 }
 

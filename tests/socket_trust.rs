@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use common::mcp::RawMcp;
 use common::{
     LineChild, NOBODY_UID, OPENCLAW, nobody_command, nobody_unavailable, output_within, stderr,
     system_tool,
@@ -252,7 +253,6 @@ fn stdout_has_key(out: &std::process::Output) -> bool {
 /// socket fails with the reason, and the impostor hears nothing (not even the handshake).
 #[test]
 fn openclaw_mcp_refuses_an_impostor_socket_per_call_and_sends_it_nothing() {
-    use std::io::{BufRead, Write};
     require_nobody_and_python!("openclaw_mcp_refuses_an_impostor_socket_per_call");
     let base = scratch();
     let theirs = base.path().join("theirs");
@@ -271,66 +271,22 @@ fn openclaw_mcp_refuses_an_impostor_socket_per_call_and_sends_it_nothing() {
         .env("HOME", &home)
         .env("OPENCLAW_HOME", &home)
         .env("OPENCLAW_NO_AUTOSTART", "1")
-        .arg("mcp")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().expect("start openclaw mcp");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // `id`: the answer to wait for; `None` for a notification (nothing comes back).
-    let mut answer = |line: &str, id: Option<u64>| -> serde_json::Value {
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write to openclaw mcp");
-        let Some(id) = id else {
-            return serde_json::Value::Null;
-        };
-        loop {
-            let got = lines
-                .recv_timeout(std::time::Duration::from_secs(CALL_SECS))
-                .unwrap_or_else(|e| panic!("no answer to {line}: {e}"));
-            let v: serde_json::Value =
-                serde_json::from_str(&got).unwrap_or_else(|e| panic!("{e}: {got}"));
-            if v["id"] == id {
-                return v;
-            }
-        }
-    };
-    let init = answer(
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#,
-        Some(1),
+        .arg("mcp");
+    let mut mcp = RawMcp::spawn(&mut cmd);
+    assert!(mcp.initialize()["result"].is_object());
+    let result = mcp.call_tool(
+        2,
+        "sessions_spawn",
+        serde_json::json!({"task": "the secret plan"}),
     );
-    assert!(init["result"].is_object(), "{init}");
-    answer(
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        None,
-    );
-    let call = answer(
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sessions_spawn","arguments":{"task":"the secret plan"}}}"#,
-        Some(2),
-    );
-    let _ = child.kill();
-    let _ = child.wait();
-    let result = &call["result"];
-    assert_eq!(result["isError"], true, "{call}");
+    drop(mcp);
+    assert_eq!(result["isError"], true, "{result}");
     let text = result["content"][0]["text"].as_str().unwrap_or_default();
     assert!(
         text.contains(&socket.display().to_string()) && text.contains("uid 65534"),
-        "the tool result names the socket and who is behind it: {call}"
+        "the tool result names the socket and who is behind it: {result}"
     );
-    assert!(!text.contains("forged"), "no forged key: {call}");
+    assert!(!text.contains("forged"), "no forged key: {result}");
     assert_eq!(
         impostor.received(&socket),
         0,

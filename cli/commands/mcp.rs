@@ -7,10 +7,12 @@
 use clap::Args;
 use openclaw::mcp::{BoxFuture, DaemonConnection, DaemonLink, LinkError};
 use openclaw::paths::{Paths, PathsError};
-use openclaw::protocol::{ErrorKind, HelloParams, RpcError, methods};
+use openclaw::protocol::{ErrorKind, HelloParams, Notification, RpcError, methods};
+use serde_json::Value;
 
 use super::Context;
 use crate::autostart::{self, Autostart};
+use crate::connection::Challenge;
 use crate::failure::{Exit, Failure};
 
 /// Serve the session tools to an MCP client on stdin/stdout
@@ -98,8 +100,78 @@ impl DaemonLink for CliLink {
                     .await
                     .map_err(client_error)?;
             }
-            Ok(Box::new(client) as Box<dyn DaemonConnection>)
+            Ok(Box::new(ProvingConnection {
+                peer: client.peer_credentials().ok(),
+                client,
+                socket: self.paths.socket.display().to_string(),
+                key_dir: crate::connection::key_dir(&self.paths),
+            }) as Box<dyn DaemonConnection>)
         })
+    }
+}
+
+/// A connection that proves this device when another user's daemon asks (a
+/// `pairing_required` challenge), then makes the refused call once more, as every command's
+/// connection does (`crate::connection`). The owner's calls never see a challenge.
+struct ProvingConnection {
+    client: openclaw::Client,
+    /// The socket as this process reached it (the proof signs it).
+    socket: String,
+    key_dir: std::path::PathBuf,
+    peer: Option<openclaw::client::trust::PeerCredentials>,
+}
+
+impl ProvingConnection {
+    async fn prove(&self, challenge: &Challenge) -> Result<(), LinkError> {
+        let params = crate::connection::proof_params(&self.key_dir, &self.socket, challenge)
+            .map_err(|e| LinkError::Rpc(RpcError::app(ErrorKind::Forbidden, e)))?;
+        match self
+            .client
+            .call_value(methods::PAIRING_AUTHENTICATE, &params)
+            .await
+        {
+            Ok(_) => {
+                crate::connection::remember_daemon(
+                    &self.key_dir,
+                    &self.socket,
+                    self.peer,
+                    challenge,
+                );
+                Ok(())
+            }
+            Err(openclaw::ClientError::Rpc(e)) => Err(LinkError::Rpc(
+                crate::connection::explain_refusal(e, &self.socket),
+            )),
+            Err(other) => Err(client_error(other)),
+        }
+    }
+}
+
+impl DaemonConnection for ProvingConnection {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, LinkError>> {
+        Box::pin(async move {
+            let refused = match self.client.call_value(method, &params).await {
+                Err(openclaw::ClientError::Rpc(e)) => e,
+                other => return other.map_err(client_error),
+            };
+            // A connection serves one tool call, so one proof per connection is all there is.
+            let Some(challenge) = Challenge::from_error(&refused) else {
+                return Err(LinkError::Rpc(refused));
+            };
+            self.prove(&challenge).await?;
+            self.client
+                .call_value(method, &params)
+                .await
+                .map_err(client_error)
+        })
+    }
+
+    fn next_notification(&self) -> BoxFuture<'_, Option<Notification>> {
+        Box::pin(self.client.next_notification())
     }
 }
 

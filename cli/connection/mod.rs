@@ -330,40 +330,13 @@ impl Connection {
         }
     }
 
-    /// After another user's daemon admitted this device: only that uid is trusted at this
-    /// socket from now on. A failure to record it costs only that protection, so it is
-    /// reported and the command goes on.
     fn remember_daemon(&self, challenge: &Challenge) {
-        let Some(peer) = self.peer else { return };
-        if peer.uid == current_uid() || peer.uid == 0 {
-            return;
-        }
-        let record = PairedDaemon {
-            socket: self.socket.clone(),
-            uid: peer.uid,
-            daemon_id: challenge.daemon_id.clone(),
-        };
-        if let Err(e) = PairedDaemons::record(&self.key_dir, record) {
-            crate::output::diagnostic("warning", &format!("cannot record the paired daemon: {e}"));
-        }
+        remember_daemon(&self.key_dir, &self.socket, self.peer, challenge);
     }
 
     fn authenticate(&mut self, challenge: &Challenge) -> Result<AuthenticateResult, Attempt> {
-        let device = Device::load_or_create(&self.key_dir)
-            .map_err(|e| Attempt::Refused(Refusal::Device(e.to_string())))?;
-        let uid = current_uid();
-        let socket = challenge.socket.as_deref().unwrap_or(&self.socket);
-        let proof = Proof {
-            nonce: &challenge.nonce,
-            uid,
-            socket,
-            daemon_id: &challenge.daemon_id,
-        };
-        let params = AuthenticateParams {
-            public_key: device.public_key_hex(),
-            signature: device.sign_proof(&proof),
-        };
-        tracing::info!(fingerprint = %device.fingerprint(), socket = %self.socket, uid, "proving this device to the daemon");
+        let params = proof_params(&self.key_dir, &self.socket, challenge)
+            .map_err(|e| Attempt::Refused(Refusal::Device(e)))?;
         match self
             .client
             .call_value(methods::PAIRING_AUTHENTICATE, &params, &Wait::FOREVER)
@@ -373,10 +346,55 @@ impl Connection {
             Err(ClientError::Rpc(err)) => Err(Attempt::Refused(Refusal::Rpc(explain_refusal(
                 err,
                 &self.socket,
-                uid,
             )))),
             Err(other) => Err(Attempt::Failed(other)),
         }
+    }
+}
+
+/// This device's answer to `challenge` (the params of `pairing.authenticate`), signed with
+/// the key in `key_dir` (made on first use); `Err` says why the key cannot be used.
+pub fn proof_params(
+    key_dir: &Path,
+    socket: &str,
+    challenge: &Challenge,
+) -> Result<AuthenticateParams, String> {
+    let device = Device::load_or_create(key_dir).map_err(|e| e.to_string())?;
+    let uid = current_uid();
+    let proof = Proof {
+        nonce: &challenge.nonce,
+        uid,
+        // The path the daemon expects, when it says (a symlink may differ from ours).
+        socket: challenge.socket.as_deref().unwrap_or(socket),
+        daemon_id: &challenge.daemon_id,
+    };
+    tracing::info!(fingerprint = %device.fingerprint(), socket, uid, "proving this device to the daemon");
+    Ok(AuthenticateParams {
+        public_key: device.public_key_hex(),
+        signature: device.sign_proof(&proof),
+    })
+}
+
+/// After another user's daemon admitted this device: only that uid is trusted at this
+/// socket from now on. A failure to record it costs only that protection, so it is reported
+/// and the command goes on.
+pub fn remember_daemon(
+    key_dir: &Path,
+    socket: &str,
+    peer: Option<PeerCredentials>,
+    challenge: &Challenge,
+) {
+    let Some(peer) = peer else { return };
+    if peer.uid == current_uid() || peer.uid == 0 {
+        return;
+    }
+    let record = PairedDaemon {
+        socket: socket.to_string(),
+        uid: peer.uid,
+        daemon_id: challenge.daemon_id.clone(),
+    };
+    if let Err(e) = PairedDaemons::record(key_dir, record) {
+        crate::output::diagnostic("warning", &format!("cannot record the paired daemon: {e}"));
     }
 }
 
@@ -395,7 +413,8 @@ enum Attempt {
 
 /// A refused signature is almost always a different socket path (a symlink, a relative
 /// path): the daemon checks the proof against the path in its own configuration.
-fn explain_refusal(mut err: RpcError, socket: &str, uid: u32) -> RpcError {
+pub fn explain_refusal(mut err: RpcError, socket: &str) -> RpcError {
+    let uid = current_uid();
     if err.kind() == Some(ErrorKind::Forbidden) {
         err.message.push_str(&format!(
             " (this openclaw signed for uid {uid} and the socket {socket}; the daemon checks the socket path of its own configuration, so connect through exactly that path, e.g. with OPENCLAW_SOCKET)"

@@ -120,27 +120,28 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let dir_owner = trust::check_directory(socket, expected)?;
         let client = Client::connect(socket).await?;
-        let unknown = |error: String| trust::Untrusted::Unknown {
-            socket: socket.to_path_buf(),
-            error,
-        };
-        let creds = {
-            use interprocess::local_socket::traits::StreamCommon;
-            client
-                .stream
-                .peer_creds()
-                .map_err(|e| unknown(e.to_string()))?
-        };
-        let peer = match (creds.euid(), creds.egid()) {
-            (Some(uid), Some(gid)) => trust::PeerCredentials {
+        let peer = client
+            .peer_credentials()
+            .map_err(|error| trust::Untrusted::Unknown {
+                socket: socket.to_path_buf(),
+                error,
+            })?;
+        trust::judge_peer(socket, peer, dir_owner, expected)?;
+        Ok(client)
+    }
+
+    /// Who is at the other end (fixed when it listened); `Err` says why it is not known.
+    pub fn peer_credentials(&self) -> Result<trust::PeerCredentials, String> {
+        use interprocess::local_socket::traits::StreamCommon;
+        let creds = self.stream.peer_creds().map_err(|e| e.to_string())?;
+        match (creds.euid(), creds.egid()) {
+            (Some(uid), Some(gid)) => Ok(trust::PeerCredentials {
                 pid: creds.pid().map_or(0, |p| p as u32),
                 uid,
                 gid,
-            },
-            _ => return Err(unknown("the peer's uid is not known".into()).into()),
-        };
-        trust::judge_peer(socket, peer, dir_owner, expected)?;
-        Ok(client)
+            }),
+            _ => Err("the peer's uid is not known".into()),
+        }
     }
 
     fn from_stream(stream: Stream) -> Client {

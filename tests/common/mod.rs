@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod mcp;
 pub mod openai_server;
 
 use std::io::Read;
