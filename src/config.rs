@@ -386,8 +386,9 @@ pub struct LimitsConfig {
     /// Live subscriptions (socket subscriptions and HTTP event streams) of one uid; the
     /// owner's runs count as the owner, each paired device on its own.
     pub max_subscriptions_per_uid: usize,
-    /// Live subscriptions over everyone. The last `max_subscriptions_per_uid` of them (at
-    /// most half) are kept for the owner, so other users never lock the owner out.
+    /// Live subscriptions over everyone. Other users together may hold all but
+    /// `max_subscriptions_per_uid` of them (at most half), kept for the owner, so they
+    /// never lock the owner out.
     pub max_subscriptions: usize,
 }
 

@@ -35,6 +35,8 @@ impl Holder {
 #[derive(Default)]
 struct Counts {
     total: usize,
+    /// Held by everyone but the owner.
+    others: usize,
     held: HashMap<Holder, usize>,
 }
 
@@ -53,6 +55,9 @@ impl Drop for SubscriptionSlot {
     fn drop(&mut self) {
         let mut c = self.slots.counts();
         c.total = c.total.saturating_sub(1);
+        if self.holder != Holder::Owner {
+            c.others = c.others.saturating_sub(1);
+        }
         if let Some(n) = c.held.get_mut(&self.holder) {
             *n -= 1;
             if *n == 0 {
@@ -82,13 +87,17 @@ impl SubscriptionSlots {
         let holder = Holder::of(caller);
         let mut c = self.counts();
         let held = c.held.get(&holder).copied().unwrap_or(0);
-        admit(c.total, held, holder == Holder::Owner, limits).map_err(|message| {
+        let owner = holder == Holder::Owner;
+        admit(c.total, c.others, held, owner, limits).map_err(|message| {
             ServiceError::Busy {
                 message,
                 retry_after_ms: RETRY_AFTER_MS,
             }
         })?;
         c.total += 1;
+        if !owner {
+            c.others += 1;
+        }
         *c.held.entry(holder.clone()).or_default() += 1;
         drop(c);
         Ok(SubscriptionSlot {
@@ -105,30 +114,31 @@ fn reserved(limits: &LimitsConfig) -> usize {
         .min(limits.max_subscriptions / 2)
 }
 
-/// Whether one more subscription is allowed, given `total` held over everyone and `held`
-/// by this holder; the refusal says what to do.
-pub fn admit(total: usize, held: usize, owner: bool, limits: &LimitsConfig) -> Result<(), String> {
+/// Whether one more subscription is allowed, given `total` held over everyone, `others`
+/// held by all but the owner, and `held` by this holder; the refusal says what to do.
+pub fn admit(
+    total: usize,
+    others: usize,
+    held: usize,
+    owner: bool,
+    limits: &LimitsConfig,
+) -> Result<(), String> {
     if held >= limits.max_subscriptions_per_uid {
         return Err(format!(
             "you already hold {held} subscriptions, the most one user may ([limits] max_subscriptions_per_uid); unsubscribe or close streams you no longer read, or raise the limit in config.toml"
         ));
     }
-    let cap = if owner {
-        limits.max_subscriptions
-    } else {
-        limits.max_subscriptions - reserved(limits)
-    };
-    if total >= cap {
-        return Err(if owner {
-            format!(
-                "the daemon holds {total} subscriptions, its limit ([limits] max_subscriptions); unsubscribe or close streams you no longer read, or raise the limit in config.toml"
-            )
-        } else {
-            format!(
-                "the daemon holds {total} subscriptions; its last {} are kept for its owner ([limits] max_subscriptions); retry later or ask the owner to raise the limit",
-                reserved(limits)
-            )
-        });
+    if total >= limits.max_subscriptions {
+        return Err(format!(
+            "the daemon holds {total} subscriptions, its limit ([limits] max_subscriptions); unsubscribe or close streams you no longer read, or raise the limit in config.toml"
+        ));
+    }
+    let reserve = reserved(limits);
+    if !owner && others >= limits.max_subscriptions - reserve {
+        return Err(format!(
+            "other users hold {others} subscriptions; the last {reserve} of the daemon's {} are kept for its owner ([limits] max_subscriptions); retry later or ask the owner to raise the limit",
+            limits.max_subscriptions
+        ));
     }
     Ok(())
 }
@@ -148,26 +158,28 @@ mod tests {
     #[test]
     fn others_stop_short_of_the_owners_reserve() {
         let l = limits(3, 10);
-        assert!(admit(6, 0, false, &l).is_ok());
-        let err = admit(7, 0, false, &l).unwrap_err();
+        assert!(admit(6, 6, 0, false, &l).is_ok());
+        let err = admit(7, 7, 0, false, &l).unwrap_err();
         assert!(err.contains("last 3") && err.contains("owner"), "{err}");
-        assert!(admit(9, 2, true, &l).is_ok(), "the owner takes the reserve");
-        let err = admit(10, 2, true, &l).unwrap_err();
+        assert!(admit(9, 7, 2, true, &l).is_ok(), "the owner takes the reserve");
+        let err = admit(10, 7, 2, true, &l).unwrap_err();
         assert!(err.contains("max_subscriptions"), "{err}");
+        // What the owner holds does not count against the others' share.
+        assert!(admit(8, 5, 0, false, &l).is_ok());
     }
 
     #[test]
     fn one_holder_stops_at_its_own_cap() {
         let l = limits(3, 10);
-        let err = admit(3, 3, true, &l).unwrap_err();
+        let err = admit(3, 0, 3, true, &l).unwrap_err();
         assert!(err.contains("max_subscriptions_per_uid"), "{err}");
     }
 
     #[test]
     fn the_reserve_is_at_most_half() {
         let l = limits(100, 10);
-        assert!(admit(4, 0, false, &l).is_ok());
-        assert!(admit(5, 0, false, &l).is_err());
+        assert!(admit(4, 4, 0, false, &l).is_ok());
+        assert!(admit(5, 5, 0, false, &l).is_err());
     }
 
     #[test]
