@@ -3,10 +3,12 @@
 //! connection giving its slots back.
 
 mod common;
+mod http_client;
 
 use std::time::Duration;
 
 use common::{Daemon, RawConn, deadline, output_within, stderr};
+use http_client::{Conn, Target, daemon_with_http};
 use serde_json::{Value, json};
 
 const CALL_SECS: u64 = 60;
@@ -15,7 +17,10 @@ const CALL_SECS: u64 = 60;
 fn idle_session(conn: &mut RawConn) -> String {
     let spawned = conn.call_ok("sessions.spawn", json!({"task": "first"}));
     let key = spawned["sessionKey"].as_str().unwrap().to_string();
-    conn.call_ok("runs.wait", json!({"sessionKey": key, "timeoutSeconds": 30}));
+    conn.call_ok(
+        "runs.wait",
+        json!({"sessionKey": key, "timeoutSeconds": 30}),
+    );
     key
 }
 
@@ -61,7 +66,11 @@ fn a_follower_gets_a_large_message_truncated_and_reads_it_whole() {
     );
     let live = next_message(&mut follower);
     assert_eq!(live["role"], "user", "{live}");
-    assert_eq!(live["truncated"], true, "cut to the budget: {}", live["bytes"]);
+    assert_eq!(
+        live["truncated"], true,
+        "cut to the budget: {}",
+        live["bytes"]
+    );
     let text = live["content"].as_str().unwrap();
     assert!(text.len() <= 65536 && big.starts_with(text), "a prefix");
     // The full size, as a history page gives it for the same message.
@@ -72,10 +81,53 @@ fn a_follower_gets_a_large_message_truncated_and_reads_it_whole() {
     assert!(live["bytes"].as_u64().unwrap() > big.len() as u64);
 
     let mut cmd = d.cli();
-    cmd.args(["sessions", "history", &key, "--seq", &seq.to_string(), "--full"]);
+    cmd.args([
+        "sessions",
+        "history",
+        &key,
+        "--seq",
+        &seq.to_string(),
+        "--full",
+    ]);
     let whole = output_within(&mut cmd, CALL_SECS, "history --seq --full");
     assert!(whole.status.success(), "{}", stderr(&whole));
     assert_eq!(whole.stdout, big.as_bytes(), "every byte, read in chunks");
+}
+
+/// Subscribes on `conn` until admitted: a slot given back is seen within the deadline.
+fn subscribe_once_admitted(conn: &mut RawConn, params: Value, what: &str) {
+    let until = deadline(CALL_SECS);
+    for id in 100.. {
+        let r = conn.call(id, "sessions.subscribe", params.clone());
+        if r.get("result").is_some() {
+            return;
+        }
+        assert_eq!(r["error"]["data"]["kind"], "busy", "{r}");
+        assert!(std::time::Instant::now() < until, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_http_event_stream_holds_a_subscription_slot_until_it_closes() {
+    let (d, _addr) = daemon_with_http("[limits]\nmax_subscriptions_per_uid = 1\n", "", &[]);
+    let sse = Conn::connect(&Target::Unix(d.socket())).sse("/api/events", &[]);
+    let mut rpc = RawConn::connect(&d.socket());
+    let refused = rpc.call(1, "sessions.subscribe", json!({}));
+    assert_eq!(refused["error"]["data"]["kind"], "busy", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_subscriptions_per_uid"),
+        "{refused}"
+    );
+    drop(sse);
+    subscribe_once_admitted(
+        &mut rpc,
+        json!({}),
+        "the closed stream's slot never came back",
+    );
 }
 
 #[test]
@@ -100,19 +152,9 @@ fn subscriptions_are_capped_per_uid_across_connections_and_a_closed_one_gives_it
     );
 
     drop(first);
-    let until = deadline(CALL_SECS);
-    let mut id = 8;
-    loop {
-        let r = second.call(id, "sessions.subscribe", json!({"sessionKey": key}));
-        if r.get("result").is_some() {
-            break;
-        }
-        assert_eq!(r["error"]["data"]["kind"], "busy", "{r}");
-        assert!(
-            std::time::Instant::now() < until,
-            "the closed connection's slots never came back"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        id += 1;
-    }
+    subscribe_once_admitted(
+        &mut second,
+        json!({"sessionKey": key}),
+        "the closed connection's slots never came back",
+    );
 }

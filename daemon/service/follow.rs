@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::subscription_slots::SubscriptionSlot;
 use super::{Caller, Result, ServiceError, SessionService, no_session};
 use crate::daemon::engine::Engine;
-use super::subscription_slots::SubscriptionSlot;
 use crate::daemon::events::{Event, Listener, Received, Route};
 use crate::daemon::shared_encoding::SharedEncoding;
 use crate::protocol::{EventKind, Message, SessionRow, SubscribeParams, methods, scopes};

@@ -88,11 +88,9 @@ impl SubscriptionSlots {
         let mut c = self.counts();
         let held = c.held.get(&holder).copied().unwrap_or(0);
         let owner = holder == Holder::Owner;
-        admit(c.total, c.others, held, owner, limits).map_err(|message| {
-            ServiceError::Busy {
-                message,
-                retry_after_ms: RETRY_AFTER_MS,
-            }
+        admit(c.total, c.others, held, owner, limits).map_err(|message| ServiceError::Busy {
+            message,
+            retry_after_ms: RETRY_AFTER_MS,
         })?;
         c.total += 1;
         if !owner {
@@ -161,7 +159,10 @@ mod tests {
         assert!(admit(6, 6, 0, false, &l).is_ok());
         let err = admit(7, 7, 0, false, &l).unwrap_err();
         assert!(err.contains("last 3") && err.contains("owner"), "{err}");
-        assert!(admit(9, 7, 2, true, &l).is_ok(), "the owner takes the reserve");
+        assert!(
+            admit(9, 7, 2, true, &l).is_ok(),
+            "the owner takes the reserve"
+        );
         let err = admit(10, 7, 2, true, &l).unwrap_err();
         assert!(err.contains("max_subscriptions"), "{err}");
         // What the owner holds does not count against the others' share.

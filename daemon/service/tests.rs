@@ -652,15 +652,16 @@ async fn subscriptions_are_capped_per_holder_and_in_total_with_the_owners_reserv
     // A stream that ends gives its slot back.
     drop(held_a.pop());
     let _held_c = h.service.subscribe(&c, all()).await.unwrap();
-    busy_saying(h.service.subscribe(&c, all()).await, "limit ([limits] max_subscriptions)");
+    busy_saying(
+        h.service.subscribe(&c, all()).await,
+        "limit ([limits] max_subscriptions)",
+    );
     h.stop().await;
 }
 
 #[tokio::test]
 async fn a_live_message_over_the_reply_budget_is_delivered_truncated_with_its_size() {
-    let h = Harness::start(
-        "[agents.echo]\nbackend = \"echo\"\n[limits]\nmax_reply_bytes = 1024\n",
-    );
+    let h = Harness::start("[agents.echo]\nbackend = \"echo\"\n[limits]\nmax_reply_bytes = 1024\n");
     let op = Caller::Operator;
     let spawned = h.spawn(&op, "echo", None).await;
     let key = spawned.session_key.clone();
@@ -700,7 +701,11 @@ async fn a_live_message_over_the_reply_budget_is_delivered_truncated_with_its_si
         }
     };
     assert_eq!(live.truncated, Some(true));
-    assert_eq!(live.bytes, Some(6002), "the stored size, as history gives it");
+    assert_eq!(
+        live.bytes,
+        Some(6002),
+        "the stored size, as history gives it"
+    );
     let text = live.content.as_str().unwrap();
     assert!(text.len() <= 1024 && text.len() >= 1022, "{}", text.len());
     let whole = h
