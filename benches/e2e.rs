@@ -26,6 +26,8 @@
 //! - `mcp`: `openclaw mcp` start → `initialize` answered, and `tools/call sessions_spawn`
 //!   through it against `sessions.spawn` on the socket (OPENCLAW_BENCH_MCP_START_N,
 //!   OPENCLAW_BENCH_MCP_CALL_N);
+//! - `subscriptions` (`subscriptions.rs`): the owner's send rate with 10,240 idle
+//!   subscriptions on another session against none;
 //! - `peers` (only with `--peers` or `OPENCLAW_BENCH_PEERS=1`): pueue, the closest Rust peer,
 //!   installed with `cargo install pueue --locked` into `target/bench-peers/pueue` (once;
 //!   later runs reuse it), its daemon in a temp dir: `pueue add -- true` against `openclaw
@@ -69,6 +71,8 @@ mod http;
 mod mcp;
 #[path = "e2e/openai.rs"]
 mod openai;
+#[path = "e2e/subscriptions.rs"]
+mod subscriptions;
 #[path = "e2e/unpaired.rs"]
 mod unpaired;
 
@@ -1974,7 +1978,7 @@ fn main() {
 
     let started = Instant::now();
     let mut t = Table::default();
-    let sections: [(&str, Section); 12] = [
+    let sections: [(&str, Section); 13] = [
         ("floors", floors::section_floors),
         ("cold", section_cold),
         ("core", section_core),
@@ -1986,6 +1990,7 @@ fn main() {
         ("acp", acp::section_acp),
         ("mcp", mcp::section),
         ("unpaired", unpaired::section_unpaired),
+        ("subscriptions", subscriptions::section),
         ("peers", section_peers),
     ];
     for (name, section) in sections {

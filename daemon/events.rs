@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::daemon::shared_encoding::SharedEncoding;
 use crate::protocol::{Message, SessionRow};
 
 /// Events kept for one listener before it starts to lag.
@@ -23,6 +24,8 @@ pub enum Event {
         sid: i64,
         session_key: Arc<str>,
         message: Arc<Message>,
+        /// Its encoding, made once for every subscriber.
+        shared: SharedEncoding,
     },
     /// A committed change to a session (create, start, message, end, patch, archive, delete).
     Changed {
@@ -30,6 +33,7 @@ pub enum Event {
         session_key: Arc<str>,
         phase: &'static str,
         row: Option<Arc<SessionRow>>,
+        shared: SharedEncoding,
     },
     /// Progress of a run: lifecycle, assistant text, thoughts, plans, tool calls, usage.
     Run {
@@ -39,6 +43,7 @@ pub enum Event {
         stream: &'static str,
         seq: u64,
         data: Arc<Value>,
+        shared: SharedEncoding,
     },
 }
 
@@ -295,6 +300,7 @@ mod tests {
                 truncated: None,
                 bytes: None,
             }),
+            shared: SharedEncoding::default(),
         }
     }
 

@@ -15,5 +15,6 @@ pub mod notify;
 pub mod rpc;
 pub mod server;
 pub mod service;
+pub mod shared_encoding;
 pub mod socket_watch;
 pub mod store;

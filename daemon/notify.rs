@@ -7,12 +7,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::daemon::service::StreamItem;
+use crate::daemon::shared_encoding::SharedEncoding;
 use crate::protocol::{Message, SessionRow, notifications};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MessageParams<'a> {
-    subscription: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription: Option<&'a str>,
     session_key: &'a str,
     message: &'a Message,
 }
@@ -20,7 +22,8 @@ struct MessageParams<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ChangedParams<'a> {
-    subscription: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription: Option<&'a str>,
     phase: &'a str,
     session_key: &'a str,
     session: Option<&'a SessionRow>,
@@ -29,7 +32,8 @@ struct ChangedParams<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RunParams<'a> {
-    subscription: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription: Option<&'a str>,
     session_key: &'a str,
     run_id: &'a str,
     stream: &'a str,
@@ -39,18 +43,66 @@ struct RunParams<'a> {
 
 #[derive(Serialize)]
 struct LaggedParams<'a> {
-    subscription: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription: Option<&'a str>,
     skipped: u64,
 }
 
 #[derive(Serialize)]
 struct EndedParams<'a> {
-    subscription: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription: Option<&'a str>,
     reason: &'a str,
 }
 
 /// The notification method and its params (JSON) for one stream item.
 pub fn params(subscription: &str, item: &StreamItem) -> (&'static str, Vec<u8>) {
+    encode(Some(subscription), item)
+}
+
+/// The same as [`params`], byte for byte, with everything but the `subscription` id encoded
+/// once per published event (`shared`) however many subscribers forward it.
+pub fn params_shared(
+    subscription: &str,
+    item: &StreamItem,
+    shared: Option<&SharedEncoding>,
+) -> (&'static str, Vec<u8>) {
+    let Some(shared) = shared else {
+        return params(subscription, item);
+    };
+    let rest = shared.params(|| encode(None, item).1);
+    (method_of(item), splice(subscription, rest))
+}
+
+/// `{"subscription":"<id>",` then the rest of the params after their opening brace: the
+/// subscription is every params' first field.
+fn splice(subscription: &str, rest: &[u8]) -> Vec<u8> {
+    let id = serde_json::to_vec(subscription).unwrap_or_else(|_| b"\"\"".to_vec());
+    let mut out = Vec::with_capacity(rest.len() + id.len() + 20);
+    out.extend_from_slice(b"{\"subscription\":");
+    out.extend_from_slice(&id);
+    match rest.get(1..) {
+        Some(b"}") | None => out.push(b'}'),
+        Some(after_brace) => {
+            out.push(b',');
+            out.extend_from_slice(after_brace);
+        }
+    }
+    out
+}
+
+fn method_of(item: &StreamItem) -> &'static str {
+    match item {
+        StreamItem::Message { .. } => notifications::SESSION_MESSAGE,
+        StreamItem::Changed { .. } => notifications::SESSIONS_CHANGED,
+        StreamItem::Run { .. } => notifications::RUN_EVENT,
+        StreamItem::Lagged { .. } => notifications::SUBSCRIPTION_LAGGED,
+        StreamItem::Ended { .. } => notifications::SUBSCRIPTION_ENDED,
+    }
+}
+
+/// The params of `item`, with `subscription` first when given.
+fn encode(subscription: Option<&str>, item: &StreamItem) -> (&'static str, Vec<u8>) {
     let encoded = match item {
         StreamItem::Message {
             session_key,
@@ -184,5 +236,52 @@ mod tests {
         let (_, p) = params("s", &StreamItem::Ended { reason: "deleted" });
         let back: SubscriptionEndedParams = serde_json::from_slice(&p).unwrap();
         assert_eq!(back.reason, "deleted");
+    }
+
+    #[test]
+    fn shared_params_are_the_same_bytes_encoded_once() {
+        let items = [
+            StreamItem::Message {
+                session_key: "agent:main:main".into(),
+                message: Arc::new(Message {
+                    seq: 9,
+                    ts: "2026-01-01T00:00:00.000Z".into(),
+                    role: Role::Assistant,
+                    content: Value::String("a \"quoted\" reply".into()),
+                    run_id: None,
+                    provenance: Provenance {
+                        kind: ProvenanceKind::Operator,
+                        from: None,
+                    },
+                    usage: None,
+                    truncated: Some(true),
+                    bytes: Some(4),
+                }),
+            },
+            StreamItem::Changed {
+                phase: "delete",
+                session_key: "k".into(),
+                session: None,
+            },
+            StreamItem::Run {
+                session_key: "k".into(),
+                run_id: "r".into(),
+                stream: "tool",
+                seq: 2,
+                data: Arc::new(serde_json::json!({"name": "x"})),
+            },
+            StreamItem::Lagged { skipped: 3 },
+            StreamItem::Ended { reason: "shutdown" },
+        ];
+        for item in &items {
+            let shared = SharedEncoding::default();
+            for sub in ["sub-1", "sub-22", "a \"tricky\" id"] {
+                assert_eq!(
+                    params_shared(sub, item, Some(&shared)),
+                    params(sub, item),
+                    "{item:?} for {sub}"
+                );
+            }
+        }
     }
 }

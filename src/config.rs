@@ -383,6 +383,13 @@ pub struct LimitsConfig {
     /// Bytes of messages one reply (a history page, a catch-up batch) carries at most; a
     /// message larger than this alone comes truncated (`sessions.message` reads it whole).
     pub max_reply_bytes: usize,
+    /// Live subscriptions (socket subscriptions and HTTP event streams) of one uid; the
+    /// owner's runs count as the owner, each paired device on its own.
+    pub max_subscriptions_per_uid: usize,
+    /// Live subscriptions over everyone. Other users together may hold all but
+    /// `max_subscriptions_per_uid` of them (at most half), kept for the owner, so they
+    /// never lock the owner out.
+    pub max_subscriptions: usize,
 }
 
 impl Default for LimitsConfig {
@@ -402,6 +409,8 @@ impl Default for LimitsConfig {
             max_attachments: 32,
             max_attachment_bytes: 10 * 1024 * 1024,
             max_reply_bytes: 8 * 1024 * 1024,
+            max_subscriptions_per_uid: 4096,
+            max_subscriptions: 16384,
         }
     }
 }
@@ -691,6 +700,12 @@ impl Config {
                 "limits.max_unauthenticated_per_uid".into(),
                 "max_unauthenticated_per_uid and auth_attempts_per_second must be at least 1"
                     .into(),
+            ));
+        }
+        if self.limits.max_subscriptions == 0 || self.limits.max_subscriptions_per_uid == 0 {
+            return Err(invalid(
+                "limits.max_subscriptions".into(),
+                "subscription caps must be at least 1".into(),
             ));
         }
         if self.limits.max_frame_bytes < 1024 {

@@ -139,6 +139,7 @@ impl RunEvents {
                     stream,
                     seq,
                     data: data.clone(),
+                    shared: Default::default(),
                 },
             );
         }
@@ -149,6 +150,7 @@ impl RunEvents {
             stream,
             seq,
             data,
+            shared: Default::default(),
         });
     }
 

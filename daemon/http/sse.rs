@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 
 use crate::daemon::service::{EventStream, StreamItem};
+use crate::daemon::shared_encoding::SharedEncoding;
 use crate::protocol::Role;
 
 /// A comment line this often when nothing else was sent, so proxies and clients can tell a
@@ -37,8 +38,8 @@ pub fn respond(stream: EventStream, options: Options) -> Response {
     let events = futures_util::stream::unfold(Some(stream), move |state| async move {
         let mut stream = state?;
         loop {
-            let item = stream.next().await?;
-            let Some(event) = encode(&item, options) else {
+            let (item, shared) = stream.next_shared().await?;
+            let Some(event) = encode_shared(&item, shared.as_ref(), options) else {
                 continue;
             };
             let last = matches!(item, StreamItem::Ended { .. });
@@ -69,14 +70,24 @@ where
 }
 
 /// One stream item as an event; `None` for what this stream leaves out.
+#[cfg(test)]
 fn encode(item: &StreamItem, options: Options) -> Option<Event> {
+    encode_shared(item, None, options)
+}
+
+/// The same, its data encoded once per event however many streams send it (`shared`).
+fn encode_shared(
+    item: &StreamItem,
+    shared: Option<&SharedEncoding>,
+    options: Options,
+) -> Option<Event> {
     if let StreamItem::Message { message, .. } = item
         && !options.include_tools
         && message.role == Role::ToolResult
     {
         return None;
     }
-    let (method, params) = crate::daemon::notify::params(SUBSCRIPTION, item);
+    let (method, params) = crate::daemon::notify::params_shared(SUBSCRIPTION, item, shared);
     // Our own JSON encoding: UTF-8, and without raw newlines (they are escaped in strings).
     let data = String::from_utf8(params).ok()?;
     let event = Event::default().event(method).data(data);

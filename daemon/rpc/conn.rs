@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::daemon::service::strangers::StrangerPass;
 use crate::daemon::service::{Caller, DeviceLink, PeerFacts, StreamItem};
+use crate::daemon::shared_encoding::SharedEncoding;
 
 /// The write side of a connection, shared by request handlers and subscriptions. Bounded:
 /// when the peer stops reading, senders wait (and subscriptions fall back to the store)
@@ -173,8 +174,14 @@ impl Conn {
 
     /// Pushes one stream item as a notification of `subscription`; false once the
     /// connection is gone.
-    pub async fn push(&self, subscription: &str, item: &StreamItem) -> bool {
-        let (method, params) = crate::daemon::notify::params(subscription, item);
+    /// `shared` is the encoding the item's event shares with other subscribers.
+    pub async fn push(
+        &self,
+        subscription: &str,
+        item: &StreamItem,
+        shared: Option<&SharedEncoding>,
+    ) -> bool {
+        let (method, params) = crate::daemon::notify::params_shared(subscription, item, shared);
         self.out
             .send(crate::daemon::notify::frame(method, &params))
             .await

@@ -38,7 +38,7 @@ pub async fn send(ctx: &Arc<Ctx>, params: Option<Value>) -> Result<Value, RpcErr
                             .notify(notifications::SUBSCRIPTION_LAGGED, &note)
                             .await
                     }
-                    item => ctx.conn.push(&subscription, item).await,
+                    item => ctx.conn.push(&subscription, item, None).await,
                 };
                 if !pushed {
                     break;

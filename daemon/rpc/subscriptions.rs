@@ -69,13 +69,13 @@ async fn forward(
 ) {
     loop {
         let item = tokio::select! {
-            item = stream.next() => item,
+            item = stream.next_shared() => item,
             _ = cancel.cancelled() => break,
             _ = conn.closed.cancelled() => break,
         };
-        let Some(item) = item else { break };
+        let Some((item, shared)) = item else { break };
         let last = matches!(item, StreamItem::Ended { .. });
-        if !conn.push(&id, &item).await || last {
+        if !conn.push(&id, &item, shared.as_ref()).await || last {
             break;
         }
     }

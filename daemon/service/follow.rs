@@ -11,9 +11,11 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::subscription_slots::SubscriptionSlot;
 use super::{Caller, Result, ServiceError, SessionService, no_session};
 use crate::daemon::engine::Engine;
 use crate::daemon::events::{Event, Listener, Received, Route};
+use crate::daemon::shared_encoding::SharedEncoding;
 use crate::protocol::{EventKind, Message, SessionRow, SubscribeParams, methods, scopes};
 
 /// Messages read from the store per catch-up query.
@@ -101,7 +103,9 @@ pub struct EventStream {
     kinds: Kinds,
     /// For a follow: the last seq yielded; messages come gapless from here.
     follow_from: Option<u64>,
-    pending: VecDeque<StreamItem>,
+    /// Items ready to yield, each with the encoding it shares with other subscribers of
+    /// the same event (none for what only this stream yields: catch-up, lag, end).
+    pending: VecDeque<(StreamItem, Option<SharedEncoding>)>,
     catch_up: bool,
     /// The assistant text the active run had streamed when the stream started, yielded
     /// once after the catch-up (so it lands where the run's reply will).
@@ -113,6 +117,9 @@ pub struct EventStream {
     ended: bool,
     shutdown: CancellationToken,
     counted: Arc<super::DaemonInfo>,
+    /// The subscription slot this stream holds against the caps, released with it (a
+    /// send's own progress stream holds none: it lasts one run).
+    _slot: Option<SubscriptionSlot>,
 }
 
 impl Drop for EventStream {
@@ -146,6 +153,11 @@ impl SessionService {
                 "afterSeq needs a sessionKey to follow".into(),
             ));
         }
+        // Taken before anything is set up, so a refusal costs nothing; released when the
+        // stream (and so the connection's or response's hold on it) drops.
+        let slot = self
+            .subscription_slots
+            .take(caller, &self.engine.config().limits)?;
         let route = match (&session, &p.run_id) {
             (Some(s), _) => Route::Session(s.sid),
             (None, Some(run)) => Route::Run(run.clone()),
@@ -217,11 +229,10 @@ impl SessionService {
             ended: false,
             shutdown: self.daemon.shutdown.clone(),
             counted: self.daemon.clone(),
+            _slot: Some(slot),
         };
         if run_over {
-            stream.pending.push_back(StreamItem::Ended {
-                reason: "run_ended",
-            });
+            stream.end("run_ended");
         } else if kinds.has(EventKind::Assistant) {
             // Read last: what the run streams from now on arrives live, numbered after it.
             let run = p.run_id.clone().or_else(|| active_run_id.clone());
@@ -264,6 +275,7 @@ impl SessionService {
             ended: false,
             shutdown: self.daemon.shutdown.clone(),
             counted: self.daemon.clone(),
+            _slot: None,
         }
     }
 }
@@ -300,6 +312,12 @@ impl EventStream {
 
     /// The next item; `None` once the stream has ended.
     pub async fn next(&mut self) -> Option<StreamItem> {
+        self.next_shared().await.map(|(item, _)| item)
+    }
+
+    /// The next item with the encoding it shares with every other subscriber of the same
+    /// event, for transports to encode it once (`notify::params_shared`).
+    pub async fn next_shared(&mut self) -> Option<(StreamItem, Option<SharedEncoding>)> {
         loop {
             if let Some(item) = self.take_pending() {
                 return Some(item);
@@ -316,7 +334,7 @@ impl EventStream {
                 continue;
             }
             if let Some(joined) = self.joined.take() {
-                self.pending.push_back(joined);
+                self.pending.push_back((joined, None));
                 continue;
             }
             let received = tokio::select! {
@@ -333,14 +351,14 @@ impl EventStream {
     /// The next item if one is ready without waiting (what was published before now).
     pub fn try_next(&mut self) -> Option<StreamItem> {
         loop {
-            if let Some(item) = self.take_pending() {
+            if let Some((item, _)) = self.take_pending() {
                 return Some(item);
             }
             if self.ended || self.catch_up {
                 return None;
             }
             if let Some(joined) = self.joined.take() {
-                self.pending.push_back(joined);
+                self.pending.push_back((joined, None));
                 continue;
             }
             let received = self.listener.try_recv()?;
@@ -348,9 +366,9 @@ impl EventStream {
         }
     }
 
-    fn take_pending(&mut self) -> Option<StreamItem> {
+    fn take_pending(&mut self) -> Option<(StreamItem, Option<SharedEncoding>)> {
         let item = self.pending.pop_front()?;
-        if matches!(item, StreamItem::Ended { .. }) {
+        if matches!(item.0, StreamItem::Ended { .. }) {
             self.ended = true;
             self.pending.clear();
         }
@@ -358,7 +376,7 @@ impl EventStream {
     }
 
     fn end(&mut self, reason: &'static str) {
-        self.pending.push_back(StreamItem::Ended { reason });
+        self.pending.push_back((StreamItem::Ended { reason }, None));
     }
 
     /// Turns what the bus delivered into what this stream yields.
@@ -373,7 +391,8 @@ impl EventStream {
         match received {
             Received::Event(event) => self.filter(event),
             Received::Lagged(skipped) => {
-                self.pending.push_back(StreamItem::Lagged { skipped });
+                self.pending
+                    .push_back((StreamItem::Lagged { skipped }, None));
                 self.catch_up = self.follow_from.is_some();
             }
             Received::Closed => self.end("shutdown"),
@@ -389,39 +408,49 @@ impl EventStream {
             Event::Message {
                 session_key,
                 message,
+                shared,
                 ..
             } => {
                 if !self.kinds.has(EventKind::Message) || wrong_run(message.run_id.as_deref()) {
                     return;
                 }
                 match self.follow_from {
-                    Some(last) if message.seq <= last => {} // already yielded (catch-up overlap)
-                    Some(last) if message.seq > last + 1 => self.catch_up = true,
-                    Some(_) => {
-                        self.follow_from = Some(message.seq);
-                        self.pending.push_back(StreamItem::Message {
-                            session_key,
-                            message,
-                        });
+                    Some(last) if message.seq <= last => return, // already yielded (catch-up overlap)
+                    Some(last) if message.seq > last + 1 => {
+                        self.catch_up = true;
+                        return;
                     }
-                    None => self.pending.push_back(StreamItem::Message {
+                    Some(_) => self.follow_from = Some(message.seq),
+                    None => {}
+                }
+                // Live deliveries keep to the reply budget as pages do: a message larger
+                // than it comes truncated with its whole size (`sessions.message` reads it).
+                let budget = self.engine.config().limits.max_reply_bytes;
+                let (message, cached) = shared.fit(&message, budget);
+                self.pending.push_back((
+                    StreamItem::Message {
                         session_key,
                         message,
-                    }),
-                }
+                    },
+                    cached.then_some(shared),
+                ));
             }
             Event::Changed {
                 session_key,
                 phase,
                 row,
+                shared,
                 ..
             } => {
                 if self.kinds.has(EventKind::Lifecycle) && self.run_id.is_none() {
-                    self.pending.push_back(StreamItem::Changed {
-                        phase,
-                        session_key,
-                        session: row,
-                    });
+                    self.pending.push_back((
+                        StreamItem::Changed {
+                            phase,
+                            session_key,
+                            session: row,
+                        },
+                        Some(shared),
+                    ));
                 }
                 if phase == "delete" && self.sid.is_some() {
                     self.end("deleted");
@@ -433,6 +462,7 @@ impl EventStream {
                 stream,
                 seq,
                 data,
+                shared,
                 ..
             } => {
                 if !self.kinds.has_stream(stream) || wrong_run(Some(&run_id)) {
@@ -448,13 +478,16 @@ impl EventStream {
                 let run_ended = self.end_with_run
                     && stream == "lifecycle"
                     && data.get("phase").and_then(Value::as_str) == Some("ended");
-                self.pending.push_back(StreamItem::Run {
-                    session_key,
-                    run_id,
-                    stream,
-                    seq,
-                    data,
-                });
+                self.pending.push_back((
+                    StreamItem::Run {
+                        session_key,
+                        run_id,
+                        stream,
+                        seq,
+                        data,
+                    },
+                    Some(shared),
+                ));
                 if run_ended {
                     self.end("run_ended");
                 }
@@ -485,10 +518,13 @@ impl EventStream {
                 continue;
             }
             self.follow_from = Some(message.seq);
-            self.pending.push_back(StreamItem::Message {
-                session_key: key.clone(),
-                message: Arc::new(message),
-            });
+            self.pending.push_back((
+                StreamItem::Message {
+                    session_key: key.clone(),
+                    message: Arc::new(message),
+                },
+                None,
+            ));
         }
         Ok(())
     }

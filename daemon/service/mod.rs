@@ -14,7 +14,8 @@
 //! - `tools.rs`: the session tools of a run, executed in-process;
 //! - `ping_pong.rs`: the agent-to-agent reply-back after a run's `sessions_send`;
 //! - `policy.rs`: the policies as pure functions;
-//! - `strangers.rs`: what a connection may do before it is trusted or authenticated.
+//! - `strangers.rs`: what a connection may do before it is trusted or authenticated;
+//! - `subscription_slots.rs`: the caps on live subscriptions, per uid and in total.
 
 mod admin;
 mod caller;
@@ -30,6 +31,7 @@ mod read;
 mod send;
 mod spawn;
 pub mod strangers;
+mod subscription_slots;
 mod tool_list;
 mod tools;
 
@@ -131,6 +133,7 @@ pub struct SessionService {
     devices: DeviceLinks,
     exchanges: Arc<ping_pong::Exchanges>,
     strangers: Arc<strangers::Strangers>,
+    subscription_slots: Arc<subscription_slots::SubscriptionSlots>,
     this: Weak<SessionService>,
 }
 
@@ -142,6 +145,7 @@ impl SessionService {
             devices: DeviceLinks::default(),
             exchanges: Arc::default(),
             strangers: Arc::default(),
+            subscription_slots: Arc::default(),
             this: this.clone(),
         });
         let host: Weak<dyn crate::daemon::engine::ToolHost> = service.this.clone();

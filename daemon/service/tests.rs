@@ -586,3 +586,141 @@ async fn tools_list_gives_a_run_its_agents_tools_and_others_every_agent() {
     assert!(h.service.tool_list(&stranger).is_err());
     h.stop().await;
 }
+
+/// Caps small enough to reach: two per holder, six in all (two kept for the owner).
+const CAPPED: &str = r#"
+[agents.hold]
+backend = "exec"
+command = ["sleep", "60"]
+[limits]
+kill_grace_ms = 100
+max_subscriptions_per_uid = 2
+max_subscriptions = 6
+"#;
+
+fn admin_device(fingerprint: &str) -> Caller {
+    Caller::Device(DeviceAuth {
+        fingerprint: fingerprint.into(),
+        scopes: vec!["sessions.read".into(), "admin".into()],
+    })
+}
+
+fn busy_saying(r: Result<Subscription>, words: &str) {
+    match r {
+        Err(ServiceError::Busy { message, .. }) => {
+            assert!(message.contains(words), "{message}")
+        }
+        Err(e) => panic!("refused otherwise: {e}"),
+        Ok(_) => panic!("admitted past the cap ({words})"),
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_are_capped_per_holder_and_in_total_with_the_owners_reserve() {
+    let h = Harness::start(CAPPED);
+    let all = SubscribeParams::default;
+    let (a, b, c) = (admin_device("a"), admin_device("b"), admin_device("c"));
+    let mut held_a = Vec::new();
+    for _ in 0..2 {
+        held_a.push(h.service.subscribe(&a, all()).await.unwrap());
+    }
+    busy_saying(
+        h.service.subscribe(&a, all()).await,
+        "max_subscriptions_per_uid",
+    );
+    let _held_b = [
+        h.service.subscribe(&b, all()).await.unwrap(),
+        h.service.subscribe(&b, all()).await.unwrap(),
+    ];
+    // Four held by others: the last two of six are the owner's.
+    busy_saying(h.service.subscribe(&c, all()).await, "kept for its owner");
+    let op = Caller::Operator;
+    let (spawned, run) = h.running(&op, None).await;
+    let _held_op = [
+        h.service.subscribe(&op, all()).await.unwrap(),
+        h.service.subscribe(&op, all()).await.unwrap(),
+    ];
+    // The owner's run counts as the owner.
+    let own = SubscribeParams {
+        session_key: Some(spawned.session_key.clone()),
+        ..Default::default()
+    };
+    busy_saying(
+        h.service.subscribe(&run, own).await,
+        "max_subscriptions_per_uid",
+    );
+    // A stream that ends gives its slot back.
+    drop(held_a.pop());
+    let _held_c = h.service.subscribe(&c, all()).await.unwrap();
+    busy_saying(
+        h.service.subscribe(&c, all()).await,
+        "limit ([limits] max_subscriptions)",
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_live_message_over_the_reply_budget_is_delivered_truncated_with_its_size() {
+    let h = Harness::start("[agents.echo]\nbackend = \"echo\"\n[limits]\nmax_reply_bytes = 1024\n");
+    let op = Caller::Operator;
+    let spawned = h.spawn(&op, "echo", None).await;
+    let key = spawned.session_key.clone();
+    let mut sub = h
+        .service
+        .subscribe(
+            &op,
+            SubscribeParams {
+                session_key: Some(key.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let big = "é".repeat(3000); // 6000 bytes: the cut must fall on a character boundary
+    h.service
+        .send(
+            &op,
+            SendParams {
+                session_key: key.clone(),
+                message: big.clone(),
+                timeout_seconds: Some(0.0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let live = loop {
+        let item = tokio::time::timeout(Duration::from_secs(20), sub.stream.next())
+            .await
+            .expect("a message within 20 s")
+            .expect("the stream goes on");
+        if let StreamItem::Message { message, .. } = item
+            && message.content.as_str().is_some_and(|t| big.starts_with(t))
+        {
+            break message;
+        }
+    };
+    assert_eq!(live.truncated, Some(true));
+    assert_eq!(
+        live.bytes,
+        Some(6002),
+        "the stored size, as history gives it"
+    );
+    let text = live.content.as_str().unwrap();
+    assert!(text.len() <= 1024 && text.len() >= 1022, "{}", text.len());
+    let whole = h
+        .service
+        .message(
+            &op,
+            crate::protocol::MessageParams {
+                session_key: key,
+                seq: live.seq,
+                offset: None,
+                length: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(whole.total_bytes, 6000, "sessions.message reads it whole");
+    h.stop().await;
+}

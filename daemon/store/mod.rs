@@ -30,7 +30,7 @@ pub use changes::{
 pub use error::StoreError;
 pub use loader::{LoadSession, Loader};
 pub use pairing::PairingError;
-pub use queries::{COUNT_CAP, HistoryPage, ListFilter, ListPage, Scope};
+pub use queries::{COUNT_CAP, HistoryPage, ListFilter, ListPage, Scope, stored_len, truncated};
 
 pub const DB_FILE: &str = "openclaw.db";
 const READERS: usize = 2;

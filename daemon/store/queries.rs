@@ -163,7 +163,7 @@ fn within_budget(
             return Ok((messages, true));
         }
         if len > budget {
-            truncate(&mut message, len, budget);
+            message = truncated(&message, len, budget);
         }
         used += len;
         messages.push(message);
@@ -171,19 +171,47 @@ fn within_budget(
     Ok((messages, false))
 }
 
-/// Cuts a message's content to about `budget` bytes, marking it with its whole size.
-fn truncate(message: &mut Message, len: usize, budget: usize) {
-    let text = match &message.content {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// The message with its content cut to about `budget` bytes, marked with its whole size
+/// `len` (the bytes of its stored content). The one cut every reply uses: history pages,
+/// catch-up and live deliveries alike.
+pub fn truncated(message: &Message, len: usize, budget: usize) -> Message {
+    let text: std::borrow::Cow<'_, str> = match &message.content {
+        Value::String(s) => s.as_str().into(),
+        other => other.to_string().into(),
     };
     let mut end = budget.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    message.content = Value::String(text[..end].to_string());
-    message.truncated = Some(true);
-    message.bytes = Some(len as u64);
+    Message {
+        seq: message.seq,
+        ts: message.ts.clone(),
+        role: message.role,
+        content: Value::String(text[..end].to_string()),
+        run_id: message.run_id.clone(),
+        provenance: message.provenance.clone(),
+        usage: message.usage.clone(),
+        truncated: Some(true),
+        bytes: Some(len as u64),
+    }
+}
+
+/// The bytes a message's content takes stored (its compact JSON), counted without building it.
+pub fn stored_len(content: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, content);
+    count.0
 }
 
 /// One message, whole.

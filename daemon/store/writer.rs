@@ -344,6 +344,7 @@ impl Emit {
                 session_key: rec.key.as_str().into(),
                 phase,
                 row: Some(Arc::new(rec.to_row())),
+                shared: Default::default(),
             });
         }
         Ok(())
@@ -356,6 +357,7 @@ impl Emit {
                 session_key: key.into(),
                 phase: "delete",
                 row: None,
+                shared: Default::default(),
             });
         }
     }
@@ -392,12 +394,14 @@ impl Emit {
             sid,
             session_key: key.clone(),
             message: Arc::new(message),
+            shared: Default::default(),
         });
         self.events.push(Event::Changed {
             sid,
             session_key: key,
             phase: "message",
             row: Some(Arc::new(rec.to_row())),
+            shared: Default::default(),
         });
         Ok(())
     }
