@@ -24,22 +24,13 @@ use serde_json::json;
 
 use super::common::{self, Daemon, RawConn};
 use super::{
-    Opts, Row, Stats, Table, errors_text, lat, ms, per_s, pipelined, process_floor, rate,
-    ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
+    Opts, Row, Stats, Table, errors_text, lat, load_average, ms, per_s, pipelined, process_floor,
+    rate, ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
 };
 
 /// Bytes of the preallocated commit-floor file; each sample rewrites one page of it.
 const FLOOR_FILE_BYTES: u64 = 1 << 20;
 const PAGE: usize = 4096;
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// Builds `benches/floor/NAME.c` static into `target/bench-floor/floor-NAME` (when older than
 /// its source).
