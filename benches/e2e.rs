@@ -8,7 +8,9 @@
 //!     OPENCLAW_BENCH_UPDATE=1 cargo bench --bench e2e -- --peers   # and rewrite the table
 //!                                                  # part of BENCHMARKS.md with the result
 //!
-//! Sections (`OPENCLAW_BENCH_ONLY=core,follow` runs some of them):
+//! Sections (`OPENCLAW_BENCH_ONLY=core,follow` runs some of them), each in its own file under
+//! benches/e2e/; the harness they share is in options.rs, report.rs, machine.rs, clients.rs
+//! and stores.rs:
 //! - `floors`: the client floor (a static C client), the commit floor (one `fdatasync`) and
 //!   the rows they bound, as ratios (benches/e2e/floors.rs);
 //! - `cold`: daemon cold start in a fresh home, to "ready" and to the first answered request;
@@ -17,6 +19,8 @@
 //! - `follow`: append-to-receipt latency with 1 and with 1,000 followers of one session;
 //! - `history`: a pre-built 1,000,000-message transcript: history pages, follow catch-up;
 //! - `scale`: pre-built stores of 1,000 and 100,000 sessions: start-up and `sessions list`;
+//! - `http` (`http.rs`): the HTTP surface against the same calls over JSON-RPC, SSE followers
+//!   against JSON-RPC followers;
 //! - `openai`: the `openai` backend against a local instant server: what it adds to a turn
 //!   beyond the HTTP exchange, turns/s across sessions, server's first chunk → a
 //!   follower's first assistant event, RSS per idle openai session;
@@ -26,6 +30,7 @@
 //! - `mcp`: `openclaw mcp` start → `initialize` answered, and `tools/call sessions_spawn`
 //!   through it against `sessions.spawn` on the socket (OPENCLAW_BENCH_MCP_START_N,
 //!   OPENCLAW_BENCH_MCP_CALL_N);
+//! - `unpaired` (`unpaired.rs`): an unpaired user flooding the socket while the owner works;
 //! - `peers` (only with `--peers` or `OPENCLAW_BENCH_PEERS=1`): pueue, the closest Rust peer,
 //!   installed with `cargo install pueue --locked` into `target/bench-peers/pueue` (once;
 //!   later runs reuse it), its daemon in a temp dir: `pueue add -- true` against `openclaw
@@ -101,7 +106,6 @@ use options::*;
 use report::*;
 use stores::*;
 
-use std::process::Command;
 use std::time::Instant;
 
 /// One section of the table: it measures and adds its rows.
@@ -109,34 +113,6 @@ type Section = fn(&Opts, &mut Table);
 
 fn main() {
     let o = Opts::from_env_and_args();
-    let mut command = String::from("cargo bench --bench e2e");
-    for var in ENV_VARS {
-        if let Ok(v) = std::env::var(var) {
-            command = format!("{var}={v} {command}");
-        }
-    }
-    if o.peers && !command.contains("OPENCLAW_BENCH_PEERS") {
-        command.push_str(" -- --peers");
-    }
-    let mut report = format!(
-        "openclaw end-to-end benchmark{}\n\n",
-        if o.quick { " (quick)" } else { "" }
-    );
-    report.push_str(&format!("- command: `{command}`\n"));
-    report.push_str(&format!("- machine: {}\n", machine()));
-    report.push_str(&format!(
-        "- openclaw {} (git {}), release build\n\n",
-        env!("CARGO_PKG_VERSION"),
-        Command::new("git")
-            .args(["describe", "--always", "--dirty"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    ));
-
-    let started = Instant::now();
-    let mut t = Table::default();
     let sections: &[(&str, Section)] = &[
         ("floors", floors::section_floors),
         ("cold", cold::section),
@@ -151,8 +127,15 @@ fn main() {
         ("unpaired", unpaired::section_unpaired),
         ("peers", peers::section),
     ];
+    let names: Vec<&str> = sections.iter().map(|&(name, _)| name).collect();
+    o.warn_unknown_sections(&names);
+    let machine = machine();
+    let started = Instant::now();
+    let mut t = Table::default();
+    let mut ran = Vec::new();
     for &(name, section) in sections {
         if o.runs(name) {
+            ran.push(name);
             wait_quiet(&mut t, name);
             section(&o, &mut t);
         }
@@ -162,9 +145,9 @@ fn main() {
         started.elapsed().as_secs_f64(),
         load_average()
     ));
-    report.push_str(&t.render());
+    let report = format!("{}{}", report_head(&o, &machine, &ran), t.render());
     println!("{report}");
     if env_flag("OPENCLAW_BENCH_UPDATE") {
-        update_benchmarks_md(&report);
+        update_benchmarks_md(&report, &names, o.only.is_some());
     }
 }

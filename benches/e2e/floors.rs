@@ -375,6 +375,34 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         ),
     });
 
+    // The CLI's spawn, part by part, from the interleaved medians above: the parts add up to
+    // the whole (each is a difference of two of them).
+    let cli_start = c_version.median.saturating_sub(s_hello.median);
+    t.breakdown(
+        "`openclaw sessions spawn --task x` (floors section, medians)",
+        ("`openclaw sessions spawn --task x`", c_spawn.median),
+        &[
+            ("a static process starting and exiting (static hello)".into(), s_hello.median),
+            (
+                "connecting and one `hello` round trip (client floor `hello` − static hello)".into(),
+                f_hello.median.saturating_sub(s_hello.median),
+            ),
+            ("one durable commit (commit floor)".into(), commit.median),
+            (
+                "the rest of the daemon's spawn (client floor spawn − its `hello` − commit floor)".into(),
+                side.saturating_sub(commit.median),
+            ),
+            (
+                "starting the CLI's binary instead of a static one (`openclaw --version` − static hello)".into(),
+                cli_start,
+            ),
+            (
+                "the CLI's own call path (CLI spawn − client floor spawn − the line above)".into(),
+                c_spawn.median.saturating_sub(f_spawn.median).saturating_sub(cli_start),
+            ),
+        ],
+    );
+
     eprintln!("floors: spawn and hello RPCs x{} ...", o.rpc);
     let before_io = write_bytes(pid);
     let before = status(&socket);

@@ -79,8 +79,8 @@ pub fn section(o: &Opts, t: &mut Table) {
         metric: format!("daemon start → first reply, store with a {n}-message transcript"),
         value: lat(&first),
         baseline: format!("→ ready {}", ms(ready.median)),
+        ratio: ratio_lat(first.median, ready.median),
         target: verdict("< 20 ms", first.median < Duration::from_millis(20)),
-        ..Row::default()
     });
     let socket = d.socket();
     let page = |key: &str, cursor: Option<String>, calls: usize| -> Stats {

@@ -127,6 +127,33 @@ impl Opts {
         }
     }
 
+    /// Says which names in OPENCLAW_BENCH_ONLY are no section (a typo would measure nothing).
+    pub fn warn_unknown_sections(&self, sections: &[&str]) {
+        for name in self.only.iter().flatten() {
+            if !sections.contains(&name.as_str()) {
+                eprintln!(
+                    "e2e: OPENCLAW_BENCH_ONLY names no section {name:?} (sections: {})",
+                    sections.join(",")
+                );
+            }
+        }
+    }
+
+    /// The command that reproduces this run: the benchmark's variables that are set, and
+    /// `--peers`.
+    pub fn command(&self) -> String {
+        let mut command = String::from("cargo bench --bench e2e");
+        for var in ENV_VARS {
+            if let Ok(v) = std::env::var(var) {
+                command = format!("{var}={v} {command}");
+            }
+        }
+        if self.peers && !command.contains("OPENCLAW_BENCH_PEERS") {
+            command.push_str(" -- --peers");
+        }
+        command
+    }
+
     pub fn runs(&self, section: &str) -> bool {
         if section == "peers" && !self.peers {
             return false;

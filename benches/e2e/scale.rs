@@ -66,7 +66,7 @@ pub fn section(o: &Opts, t: &mut Table) {
                 format!("{} sessions {}", small.0, ms(small.2.median))
             },
             ratio: if *n == small.0 {
-                String::new()
+                ratio_lat(first.median, ready.median)
             } else {
                 ratio_lat(first.median, small.2.median)
             },
