@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::{Daemon, RawConn};
-use super::{Stats, stats};
+use super::{CONNECTIONS, Stats, stats};
 
 /// Runs a command to completion; its wall time. Panics with its stderr when it fails.
 pub fn time_cmd(cmd: &mut Command, what: &str) -> (Duration, String) {
@@ -144,12 +144,22 @@ pub fn sequential(
     tag: &str,
     line: fn(usize, &str) -> String,
 ) -> (Vec<Duration>, usize, Option<String>) {
+    sequential_lines(socket, n, |i| line(i, tag))
+}
+
+/// One request at a time on one connection, request `i` being the NDJSON line `line(i)`;
+/// per-call latencies, errors, the last run id.
+pub fn sequential_lines(
+    socket: &Path,
+    n: usize,
+    line: impl Fn(usize) -> String,
+) -> (Vec<Duration>, usize, Option<String>) {
     let mut c = RawConn::connect(socket);
     let mut samples = Vec::with_capacity(n);
     let mut errors = 0;
     let mut last = None;
     for i in 0..n {
-        let line = line(i, tag);
+        let line = line(i);
         let t = Instant::now();
         c.send_raw(line.as_bytes());
         let v = c.read_json();
@@ -161,6 +171,25 @@ pub fn sequential(
         }
     }
     (samples, errors, last)
+}
+
+/// `client(c)` on `CONNECTIONS` threads at once, `c` numbering them; their results, and the
+/// time until the last one ended.
+pub fn on_connections<R: Send>(client: impl Fn(usize) -> R + Sync) -> (Vec<R>, Duration) {
+    let start = Instant::now();
+    let results = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..CONNECTIONS)
+            .map(|c| {
+                let client = &client;
+                sc.spawn(move || client(c))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    (results, start.elapsed())
 }
 
 pub fn wait_run(socket: &Path, run_id: &str) {
@@ -188,8 +217,6 @@ pub fn restarts(d: &mut Daemon, k: usize) -> (Vec<Duration>, Vec<Duration>) {
     }
     (ready, first)
 }
-
-// ------------------------------------------------------------------ pre-built stores
 
 pub fn stop_child(child: &mut Child) {
     let _ = child.kill();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::common::{Daemon, RawConn};
-use super::{Opts, Row, Table, lat, ms, process_floor, ratio_lat, stats, verdict};
+use super::{Opts, Row, Table, process_floor, stats, verdict};
 
 pub fn section(o: &Opts, t: &mut Table) {
     t.section("cold start");
@@ -23,18 +23,19 @@ pub fn section(o: &Opts, t: &mut Table) {
     }
     let ready = stats(&to_ready);
     let first = stats(&to_first);
-    t.push(Row {
-        metric: "daemon cold start → ready (fresh home: creates and migrates the store)".into(),
-        value: lat(&ready),
-        baseline: format!("`/bin/true` {}", ms(floor.median)),
-        ratio: ratio_lat(ready.median, floor.median),
-        target: String::new(),
-    });
-    t.push(Row {
-        metric: "daemon cold start → first reply (`hello`)".into(),
-        value: lat(&first),
-        baseline: format!("`/bin/true` {}", ms(floor.median)),
-        ratio: ratio_lat(first.median, floor.median),
-        target: verdict("< 20 ms", first.median < Duration::from_millis(20)),
-    });
+    t.push(Row::latency(
+        "daemon cold start → ready (fresh home: creates and migrates the store)",
+        &ready,
+        "`/bin/true`",
+        floor,
+    ));
+    t.push(
+        Row::latency(
+            "daemon cold start → first reply (`hello`)",
+            &first,
+            "`/bin/true`",
+            floor,
+        )
+        .target(verdict("< 20 ms", first.median < Duration::from_millis(20))),
+    );
 }

@@ -10,8 +10,9 @@ use serde_json::json;
 use super::common::{self, Daemon, RawConn};
 use super::{
     CONNECTIONS, EXEC_AGENT, Opts, Row, Stats, Table, cli_env, errors_text, hello_line, lat, ms,
-    per_s, pipelined, process_floor, rate, ratio_lat, ratio_rate, rss_mib, rss_text, sequential,
-    shell_loop, spawn_line, stats, status, store_size, time_cmd, verdict, wait_run,
+    on_connections, per_s, pipelined, process_floor, rate, ratio_lat, ratio_rate, rss_mib,
+    rss_text, sequential, shell_loop, spawn_line, stats, status, store_size, time_cmd, verdict,
+    wait_run,
 };
 
 pub fn section(o: &Opts, t: &mut Table) {
@@ -47,39 +48,45 @@ pub fn section(o: &Opts, t: &mut Table) {
 
     eprintln!("CLI --version x{} ...", o.cli);
     let version = cli_samples(&["--version"], o.cli, &|_| {});
-    t.push(Row {
-        metric: "`openclaw --version` (process start, no socket)".into(),
-        value: lat(&version),
-        baseline: format!("`/bin/true` {}", ms(floor.median)),
-        ratio: ratio_lat(version.median, floor.median),
-        target: String::new(),
-    });
+    t.push(Row::latency(
+        "`openclaw --version` (process start, no socket)",
+        &version,
+        "`/bin/true`",
+        floor,
+    ));
 
     eprintln!("CLI spawn x{} ...", o.cli);
     let check_key = |out: &str| assert!(out.starts_with("agent:"), "spawn printed {out:?}");
     let spawn_echo = cli_samples(&["sessions", "spawn", "--task", "x"], o.cli, &check_key);
-    t.push(Row {
-        metric: "`openclaw sessions spawn --task x` (echo agent)".into(),
-        value: lat(&spawn_echo),
-        baseline: format!("`/bin/true` {}", ms(floor.median)),
-        ratio: ratio_lat(spawn_echo.median, floor.median),
-        target: verdict(
+    t.push(
+        Row::latency(
+            "`openclaw sessions spawn --task x` (echo agent)",
+            &spawn_echo,
+            "`/bin/true`",
+            floor,
+        )
+        .target(verdict(
             "< 3 ms median",
             spawn_echo.median < Duration::from_millis(3),
-        ),
-    });
+        )),
+    );
     let spawn_t = cli_samples(
         &["sessions", "spawn", "--agent", "t", "--task", "x"],
         o.cli,
         &check_key,
     );
-    t.push(Row {
-        metric: "`openclaw sessions spawn --agent t --task x` (exec `true`)".into(),
-        value: lat(&spawn_t),
-        baseline: format!("`/bin/true` {}", ms(floor.median)),
-        ratio: ratio_lat(spawn_t.median, floor.median),
-        target: verdict("< 3 ms median", spawn_t.median < Duration::from_millis(3)),
-    });
+    t.push(
+        Row::latency(
+            "`openclaw sessions spawn --agent t --task x` (exec `true`)",
+            &spawn_t,
+            "`/bin/true`",
+            floor,
+        )
+        .target(verdict(
+            "< 3 ms median",
+            spawn_t.median < Duration::from_millis(3),
+        )),
+    );
 
     eprintln!("shell loops x{} ...", o.cli);
     let loop_true = shell_loop(o.cli, Path::new("/bin/true"), &[], &[]);
@@ -135,13 +142,12 @@ pub fn section(o: &Opts, t: &mut Table) {
             .collect();
         stats(&samples)
     };
-    t.push(Row {
-        metric: "`openclaw sessions send main MSG` (echo, waits for the reply)".into(),
-        value: lat(&cli_send),
-        baseline: format!("socket send + wait {}", ms(socket_send.median)),
-        ratio: ratio_lat(cli_send.median, socket_send.median),
-        target: String::new(),
-    });
+    t.push(Row::latency(
+        "`openclaw sessions send main MSG` (echo, waits for the reply)",
+        &cli_send,
+        "socket send + wait",
+        &socket_send,
+    ));
 
     eprintln!("CLI wait x{} ...", o.cli_send);
     {
@@ -224,19 +230,8 @@ pub fn section(o: &Opts, t: &mut Table) {
 
     eprintln!("{CONNECTIONS} connections closed-loop x{} ...", o.conc);
     let per = (o.conc / CONNECTIONS).max(1);
-    let t0 = Instant::now();
-    let results: Vec<(Vec<Duration>, usize, Option<String>)> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..CONNECTIONS)
-            .map(|c| {
-                let socket = &socket;
-                sc.spawn(move || sequential(socket, per, &format!("conc{c}"), spawn_line))
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("client thread"))
-            .collect()
-    });
-    let elapsed = t0.elapsed();
+    let (results, elapsed) =
+        on_connections(|c| sequential(&socket, per, &format!("conc{c}"), spawn_line));
     let errors: usize = results.iter().map(|r| r.1).sum();
     let all: Vec<Duration> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
     let st = stats(&all);
@@ -258,19 +253,8 @@ pub fn section(o: &Opts, t: &mut Table) {
     let last_conc = results.iter().filter_map(|r| r.2.clone()).next_back();
 
     eprintln!("{CONNECTIONS} connections pipelined x{} ...", o.conc);
-    let t0 = Instant::now();
-    let results: Vec<(Duration, usize, Option<String>)> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..CONNECTIONS)
-            .map(|c| {
-                let socket = &socket;
-                sc.spawn(move || pipelined(socket, per, &format!("pconc{c}"), spawn_line))
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("client thread"))
-            .collect()
-    });
-    let elapsed = t0.elapsed();
+    let (results, elapsed) =
+        on_connections(|c| pipelined(&socket, per, &format!("pconc{c}"), spawn_line));
     let errors: usize = results.iter().map(|r| r.1).sum();
     let r8p = rate(per * CONNECTIONS, elapsed);
     t.push(Row {

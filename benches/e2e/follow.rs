@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::Daemon;
-use super::{Opts, Row, Table, lat, ms, ratio_lat, rss_text, stats, status, verdict};
+use super::{Opts, Row, Table, rss_text, stats, status, verdict};
 
 /// What one follower has seen of an appender's `lat I` messages (user message I, then its
 /// echoed reply), whatever transport brought them.
@@ -255,23 +255,27 @@ pub fn section(o: &Opts, t: &mut Table) {
     let one = follow_run(&rt, &socket, 1, o.follow_one);
     let one_lat = stats(&one.latency);
     let one_ack = stats(&one.ack);
-    t.push(Row {
-        metric: "append → receipt, 1 follower (append = `sessions.send`, durable)".into(),
-        value: lat(&one_lat),
-        baseline: format!("the append's own round trip {}", ms(one_ack.median)),
-        ratio: ratio_lat(one_lat.median, one_ack.median),
-        target: verdict("< 1 ms median", one_lat.median < Duration::from_millis(1)),
-    });
+    t.push(
+        Row::latency(
+            "append → receipt, 1 follower (append = `sessions.send`, durable)",
+            &one_lat,
+            "the append's own round trip",
+            &one_ack,
+        )
+        .target(verdict(
+            "< 1 ms median",
+            one_lat.median < Duration::from_millis(1),
+        )),
+    );
     eprintln!("{} followers x{} appends ...", o.followers, o.follow_many);
     let many = follow_run(&rt, &socket, o.followers, o.follow_many);
     let many_lat = stats(&many.latency);
-    t.push(Row {
-        metric: format!("append → receipt, {} followers of one session", o.followers),
-        value: lat(&many_lat),
-        baseline: format!("1 follower {}", ms(one_lat.median)),
-        ratio: ratio_lat(many_lat.median, one_lat.median),
-        target: String::new(),
-    });
+    t.push(Row::latency(
+        format!("append → receipt, {} followers of one session", o.followers),
+        &many_lat,
+        "1 follower",
+        &one_lat,
+    ));
     t.push(Row {
         metric: format!("messages lost with {} followers", o.followers),
         value: many.losses(),

@@ -75,13 +75,15 @@ pub fn section(o: &Opts, t: &mut Table) {
     ));
     let (ready, first) = restarts(&mut d, o.starts);
     let (ready, first) = (stats(&ready), stats(&first));
-    t.push(Row {
-        metric: format!("daemon start → first reply, store with a {n}-message transcript"),
-        value: lat(&first),
-        baseline: format!("→ ready {}", ms(ready.median)),
-        ratio: ratio_lat(first.median, ready.median),
-        target: verdict("< 20 ms", first.median < Duration::from_millis(20)),
-    });
+    t.push(
+        Row::latency(
+            format!("daemon start → first reply, store with a {n}-message transcript"),
+            &first,
+            "→ ready",
+            &ready,
+        )
+        .target(verdict("< 20 ms", first.median < Duration::from_millis(20))),
+    );
     let socket = d.socket();
     let page = |key: &str, cursor: Option<String>, calls: usize| -> Stats {
         let mut c = RawConn::connect(&socket);
@@ -109,20 +111,24 @@ pub fn section(o: &Opts, t: &mut Table) {
     let base = page(&small, None, o.history);
     let newest = page(&big, None, o.history);
     let middle = page(&big, Some((n / 2).to_string()), o.history);
-    t.push(Row {
-        metric: format!("`sessions.history` page of 100, newest, {n}-message transcript"),
-        value: lat(&newest),
-        baseline: format!("same on a 100-message transcript {}", ms(base.median)),
-        ratio: ratio_lat(newest.median, base.median),
-        target: verdict("< 2 ms", newest.median < Duration::from_millis(2)),
-    });
-    t.push(Row {
-        metric: format!("`sessions.history` page of 100 at seq {} (cursor)", n / 2),
-        value: lat(&middle),
-        baseline: format!("newest page {}", ms(newest.median)),
-        ratio: ratio_lat(middle.median, newest.median),
-        target: verdict("< 2 ms", middle.median < Duration::from_millis(2)),
-    });
+    t.push(
+        Row::latency(
+            format!("`sessions.history` page of 100, newest, {n}-message transcript"),
+            &newest,
+            "same on a 100-message transcript",
+            &base,
+        )
+        .target(verdict("< 2 ms", newest.median < Duration::from_millis(2))),
+    );
+    t.push(
+        Row::latency(
+            format!("`sessions.history` page of 100 at seq {} (cursor)", n / 2),
+            &middle,
+            "newest page",
+            &newest,
+        )
+        .target(verdict("< 2 ms", middle.median < Duration::from_millis(2))),
+    );
     let cli_hist = |key: &str| {
         let samples: Vec<Duration> = (0..o.cli_send.min(50))
             .map(|_| {

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use super::common::RawConn;
 use super::follow::{FollowRun, FollowerTally, follow_run, runtime};
 use super::{
-    CONNECTIONS, Opts, Row, Table, cli_env, env_count, errors_text, lat, ms, per_s, rate,
-    ratio_lat, ratio_rate, stats, time_cmd, verdict,
+    CONNECTIONS, Opts, Row, Table, cli_env, env_count, errors_text, lat, ms, on_connections, per_s,
+    rate, ratio_lat, ratio_rate, sequential_lines, stats, time_cmd, verdict,
 };
 use http_client::{Conn, Target, daemon_with_http, token};
 
@@ -76,20 +76,7 @@ fn rpc_sequential(
     n: usize,
     call: impl Fn(usize) -> Value,
 ) -> (Vec<Duration>, usize) {
-    let mut c = RawConn::connect(socket);
-    let mut samples = Vec::with_capacity(n);
-    let mut errors = 0;
-    for i in 0..n {
-        let mut line = call(i).to_string();
-        line.push('\n');
-        let t = Instant::now();
-        c.send_raw(line.as_bytes());
-        let v = c.read_json();
-        samples.push(t.elapsed());
-        if v.get("error").is_some() {
-            errors += 1;
-        }
-    }
+    let (samples, errors, _) = sequential_lines(socket, n, |i| format!("{}\n", call(i)));
     (samples, errors)
 }
 
@@ -105,20 +92,8 @@ fn enc(key: &str) -> String {
 /// connection: (elapsed, errors).
 fn concurrent(total: usize, one: impl Fn(usize, usize) -> usize + Sync) -> (Duration, usize) {
     let per = total / CONNECTIONS;
-    let start = Instant::now();
-    let errors = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..CONNECTIONS)
-            .map(|c| {
-                let one = &one;
-                s.spawn(move || one(c, per))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("spawner"))
-            .sum()
-    });
-    (start.elapsed(), errors)
+    let (errors, elapsed) = on_connections(|c| one(c, per));
+    (elapsed, errors.into_iter().sum())
 }
 
 /// Replies seen by the SSE followers, summed, shared with the appender.
@@ -237,20 +212,24 @@ pub fn section(o: &Opts, t: &mut Table) {
         )
     });
     let (hs, us, rs) = (stats(&http_spawn), stats(&unix_spawn), stats(&rpc_spawn));
-    t.push(Row {
-        metric: "`POST /api/sessions/spawn` (202, durable), keep-alive TCP, one at a time".into(),
-        value: lat(&hs),
-        baseline: format!("JSON-RPC `sessions.spawn` {}", ms(rs.median)),
-        ratio: ratio_lat(hs.median, rs.median),
-        target: verdict("< 1 ms median", hs.median < Duration::from_millis(1)),
-    });
-    t.push(Row {
-        metric: "the same over the Unix socket (peer credentials, no token)".into(),
-        value: lat(&us),
-        baseline: format!("JSON-RPC {}", ms(rs.median)),
-        ratio: ratio_lat(us.median, rs.median),
-        target: String::new(),
-    });
+    t.push(
+        Row::latency(
+            "`POST /api/sessions/spawn` (202, durable), keep-alive TCP, one at a time",
+            &hs,
+            "JSON-RPC `sessions.spawn`",
+            &rs,
+        )
+        .target(verdict(
+            "< 1 ms median",
+            hs.median < Duration::from_millis(1),
+        )),
+    );
+    t.push(Row::latency(
+        "the same over the Unix socket (peer credentials, no token)",
+        &us,
+        "JSON-RPC",
+        &rs,
+    ));
     if e1 + e2 + e3 > 0 {
         t.note(format!("sequential spawns: {}", errors_text(e1 + e2 + e3)));
     }
@@ -297,13 +276,12 @@ pub fn section(o: &Opts, t: &mut Table) {
         )
     });
     let (hh, rh) = (stats(&http_hist), stats(&rpc_hist));
-    t.push(Row {
-        metric: "`GET /api/sessions/KEY/history?limit=20`, keep-alive TCP".into(),
-        value: lat(&hh),
-        baseline: format!("JSON-RPC `sessions.history` {}", ms(rh.median)),
-        ratio: ratio_lat(hh.median, rh.median),
-        target: String::new(),
-    });
+    t.push(Row::latency(
+        "`GET /api/sessions/KEY/history?limit=20`, keep-alive TCP",
+        &hh,
+        "JSON-RPC `sessions.history`",
+        &rh,
+    ));
     if e1 + e2 + e3 + e4 > 0 {
         t.note(format!("send/history: {}", errors_text(e1 + e2 + e3 + e4)));
     }
@@ -367,13 +345,12 @@ pub fn section(o: &Opts, t: &mut Table) {
             })
             .collect();
         let (cs, ls) = (stats(&curl_samples), stats(&cli_samples));
-        t.push(Row {
-            metric: "one-shot `curl -X POST …/api/sessions/spawn` (a process each)".into(),
-            value: lat(&cs),
-            baseline: format!("`openclaw sessions spawn` {}", ms(ls.median)),
-            ratio: ratio_lat(cs.median, ls.median),
-            target: String::new(),
-        });
+        t.push(Row::latency(
+            "one-shot `curl -X POST …/api/sessions/spawn` (a process each)",
+            &cs,
+            "`openclaw sessions spawn`",
+            &ls,
+        ));
     } else {
         t.note("no curl on this machine: the one-shot row is left out");
     }

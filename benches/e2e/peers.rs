@@ -192,13 +192,12 @@ pub fn section(o: &Opts, t: &mut Table) {
         drop(pd);
     }
     let (ours_s, theirs_s) = (stats(&ours), stats(&theirs));
-    t.push(Row {
-        metric: "openclawd start → first reply (fresh home)".into(),
-        value: lat(&ours_s),
-        baseline: format!("pueued start → first connection {}", ms(theirs_s.median)),
-        ratio: ratio_lat(ours_s.median, theirs_s.median),
-        target: String::new(),
-    });
+    t.push(Row::latency(
+        "openclawd start → first reply (fresh home)",
+        &ours_s,
+        "pueued start → first connection",
+        &theirs_s,
+    ));
 
     let d = Daemon::start_with_config(EXEC_AGENT);
     RawConn::connect(&d.socket()).call_ok("hello", json!({}));

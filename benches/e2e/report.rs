@@ -98,6 +98,27 @@ pub struct Row {
     pub target: String,
 }
 
+impl Row {
+    /// A latency row: `value` against `base` (`label` says what it is), value ÷ baseline of
+    /// their medians.
+    pub fn latency(metric: impl Into<String>, value: &Stats, label: &str, base: &Stats) -> Row {
+        Row {
+            metric: metric.into(),
+            value: lat(value),
+            baseline: format!("{label} {}", ms(base.median)),
+            ratio: ratio_lat(value.median, base.median),
+            target: String::new(),
+        }
+    }
+
+    pub fn target(self, target: impl Into<String>) -> Row {
+        Row {
+            target: target.into(),
+            ..self
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Table {
     pub sections: Vec<(String, Vec<Row>)>,
