@@ -7,9 +7,19 @@ use serde_json::json;
 
 use super::common::RawConn;
 use super::{
-    Opts, Row, Table, insert_sessions, lat, ms, prebuilt, ratio_lat, restarts, rss_text, stats,
+    Opts, Row, Stats, Table, insert_sessions, lat, ms, prebuilt, restarts, rss_text, stats,
     store_size, time_cmd, verdict,
 };
+
+/// What one pre-built store measured.
+struct Store {
+    n: usize,
+    ready: Stats,
+    first: Stats,
+    list: Stats,
+    cli: Stats,
+    rss: String,
+}
 
 pub fn section(o: &Opts, t: &mut Table) {
     t.section("scale: sessions in the store (pre-built stores)");
@@ -44,73 +54,52 @@ pub fn section(o: &Opts, t: &mut Table) {
                 .0
             })
             .collect();
-        let rss = rss_text(d.pid());
-        results.push((
+        results.push(Store {
             n,
-            stats(&ready),
-            stats(&first),
-            stats(&list),
-            stats(&cli),
-            rss,
-        ));
-    }
-    let (small, large) = (&results[0], &results[1]);
-    for r in [small, large] {
-        let (n, ready, first, ..) = r;
-        t.push(Row {
-            metric: format!("daemon start → first reply, {n} sessions"),
-            value: lat(first),
-            baseline: if *n == small.0 {
-                format!("→ ready {}", ms(ready.median))
-            } else {
-                format!("{} sessions {}", small.0, ms(small.2.median))
-            },
-            ratio: if *n == small.0 {
-                ratio_lat(first.median, ready.median)
-            } else {
-                ratio_lat(first.median, small.2.median)
-            },
-            target: verdict("< 20 ms", first.median < Duration::from_millis(20)),
+            ready: stats(&ready),
+            first: stats(&first),
+            list: stats(&list),
+            cli: stats(&cli),
+            rss: rss_text(d.pid()),
         });
     }
-    for r in [small, large] {
-        let (n, _, _, list, ..) = r;
-        t.push(Row {
-            metric: format!("`sessions.list` limit 50 (socket), {n} sessions"),
-            value: lat(list),
-            baseline: if *n == small.0 {
-                String::new()
-            } else {
-                format!("{} sessions {}", small.0, ms(small.3.median))
-            },
-            ratio: if *n == small.0 {
-                String::new()
-            } else {
-                ratio_lat(list.median, small.3.median)
-            },
-            target: String::new(),
-        });
+    let small = &results[0];
+    // The large store's figure against the small store's; the small store's own row has none.
+    let row = |metric: String, i: usize, pick: fn(&Store) -> &Stats| {
+        if i == 0 {
+            Row {
+                metric,
+                value: lat(pick(small)),
+                ..Row::default()
+            }
+        } else {
+            let label = format!("{} sessions", small.n);
+            Row::latency(metric, pick(&results[i]), &label, pick(small))
+        }
+    };
+    for (i, s) in results.iter().enumerate() {
+        let metric = format!("daemon start → first reply, {} sessions", s.n);
+        let row = if i == 0 {
+            Row::latency(metric, &s.first, "→ ready", &s.ready)
+        } else {
+            row(metric, i, |s| &s.first)
+        };
+        let fast = s.first.median < Duration::from_millis(20);
+        t.push(row.target(verdict("< 20 ms", fast)));
     }
-    for r in [small, large] {
-        let (n, _, _, _, cli, rss) = r;
-        t.push(Row {
-            metric: format!("`openclaw sessions list --limit 50 --json`, {n} sessions"),
-            value: lat(cli),
-            baseline: if *n == small.0 {
-                String::new()
-            } else {
-                format!("{} sessions {}", small.0, ms(small.4.median))
-            },
-            ratio: if *n == small.0 {
-                String::new()
-            } else {
-                ratio_lat(cli.median, small.4.median)
-            },
-            target: String::new(),
-        });
+    for (i, s) in results.iter().enumerate() {
+        let metric = format!("`sessions.list` limit 50 (socket), {} sessions", s.n);
+        t.push(row(metric, i, |s| &s.list));
+    }
+    for (i, s) in results.iter().enumerate() {
+        let metric = format!(
+            "`openclaw sessions list --limit 50 --json`, {} sessions",
+            s.n
+        );
+        t.push(row(metric, i, |s| &s.cli));
         t.add(
-            format!("daemon RSS, {n} sessions, after the list calls"),
-            rss.clone(),
+            format!("daemon RSS, {} sessions, after the list calls", s.n),
+            s.rss.clone(),
         );
     }
 }
