@@ -252,61 +252,46 @@ pub fn section(o: &Opts, t: &mut Table) {
     });
 
     // add round trip, interleaved sample by sample.
+    // `openclaw ARGS` against `pueue add -- true`, interleaved sample by sample, as a row
+    // with the target of 3× faster.
+    let against_add = |t: &mut Table, metric: &str, args: &[&str], baseline: &str| {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..o.peer {
+            ours.push(time_cmd(d.cli().args(args), "openclaw sessions spawn").0);
+            theirs.push(time_cmd(pd.cmd(&p).args(["add", "--", "true"]), "pueue add").0);
+        }
+        let (ours, theirs) = (stats(&ours), stats(&theirs));
+        let times = theirs.median.as_secs_f64() / ours.median.as_secs_f64();
+        t.push(Row {
+            metric: metric.into(),
+            value: lat(&ours),
+            baseline: format!("{baseline} {}", lat(&theirs)),
+            ratio: ratio_lat(ours.median, theirs.median),
+            target: verdict(
+                &format!("≥ 3× faster than pueue add (is {times:.1}×)"),
+                times >= 3.0,
+            ),
+        });
+    };
     eprintln!("add round trips x{} each ...", o.peer);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..o.peer {
-        ours.push(
-            time_cmd(
-                d.cli()
-                    .args(["sessions", "spawn", "--agent", "t", "--task", "x"]),
-                "openclaw sessions spawn",
-            )
-            .0,
-        );
-        theirs.push(time_cmd(pd.cmd(&p).args(["add", "--", "true"]), "pueue add").0);
-    }
-    let (ours_s, theirs_s) = (stats(&ours), stats(&theirs));
-    let times = theirs_s.median.as_secs_f64() / ours_s.median.as_secs_f64();
-    t.push(Row {
-        metric: "`openclaw sessions spawn --agent t --task x` round trip".into(),
-        value: lat(&ours_s),
-        baseline: format!("`pueue add -- true` {}", lat(&theirs_s)),
-        ratio: ratio_lat(ours_s.median, theirs_s.median),
-        target: verdict(
-            &format!("≥ 3× faster than pueue add (is {times:.1}×)"),
-            times >= 3.0,
-        ),
-    });
+    against_add(
+        t,
+        "`openclaw sessions spawn --agent t --task x` round trip",
+        &["sessions", "spawn", "--agent", "t", "--task", "x"],
+        "`pueue add -- true`",
+    );
 
     // The enqueue alone: pueue's default group paused (its tasks are stored, not started),
     // openclaw on the in-process echo agent (no process per run).
     eprintln!("enqueue-only round trips x{} each ...", o.peer);
     time_cmd(pd.cmd(&p).args(["pause"]), "pueue pause");
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..o.peer {
-        ours.push(
-            time_cmd(
-                d.cli().args(["sessions", "spawn", "--task", "x"]),
-                "openclaw sessions spawn",
-            )
-            .0,
-        );
-        theirs.push(time_cmd(pd.cmd(&p).args(["add", "--", "true"]), "pueue add").0);
-    }
+    against_add(
+        t,
+        "`openclaw sessions spawn --task x` round trip, echo agent (no process per run)",
+        &["sessions", "spawn", "--task", "x"],
+        "`pueue add -- true`, group paused",
+    );
     time_cmd(pd.cmd(&p).args(["start"]), "pueue start");
-    let (ours_e, theirs_e) = (stats(&ours), stats(&theirs));
-    let times_e = theirs_e.median.as_secs_f64() / ours_e.median.as_secs_f64();
-    t.push(Row {
-        metric: "`openclaw sessions spawn --task x` round trip, echo agent (no process per run)"
-            .into(),
-        value: lat(&ours_e),
-        baseline: format!("`pueue add -- true`, group paused {}", lat(&theirs_e)),
-        ratio: ratio_lat(ours_e.median, theirs_e.median),
-        target: verdict(
-            &format!("≥ 3× faster than pueue add (is {times_e:.1}×)"),
-            times_e >= 3.0,
-        ),
-    });
 
     eprintln!("shell loops x{} each ...", o.peer);
     let our_loop = shell_loop(
