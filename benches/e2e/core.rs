@@ -97,13 +97,12 @@ pub fn section(o: &Opts, t: &mut Table) {
         &cli_env(&d),
     );
     let (r_spawn, r_true) = (rate(o.cli, loop_spawn), rate(o.cli, loop_true));
-    t.push(Row {
-        metric: "spawns/s from a shell loop (`--agent t`)".into(),
-        value: per_s(r_spawn),
-        baseline: format!("loop of `/bin/true` {}", per_s(r_true)),
-        ratio: ratio_rate(r_spawn, r_true),
-        target: String::new(),
-    });
+    t.push(Row::rate(
+        "spawns/s from a shell loop (`--agent t`)",
+        r_spawn,
+        "loop of `/bin/true`",
+        r_true,
+    ));
 
     eprintln!("sessions.send + wait x{} ...", o.send);
     let socket_send = {
@@ -177,14 +176,12 @@ pub fn section(o: &Opts, t: &mut Table) {
             cli.push(el);
         }
         let (rpc, cli) = (stats(&rpc), stats(&cli));
-        t.push(Row {
-            metric: "`openclaw sessions wait RUN` right after a spawn on `t` (until it ends)"
-                .into(),
-            value: lat(&cli),
-            baseline: format!("`runs.wait` on the socket {}", ms(rpc.median)),
-            ratio: ratio_lat(cli.median, rpc.median),
-            target: String::new(),
-        });
+        t.push(Row::latency(
+            "`openclaw sessions wait RUN` right after a spawn on `t` (until it ends)",
+            &cli,
+            "`runs.wait` on the socket",
+            &rpc,
+        ));
     }
 
     eprintln!("sequential RPCs x{} ...", o.rpc);

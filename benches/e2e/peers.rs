@@ -13,8 +13,8 @@ use serde_json::json;
 
 use super::common::{self, Daemon, RawConn};
 use super::{
-    EXEC_AGENT, Opts, Row, Table, cli_env, lat, ms, per_s, rate, ratio_lat, ratio_rate, rss_mib,
-    rss_text, shell_loop, stats, time_cmd, verdict,
+    EXEC_AGENT, Opts, Row, Table, cli_env, lat, ms, rate, ratio_lat, rss_mib, rss_text, shell_loop,
+    stats, time_cmd, verdict,
 };
 
 struct Pueue {
@@ -309,13 +309,12 @@ pub fn section(o: &Opts, t: &mut Table) {
         &[("HOME", pd.dir.path()), ("NO_COLOR", Path::new("1"))],
     );
     let (ro, rt) = (rate(o.peer, our_loop), rate(o.peer, their_loop));
-    t.push(Row {
-        metric: "spawns/s from a shell loop (`--agent t`)".into(),
-        value: per_s(ro),
-        baseline: format!("`pueue add -- true` loop {}", per_s(rt)),
-        ratio: ratio_rate(ro, rt),
-        target: String::new(),
-    });
+    t.push(Row::rate(
+        "spawns/s from a shell loop (`--agent t`)",
+        ro,
+        "`pueue add -- true` loop",
+        rt,
+    ));
     t.push(Row {
         metric: "RSS after these adds".into(),
         value: format!("openclawd {}", rss_text(d.pid())),

@@ -111,6 +111,17 @@ impl Row {
         }
     }
 
+    /// A rate row: `value` per second against `base` (`label` says what it is).
+    pub fn rate(metric: impl Into<String>, value: f64, label: &str, base: f64) -> Row {
+        Row {
+            metric: metric.into(),
+            value: per_s(value),
+            baseline: format!("{label} {}", per_s(base)),
+            ratio: ratio_rate(value, base),
+            target: String::new(),
+        }
+    }
+
     pub fn target(self, target: impl Into<String>) -> Row {
         Row {
             target: target.into(),
