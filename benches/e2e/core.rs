@@ -104,6 +104,9 @@ pub fn section(o: &Opts, t: &mut Table) {
         r_true,
     ));
 
+    eprintln!("hello RPCs x{} ...", o.rpc);
+    let (hello_samples, _, _) = sequential(&socket, o.rpc, "hello", hello_line);
+    let hello = stats(&hello_samples);
     eprintln!("sessions.send + wait x{} ...", o.send);
     let socket_send = {
         let mut c = RawConn::connect(&socket);
@@ -120,11 +123,12 @@ pub fn section(o: &Opts, t: &mut Table) {
         }
         stats(&samples)
     };
-    t.push(Row {
-        metric: "`sessions.send` + wait for the reply, echo (socket)".into(),
-        value: lat(&socket_send),
-        ..Row::default()
-    });
+    t.push(Row::latency(
+        "`sessions.send` + wait for the reply, echo (socket)",
+        &socket_send,
+        "`hello` round trip",
+        &hello,
+    ));
 
     eprintln!("CLI send x{} ...", o.cli_send);
     let cli_send = {
@@ -185,8 +189,6 @@ pub fn section(o: &Opts, t: &mut Table) {
     }
 
     eprintln!("sequential RPCs x{} ...", o.rpc);
-    let (hello_samples, _, _) = sequential(&socket, o.rpc, "hello", hello_line);
-    let hello = stats(&hello_samples);
     let (samples, errors, last_seq) = sequential(&socket, o.rpc, "seq", spawn_line);
     let s = stats(&samples);
     t.push(Row {
