@@ -375,22 +375,23 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         ),
     });
 
-    // The CLI's spawn, part by part, from the interleaved medians above: the parts add up to
-    // the whole (each is a difference of two of them).
-    let cli_start = c_version.median.saturating_sub(s_hello.median);
+    // The CLI's spawn, part by part, from the interleaved medians above: each part is a
+    // difference of two of them, so the parts add up to the whole.
+    let secs = |s: &Stats| s.median.as_secs_f64();
+    let cli_start = secs(&c_version) - secs(&s_hello);
     t.breakdown(
         "`openclaw sessions spawn --task x` (floors section, medians)",
         ("`openclaw sessions spawn --task x`", c_spawn.median),
         &[
-            ("a static process starting and exiting (static hello)".into(), s_hello.median),
+            ("a static process starting and exiting (static hello)".into(), secs(&s_hello)),
             (
                 "connecting and one `hello` round trip (client floor `hello` − static hello)".into(),
-                f_hello.median.saturating_sub(s_hello.median),
+                secs(&f_hello) - secs(&s_hello),
             ),
-            ("one durable commit (commit floor)".into(), commit.median),
+            ("one durable commit (commit floor)".into(), secs(&commit)),
             (
                 "the rest of the daemon's spawn (client floor spawn − its `hello` − commit floor)".into(),
-                side.saturating_sub(commit.median),
+                secs(&f_spawn) - secs(&f_hello) - secs(&commit),
             ),
             (
                 "starting the CLI's binary instead of a static one (`openclaw --version` − static hello)".into(),
@@ -398,7 +399,7 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
             ),
             (
                 "the CLI's own call path (CLI spawn − client floor spawn − the line above)".into(),
-                c_spawn.median.saturating_sub(f_spawn.median).saturating_sub(cli_start),
+                secs(&c_spawn) - secs(&f_spawn) - cli_start,
             ),
         ],
     );

@@ -187,22 +187,26 @@ impl Table {
     }
 
     /// A "where the time goes" table: `whole` (what is broken down, its median) and its
-    /// parts, each with its share of the whole. The parts are differences of medians measured
-    /// in this run, so they add up only roughly.
-    pub fn breakdown(
-        &mut self,
-        title: &str,
-        whole: (&str, Duration),
-        parts: &[(String, Duration)],
-    ) {
+    /// parts in seconds, each with its share of the whole. The parts are differences of
+    /// medians measured in this run: they add up to the whole, and one below its noise can be
+    /// negative, which is shown as it is rather than hidden.
+    pub fn breakdown(&mut self, title: &str, whole: (&str, Duration), parts: &[(String, f64)]) {
         let (what, total) = whole;
-        let share = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64().max(1e-9);
+        let share = |v: f64| 100.0 * v / total.as_secs_f64().max(1e-9);
+        let signed = |v: f64| {
+            let text = ms(Duration::from_secs_f64(v.abs()));
+            if v < 0.0 { format!("−{text}") } else { text }
+        };
         let mut out = format!("### where the time goes: {title}\n\n");
         out.push_str("| part | median | share |\n|---|---|---|\n");
         eprintln!("== where the time goes: {title}");
-        for (part, d) in parts {
-            eprintln!("  {part}: {} ({:.0}%)", ms(*d), share(*d));
-            out.push_str(&format!("| {part} | {} | {:.0}% |\n", ms(*d), share(*d)));
+        for (part, v) in parts {
+            eprintln!("  {part}: {} ({:.0}%)", signed(*v), share(*v));
+            out.push_str(&format!(
+                "| {part} | {} | {:.0}% |\n",
+                signed(*v),
+                share(*v)
+            ));
         }
         out.push_str(&format!("| **{what}** | **{}** | 100% |\n\n", ms(total)));
         self.breakdowns.push(out);
