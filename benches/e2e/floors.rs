@@ -24,22 +24,13 @@ use serde_json::json;
 
 use super::common::{self, Daemon, RawConn};
 use super::{
-    Opts, Row, Stats, Table, errors_text, lat, ms, per_s, pipelined, process_floor, rate,
-    ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
+    Opts, Row, Stats, Table, errors_text, lat, load_average, ms, per_s, pipelined, process_floor,
+    rate, ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
 };
 
 /// Bytes of the preallocated commit-floor file; each sample rewrites one page of it.
 const FLOOR_FILE_BYTES: u64 = 1 << 20;
 const PAGE: usize = 4096;
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// Builds `benches/floor/NAME.c` static into `target/bench-floor/floor-NAME` (when older than
 /// its source).
@@ -383,6 +374,35 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
             )
         ),
     });
+
+    // The CLI's spawn, part by part, from the interleaved medians above: each part is a
+    // difference of two of them, so the parts add up to the whole.
+    let secs = |s: &Stats| s.median.as_secs_f64();
+    let cli_start = secs(&c_version) - secs(&s_hello);
+    t.breakdown(
+        "`openclaw sessions spawn --task x` (floors section, medians)",
+        ("`openclaw sessions spawn --task x`", c_spawn.median),
+        &[
+            ("a static process starting and exiting (static hello)".into(), secs(&s_hello)),
+            (
+                "connecting and one `hello` round trip (client floor `hello` − static hello)".into(),
+                secs(&f_hello) - secs(&s_hello),
+            ),
+            ("one durable commit (commit floor)".into(), secs(&commit)),
+            (
+                "the rest of the daemon's spawn (client floor spawn − its `hello` − commit floor)".into(),
+                secs(&f_spawn) - secs(&f_hello) - secs(&commit),
+            ),
+            (
+                "starting the CLI's binary instead of a static one (`openclaw --version` − static hello)".into(),
+                cli_start,
+            ),
+            (
+                "the CLI's own call path (CLI spawn − client floor spawn − the line above)".into(),
+                secs(&c_spawn) - secs(&f_spawn) - cli_start,
+            ),
+        ],
+    );
 
     eprintln!("floors: spawn and hello RPCs x{} ...", o.rpc);
     let before_io = write_bytes(pid);

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::RawConn;
+use super::follow::{FollowRun, FollowerTally, follow_run, runtime};
 use super::{
-    CONNECTIONS, Opts, Row, Table, cli_env, env_count, errors_text, follow_run, lat, ms, per_s,
-    rate, ratio_lat, ratio_rate, stats, time_cmd, verdict,
+    CONNECTIONS, Opts, Row, Table, cli_env, env_count, errors_text, lat, ms, on_connections, per_s,
+    rate, ratio_lat, ratio_rate, sequential_lines, stats, time_cmd, verdict,
 };
 use http_client::{Conn, Target, daemon_with_http, token};
 
@@ -75,20 +76,7 @@ fn rpc_sequential(
     n: usize,
     call: impl Fn(usize) -> Value,
 ) -> (Vec<Duration>, usize) {
-    let mut c = RawConn::connect(socket);
-    let mut samples = Vec::with_capacity(n);
-    let mut errors = 0;
-    for i in 0..n {
-        let mut line = call(i).to_string();
-        line.push('\n');
-        let t = Instant::now();
-        c.send_raw(line.as_bytes());
-        let v = c.read_json();
-        samples.push(t.elapsed());
-        if v.get("error").is_some() {
-            errors += 1;
-        }
-    }
+    let (samples, errors, _) = sequential_lines(socket, n, |i| format!("{}\n", call(i)));
     (samples, errors)
 }
 
@@ -104,47 +92,23 @@ fn enc(key: &str) -> String {
 /// connection: (elapsed, errors).
 fn concurrent(total: usize, one: impl Fn(usize, usize) -> usize + Sync) -> (Duration, usize) {
     let per = total / CONNECTIONS;
-    let start = Instant::now();
-    let errors = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..CONNECTIONS)
-            .map(|c| {
-                let one = &one;
-                s.spawn(move || one(c, per))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("spawner"))
-            .sum()
-    });
-    (start.elapsed(), errors)
+    let (errors, elapsed) = on_connections(|c| one(c, per));
+    (elapsed, errors.into_iter().sum())
 }
 
-/// What the SSE followers have seen, shared with the appender.
-#[derive(Default)]
-struct Seen {
-    /// Replies seen, summed over followers.
-    replies: usize,
-}
-
-struct SseRun {
-    latency: Vec<Duration>,
-    expected: usize,
-    delivered: usize,
-    gaps: usize,
-    duplicates: usize,
-}
+/// Replies seen by the SSE followers, summed, shared with the appender.
+type Replies = Arc<(Mutex<usize>, Condvar)>;
 
 /// `followers` SSE follows of one session over TCP; the appender sends `appends` messages over
 /// JSON-RPC one at a time (202 at once), each after every follower has seen the previous
-/// reply, as `follow_run` does for JSON-RPC followers.
+/// reply, as `follow_run` does for JSON-RPC followers, and counts what they see the same way.
 fn sse_run(
     addr: std::net::SocketAddr,
     tok: &str,
     socket: &Path,
     followers: usize,
     appends: usize,
-) -> SseRun {
+) -> FollowRun {
     let mut rpc_conn = RawConn::connect(socket);
     let spawned = rpc_conn.call_ok("sessions.spawn", json!({"task": "sse follow bench"}));
     let key = spawned["sessionKey"].as_str().expect("key").to_string();
@@ -152,7 +116,7 @@ fn sse_run(
         "runs.wait",
         json!({"runId": spawned["runId"], "timeoutSeconds": 30}),
     );
-    let seen = Arc::new((Mutex::new(Seen::default()), Condvar::new()));
+    let seen: Replies = Arc::default();
     let path = format!("/api/sessions/{}/history?follow=1", enc(&key));
     let mut streams = Vec::with_capacity(followers);
     for _ in 0..followers {
@@ -174,41 +138,20 @@ fn sse_run(
         .map(|mut sse| {
             let seen = seen.clone();
             std::thread::spawn(move || {
-                let mut got: Vec<Option<Instant>> = vec![None; appends];
-                let (mut next, mut delivered, mut gaps, mut dups, mut replies) =
-                    (start_seq + 1, 0, 0, 0, 0);
-                while replies < appends {
+                let mut tally = FollowerTally::new(start_seq, appends);
+                while !tally.done() {
                     let Some(e) = sse.next_event() else { break };
                     if e.event != "session.message" {
                         continue;
                     }
                     let now = Instant::now();
-                    let v = e.json();
-                    let m = &v["message"];
-                    let seq = m["seq"].as_u64().unwrap_or(0);
-                    if seq < next {
-                        dups += 1;
-                        continue;
-                    }
-                    gaps += (seq - next) as usize;
-                    next = seq + 1;
-                    delivered += 1;
-                    let i = m["content"]
-                        .as_str()
-                        .and_then(|c| c.strip_prefix("lat "))
-                        .and_then(|i| i.parse::<usize>().ok());
-                    match (m["role"].as_str(), i) {
-                        (Some("user"), Some(i)) if i < appends => got[i] = Some(now),
-                        (Some("assistant"), Some(_)) => {
-                            replies += 1;
-                            let (lock, cv) = &*seen;
-                            lock.lock().expect("seen").replies += 1;
-                            cv.notify_all();
-                        }
-                        _ => {}
+                    if tally.message(&e.json()["message"], now) {
+                        let (lock, cv) = &*seen;
+                        *lock.lock().expect("seen") += 1;
+                        cv.notify_all();
                     }
                 }
-                (got, delivered, gaps, dups)
+                tally
             })
         })
         .collect();
@@ -224,33 +167,19 @@ fn sse_run(
         let (lock, cv) = &*seen;
         let guard = lock.lock().expect("seen");
         let (guard, timeout) = cv
-            .wait_timeout_while(guard, Duration::from_secs(60), |s| s.replies < want)
+            .wait_timeout_while(guard, Duration::from_secs(60), |seen| *seen < want)
             .expect("seen");
         assert!(
             !timeout.timed_out(),
             "SSE followers stalled: {} of {want} replies seen after 60 s",
-            guard.replies
+            *guard
         );
     }
-    let mut run = SseRun {
-        latency: Vec::with_capacity(appends * followers),
-        expected: followers * appends * 2,
-        delivered: 0,
-        gaps: 0,
-        duplicates: 0,
-    };
-    for t in threads {
-        let (got, delivered, gaps, dups) = t.join().expect("follower");
-        run.delivered += delivered;
-        run.gaps += gaps;
-        run.duplicates += dups;
-        for (i, at) in got.into_iter().enumerate() {
-            if let Some(at) = at {
-                run.latency.push(at.saturating_duration_since(sent[i]));
-            }
-        }
-    }
-    run
+    let tallies: Vec<FollowerTally> = threads
+        .into_iter()
+        .map(|t| t.join().expect("follower"))
+        .collect();
+    FollowRun::collect(tallies, &sent, Vec::new())
 }
 
 pub fn section(o: &Opts, t: &mut Table) {
@@ -283,20 +212,24 @@ pub fn section(o: &Opts, t: &mut Table) {
         )
     });
     let (hs, us, rs) = (stats(&http_spawn), stats(&unix_spawn), stats(&rpc_spawn));
-    t.push(Row {
-        metric: "`POST /api/sessions/spawn` (202, durable), keep-alive TCP, one at a time".into(),
-        value: lat(&hs),
-        baseline: format!("JSON-RPC `sessions.spawn` {}", ms(rs.median)),
-        ratio: ratio_lat(hs.median, rs.median),
-        target: verdict("< 1 ms median", hs.median < Duration::from_millis(1)),
-    });
-    t.push(Row {
-        metric: "the same over the Unix socket (peer credentials, no token)".into(),
-        value: lat(&us),
-        baseline: format!("JSON-RPC {}", ms(rs.median)),
-        ratio: ratio_lat(us.median, rs.median),
-        target: String::new(),
-    });
+    t.push(
+        Row::latency(
+            "`POST /api/sessions/spawn` (202, durable), keep-alive TCP, one at a time",
+            &hs,
+            "JSON-RPC `sessions.spawn`",
+            &rs,
+        )
+        .target(verdict(
+            "< 1 ms median",
+            hs.median < Duration::from_millis(1),
+        )),
+    );
+    t.push(Row::latency(
+        "the same over the Unix socket (peer credentials, no token)",
+        &us,
+        "JSON-RPC",
+        &rs,
+    ));
     if e1 + e2 + e3 > 0 {
         t.note(format!("sequential spawns: {}", errors_text(e1 + e2 + e3)));
     }
@@ -343,13 +276,12 @@ pub fn section(o: &Opts, t: &mut Table) {
         )
     });
     let (hh, rh) = (stats(&http_hist), stats(&rpc_hist));
-    t.push(Row {
-        metric: "`GET /api/sessions/KEY/history?limit=20`, keep-alive TCP".into(),
-        value: lat(&hh),
-        baseline: format!("JSON-RPC `sessions.history` {}", ms(rh.median)),
-        ratio: ratio_lat(hh.median, rh.median),
-        target: String::new(),
-    });
+    t.push(Row::latency(
+        "`GET /api/sessions/KEY/history?limit=20`, keep-alive TCP",
+        &hh,
+        "JSON-RPC `sessions.history`",
+        &rh,
+    ));
     if e1 + e2 + e3 + e4 > 0 {
         t.note(format!("send/history: {}", errors_text(e1 + e2 + e3 + e4)));
     }
@@ -413,13 +345,12 @@ pub fn section(o: &Opts, t: &mut Table) {
             })
             .collect();
         let (cs, ls) = (stats(&curl_samples), stats(&cli_samples));
-        t.push(Row {
-            metric: "one-shot `curl -X POST …/api/sessions/spawn` (a process each)".into(),
-            value: lat(&cs),
-            baseline: format!("`openclaw sessions spawn` {}", ms(ls.median)),
-            ratio: ratio_lat(cs.median, ls.median),
-            target: String::new(),
-        });
+        t.push(Row::latency(
+            "one-shot `curl -X POST …/api/sessions/spawn` (a process each)",
+            &cs,
+            "`openclaw sessions spawn`",
+            &ls,
+        ));
     } else {
         t.note("no curl on this machine: the one-shot row is left out");
     }
@@ -427,11 +358,7 @@ pub fn section(o: &Opts, t: &mut Table) {
     // SSE followers against JSON-RPC followers.
     eprintln!("{} SSE followers x{} appends ...", n.followers, n.follow);
     let sse = sse_run(addr, &tok, &socket, n.followers, n.follow);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     eprintln!(
         "{} JSON-RPC followers x{} appends ...",
         n.followers, n.follow
@@ -449,17 +376,10 @@ pub fn section(o: &Opts, t: &mut Table) {
         ratio: ratio_lat(sl.median, rl.median),
         target: verdict("< 1 ms median", sl.median < Duration::from_millis(1)),
     });
-    let lost = sse.expected.saturating_sub(sse.delivered);
     t.push(Row {
         metric: format!("messages lost with {} SSE followers", n.followers),
-        value: format!(
-            "{lost} lost, {} out of order, {} duplicated of {} deliveries",
-            sse.gaps, sse.duplicates, sse.expected
-        ),
-        target: verdict(
-            "none lost",
-            lost == 0 && sse.gaps == 0 && sse.duplicates == 0,
-        ),
+        value: sse.losses(),
+        target: verdict("none lost", sse.is_complete()),
         ..Row::default()
     });
 }
