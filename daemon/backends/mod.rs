@@ -63,6 +63,24 @@ impl History {
             .await?
             .messages)
     }
+
+    /// The messages after `after_seq`, oldest first, at most `limit` within `budget` bytes;
+    /// the flag says whether more were left.
+    pub async fn load_after(
+        &self,
+        after_seq: u64,
+        limit: u32,
+        budget: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        self.store
+            .messages_after(self.sid, after_seq, limit, budget)
+            .await
+    }
+
+    /// The session's row id.
+    pub fn sid(&self) -> i64 {
+        self.sid
+    }
 }
 
 /// The session as a backend that keeps sessions of its own (ACP) sees it: the agent's id
@@ -196,8 +214,10 @@ impl Backend {
 
     /// The session is gone (deleted): let go of anything kept for it between turns.
     pub async fn close_session(&self, session_id: &str) {
-        if let Backend::Acp(agent) = self {
-            agent.close_session(session_id).await;
+        match self {
+            Backend::Acp(agent) => agent.close_session(session_id).await,
+            Backend::OpenAi(agent) => agent.close_session(session_id),
+            _ => {}
         }
     }
 

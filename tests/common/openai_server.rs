@@ -219,6 +219,21 @@ impl Sse {
     pub fn done(self) -> Reply {
         self.end(End::Done)
     }
+
+    /// These events, then `data` again and again until the client goes away (a model
+    /// whose generation never ends).
+    pub fn then_forever(self, data: &str) -> Reply {
+        Reply::Endless {
+            events: self.events,
+            repeat: data.to_string(),
+        }
+    }
+
+    /// A tool-call fragment's event data, for [`Sse::then_forever`].
+    pub fn fragment_data(index: u64, args: &str) -> String {
+        let mut only = Sse::new().tool_fragment(index, None, None, args);
+        only.events.pop().unwrap_or_default()
+    }
 }
 
 /// Holds a reply back until the test opens it (e.g. once a follower is listening), so that
@@ -270,6 +285,11 @@ pub enum Reply {
     Json(Value),
     /// Bytes written as they are, then the connection closes.
     Raw(Vec<u8>),
+    /// An event stream whose last event repeats until the client goes away.
+    Endless {
+        events: Vec<String>,
+        repeat: String,
+    },
     /// No response at all until the client goes away.
     Silent,
     /// The reply, once the gate opens (at most a minute later).
@@ -354,6 +374,8 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     stopping: AtomicBool,
+    /// Benchmark mode (see [`OpenAiServer::start_instant`]).
+    instant: bool,
 }
 
 impl Shared {
@@ -370,12 +392,26 @@ pub struct OpenAiServer {
 
 impl OpenAiServer {
     pub fn start() -> OpenAiServer {
+        OpenAiServer::start_with(false)
+    }
+
+    /// A server for benchmarks, doing as little as a real one would on the same CPUs: it
+    /// keeps connections open between requests (HTTP/1.1 keep-alive, as real servers do;
+    /// a test server closes each so tests see every request on its own connection), keeps
+    /// only the last request (every body parsed and kept would cost the machine more than
+    /// the client under test), and parses no body as JSON (`Recorded::json` is `None`).
+    pub fn start_instant() -> OpenAiServer {
+        OpenAiServer::start_with(true)
+    }
+
+    fn start_with(instant: bool) -> OpenAiServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test server");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
+            instant,
         });
         let accept_shared = shared.clone();
         let acceptor = std::thread::spawn(move || {
@@ -390,9 +426,15 @@ impl OpenAiServer {
                     state.open.push(clone);
                 }
                 let worker_shared = shared.clone();
-                state
-                    .workers
-                    .push(std::thread::spawn(move || serve(conn, &worker_shared)));
+                state.workers.push(std::thread::spawn(move || {
+                    if worker_shared.instant {
+                        let _ = conn.set_nodelay(true);
+                        while serve_one(&conn, &worker_shared) {}
+                        let _ = conn.shutdown(Shutdown::Both);
+                    } else {
+                        serve(conn, &worker_shared);
+                    }
+                }));
             }
         });
         OpenAiServer {
@@ -545,13 +587,23 @@ impl Drop for OpenAiServer {
 }
 
 fn serve(conn: TcpStream, shared: &Shared) {
-    let Some(request) = read_request(&conn) else {
-        return;
+    serve_one(&conn, shared);
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+/// Answers one request; true when the connection may carry another (keep-alive, a reply
+/// that ended with its length known).
+fn serve_one(conn: &TcpStream, shared: &Shared) -> bool {
+    let Some(request) = read_request(conn, !shared.instant) else {
+        return false;
     };
     let path = request.path.split('?').next().unwrap_or("").to_string();
     let method = request.method.clone();
     let reply = {
         let mut state = shared.lock();
+        if shared.instant {
+            state.requests.clear();
+        }
         state.requests.push(request);
         shared.changed.notify_all();
         if method == "POST" && path.ends_with("/chat/completions") {
@@ -589,15 +641,29 @@ fn serve(conn: TcpStream, shared: &Shared) {
         shared.lock().replies_started.push(Instant::now());
     }
     // A write that fails means the client went away.
-    let client_left = send(&conn, &reply).unwrap_or(true);
+    let keep_alive = shared.instant && reusable(&reply);
+    let client_left = send(conn, &reply, keep_alive).unwrap_or(true);
     if client_left && !shared.stopping.load(Ordering::SeqCst) {
         shared.lock().disconnects += 1;
         shared.changed.notify_all();
     }
-    let _ = conn.shutdown(Shutdown::Both);
+    keep_alive && !client_left && !shared.stopping.load(Ordering::SeqCst)
 }
 
-fn read_request(conn: &TcpStream) -> Option<Recorded> {
+/// Whether the client can tell where this reply ends without the connection closing.
+fn reusable(reply: &Reply) -> bool {
+    match reply {
+        Reply::Sse { end, .. } => matches!(end, End::Done | End::Close),
+        Reply::Status { .. } | Reply::Json(_) => true,
+        Reply::Gated(_, r) => reusable(r),
+        _ => false,
+    }
+}
+
+/// Reads one request. On a kept connection nothing is lost with the reader dropped after
+/// it: a client sends a next request only once it has this one's answer (HTTP/1.1 clients
+/// do not pipeline).
+fn read_request(conn: &TcpStream, parse_json: bool) -> Option<Recorded> {
     let mut reader = BufReader::new(conn);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -625,7 +691,11 @@ fn read_request(conn: &TcpStream) -> Option<Recorded> {
         .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    let json = serde_json::from_slice(&body).ok();
+    let json = if parse_json {
+        serde_json::from_slice(&body).ok()
+    } else {
+        None
+    };
     Some(Recorded {
         method,
         path,
@@ -651,6 +721,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 const SSE_HEADERS: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-store\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n";
+const SSE_HEADERS_KEPT: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-store\r\ntransfer-encoding: chunked\r\n\r\n";
 
 fn chunk(mut conn: &TcpStream, bytes: &[u8]) -> std::io::Result<()> {
     conn.write_all(format!("{:x}\r\n", bytes.len()).as_bytes())?;
@@ -669,8 +740,9 @@ fn wait_for_client_to_leave(mut conn: &TcpStream) {
     }
 }
 
-/// Sends a reply; true when the client went away before it was complete.
-fn send(mut conn: &TcpStream, reply: &Reply) -> std::io::Result<bool> {
+/// Sends a reply; true when the client went away before it was complete. `keep` leaves
+/// the connection open for another request.
+fn send(mut conn: &TcpStream, reply: &Reply, keep: bool) -> std::io::Result<bool> {
     match reply {
         Reply::Fixture(name) => {
             let bytes = fixture(name);
@@ -691,6 +763,24 @@ fn send(mut conn: &TcpStream, reply: &Reply) -> std::io::Result<bool> {
                 rest = &rest[end..];
             }
             conn.write_all(b"0\r\n\r\n")?;
+            Ok(false)
+        }
+        Reply::Sse { events, end } if keep => {
+            // The whole reply in one write, as a server that answers at once sends it.
+            let mut out = SSE_HEADERS_KEPT.as_bytes().to_vec();
+            let mut push = |bytes: &[u8]| {
+                out.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+                out.extend_from_slice(bytes);
+                out.extend_from_slice(b"\r\n");
+            };
+            for data in events {
+                push(format!("data: {data}\n\n").as_bytes());
+            }
+            if *end == End::Done {
+                push(b"data: [DONE]\n\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            conn.write_all(&out)?;
             Ok(false)
         }
         Reply::Sse { events, end } => {
@@ -718,9 +808,10 @@ fn send(mut conn: &TcpStream, reply: &Reply) -> std::io::Result<bool> {
             body,
         } => {
             let mut head = format!(
-                "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}",
                 reason(*status),
-                body.len()
+                body.len(),
+                if keep { "" } else { "connection: close\r\n" }
             );
             for (k, v) in headers {
                 head.push_str(&format!("{k}: {v}\r\n"));
@@ -734,8 +825,9 @@ fn send(mut conn: &TcpStream, reply: &Reply) -> std::io::Result<bool> {
             let body = value.to_string();
             conn.write_all(
                 format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n{body}",
+                    body.len(),
+                    if keep { "" } else { "connection: close\r\n" }
                 )
                 .as_bytes(),
             )?;
@@ -749,6 +841,17 @@ fn send(mut conn: &TcpStream, reply: &Reply) -> std::io::Result<bool> {
             wait_for_client_to_leave(conn);
             Ok(true)
         }
-        Reply::Gated(_, reply) => send(conn, reply),
+        Reply::Endless { events, repeat } => {
+            conn.write_all(SSE_HEADERS.as_bytes())?;
+            for data in events {
+                chunk(conn, format!("data: {data}\n\n").as_bytes())?;
+            }
+            let event = format!("data: {repeat}\n\n");
+            // Ends only when a write fails: the client went away.
+            loop {
+                chunk(conn, event.as_bytes())?;
+            }
+        }
+        Reply::Gated(_, reply) => send(conn, reply, keep),
     }
 }

@@ -9,7 +9,7 @@ use super::conversation::{self, ChatMessage, ChatToolCall, IncomingMessage};
 use super::errors::{ChatError, ErrorContext};
 use super::host::{ToolCallRequest, ToolEvent, ToolStatus, TranscriptEntry, TurnHost, Usage};
 use super::request::{RoundRequest, chat_body};
-use super::stream::{AssembledCall, Delta};
+use super::stream::{AssembledCall, Delta, MAX_TOOL_ARGUMENTS};
 
 /// What a turn starts from.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl OpenAiBackend {
             );
             let completion = self
                 .client
-                .complete(&body, host, |delta| match delta {
+                .complete(&body.to_bytes(), host, |delta| match delta {
                     Delta::Text(t) => host.assistant_delta(&t),
                     Delta::Reasoning(t) => host.thought_delta(&t),
                 })
@@ -98,7 +98,12 @@ impl OpenAiBackend {
                     model,
                 });
             }
-            run_tools(host, &mut messages, &completion.text, completion.tool_calls).await;
+            let mut calls = completion.tool_calls;
+            let limit = self.client.argument_limit.unwrap_or(MAX_TOOL_ARGUMENTS);
+            let cut = completion
+                .cut_call
+                .map(|i| shorten_cut_call(&mut calls, i, limit));
+            run_tools(host, &mut messages, &completion.text, calls, cut).await;
             last_text = completion.text;
         }
         let max = settings.max_tool_rounds;
@@ -154,6 +159,7 @@ async fn run_tools<H: TurnHost>(
     messages: &mut Vec<ChatMessage>,
     text: &str,
     calls: Vec<AssembledCall>,
+    cut: Option<CutCall>,
 ) {
     if !text.is_empty() {
         host.record(TranscriptEntry::AssistantText(text.to_string()));
@@ -171,8 +177,12 @@ async fn run_tools<H: TurnHost>(
     });
     let checked: Vec<(AssembledCall, Result<Value, Value>)> = calls
         .into_iter()
-        .map(|c| {
-            let input = check_arguments(&c);
+        .enumerate()
+        .map(|(i, c)| {
+            let input = match &cut {
+                Some(cut) if cut.index == i => Err(cut.error(&c.name)),
+                _ => check_arguments(&c),
+            };
             (c, input)
         })
         .collect();
@@ -225,6 +235,36 @@ async fn run_tools<H: TurnHost>(
             content: conversation::tool_output_text(&output),
         });
     }
+}
+
+/// A call whose arguments went past the limit, and how long they were when cut.
+struct CutCall {
+    index: usize,
+    limit: usize,
+}
+
+impl CutCall {
+    fn error(&self, name: &str) -> Value {
+        json!({ "error": { "kind": "invalid_params", "message": format!(
+            "the arguments of {name} were longer than {} bytes, so the response was cut there and the call not made. Call the tool again with shorter arguments",
+            self.limit
+        ) } })
+    }
+}
+
+/// Characters of a cut call's arguments kept for the transcript and the model.
+const CUT_ARGUMENTS_KEPT: usize = 256;
+
+/// Keeps only the start of a cut call's arguments: a megabyte of a runaway generation is
+/// not worth storing or sending back to the model.
+fn shorten_cut_call(calls: &mut [AssembledCall], index: usize, limit: usize) -> CutCall {
+    if let Some(c) = calls.get_mut(index)
+        && let Some((end, _)) = c.arguments.char_indices().nth(CUT_ARGUMENTS_KEPT)
+    {
+        c.arguments.truncate(end);
+        c.arguments.push('…');
+    }
+    CutCall { index, limit }
 }
 
 /// The call's arguments as a JSON object, or the error result the model gets instead (a

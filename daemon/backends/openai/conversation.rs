@@ -36,6 +36,8 @@ pub struct ChatToolCall {
 }
 
 impl ChatMessage {
+    /// The message as a JSON value (what the request body's serialisation writes).
+    #[cfg(test)]
     pub fn to_json(&self) -> Value {
         match self {
             ChatMessage::System(text) => json!({ "role": "system", "content": text }),
@@ -65,6 +67,80 @@ impl ChatMessage {
                 content,
             } => json!({ "role": "tool", "tool_call_id": tool_call_id, "content": content }),
         }
+    }
+}
+
+/// The same shape as [`ChatMessage::to_json`], written straight into the request body.
+impl serde::Serialize for ChatMessage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            ChatMessage::System(text) | ChatMessage::User(text) => {
+                let role = if matches!(self, ChatMessage::System(_)) {
+                    "system"
+                } else {
+                    "user"
+                };
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("role", role)?;
+                m.serialize_entry("content", text)?;
+                m.end()
+            }
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("role", "assistant")?;
+                m.serialize_entry("content", content)?;
+                if !tool_calls.is_empty() {
+                    m.serialize_entry("tool_calls", &ToolCalls(tool_calls))?;
+                }
+                m.end()
+            }
+            ChatMessage::Tool {
+                tool_call_id,
+                content,
+            } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("role", "tool")?;
+                m.serialize_entry("tool_call_id", tool_call_id)?;
+                m.serialize_entry("content", content)?;
+                m.end()
+            }
+        }
+    }
+}
+
+struct ToolCalls<'a>(&'a [ChatToolCall]);
+
+impl serde::Serialize for ToolCalls<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Function<'a>(&'a ChatToolCall);
+        impl serde::Serialize for Function<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("name", &self.0.name)?;
+                m.serialize_entry("arguments", &self.0.arguments)?;
+                m.end()
+            }
+        }
+        struct Call<'a>(&'a ChatToolCall);
+        impl serde::Serialize for Call<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("id", &self.0.id)?;
+                m.serialize_entry("type", "function")?;
+                m.serialize_entry("function", &Function(self.0))?;
+                m.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for c in self.0 {
+            seq.serialize_element(&Call(c))?;
+        }
+        seq.end()
     }
 }
 

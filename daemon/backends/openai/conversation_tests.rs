@@ -349,3 +349,29 @@ fn the_budget_never_starts_on_a_tool_result() {
             .any(|m| m["content"].to_string().contains("left out"))
     );
 }
+
+#[test]
+fn the_request_body_serialises_each_message_as_its_json_shape() {
+    let messages = vec![
+        ChatMessage::System("be brief".into()),
+        ChatMessage::User("hi \"there\"\n".into()),
+        ChatMessage::Assistant {
+            content: String::new(),
+            tool_calls: vec![ChatToolCall {
+                id: "c1".into(),
+                name: "sessions_list".into(),
+                arguments: "{\"limit\": 2}".into(),
+            }],
+        },
+        ChatMessage::Tool {
+            tool_call_id: "c1".into(),
+            content: "[]".into(),
+        },
+        ChatMessage::Assistant {
+            content: "done".into(),
+            tool_calls: Vec::new(),
+        },
+    ];
+    let written: Value = serde_json::from_slice(&serde_json::to_vec(&messages).unwrap()).unwrap();
+    assert_eq!(written, Value::Array(wire(&messages)));
+}

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::context_cache::{ContextCache, Window};
 use super::{
     IncomingMessage, OpenAiBackend, OpenAiSettings, ToolCallRequest, ToolEvent, TranscriptEntry,
     TurnFailure, TurnHost, Usage,
@@ -19,11 +20,16 @@ use crate::tools::{ParsedToolCall, ToolError, parse_tool_call, session_tools};
 
 /// History read for a turn beyond the context budget, so the budget has room to choose.
 const HISTORY_SLACK: u32 = 64;
+/// Content bytes of history read for a turn, within what a request can carry: a huge old
+/// message comes truncated.
+const HISTORY_BUDGET: usize = 4 * 1024 * 1024;
 
 pub struct OpenAiAgent {
     backend: OpenAiBackend,
     /// Its `mcp_servers`, started with its first turn.
     mcp: McpServers,
+    /// Each recent session's newest messages, so a turn reads only what is new.
+    contexts: ContextCache,
 }
 
 impl OpenAiAgent {
@@ -40,7 +46,35 @@ impl OpenAiAgent {
         Ok(OpenAiAgent {
             backend: OpenAiBackend::new(settings)?,
             mcp: McpServers::new(agent_id, &agent.mcp_servers, kill_grace),
+            contexts: ContextCache::new(),
         })
+    }
+
+    /// The newest messages of the session up to now: what was kept from its last turn plus
+    /// what was committed since, or a fresh read when nothing was kept (or too much came
+    /// since).
+    async fn context_window(
+        &self,
+        session_id: &str,
+        history: &backends::History,
+    ) -> Result<Window, crate::daemon::store::StoreError> {
+        let limit = self.backend.settings().max_context_messages as u32 + HISTORY_SLACK;
+        if let Some(mut window) = self.contexts.take(session_id, history.sid()) {
+            let (newer, more) = history
+                .load_after(window.read_to(), limit, HISTORY_BUDGET)
+                .await?;
+            if !more {
+                window.extend(newer, limit as usize, HISTORY_BUDGET);
+                return Ok(window);
+            }
+        }
+        let loaded = history.load(limit, HISTORY_BUDGET).await?;
+        Ok(Window::fresh(history.sid(), loaded))
+    }
+
+    /// The session was deleted: nothing of it is kept.
+    pub fn close_session(&self, session_id: &str) {
+        self.contexts.forget(session_id);
     }
 
     /// The daemon is stopping: its MCP servers stop too.
@@ -49,13 +83,12 @@ impl OpenAiAgent {
     }
 
     pub async fn run_turn(&self, ctx: backends::TurnContext) -> Result<TurnOutput, TurnError> {
-        let limit = self.backend.settings().max_context_messages as u32 + HISTORY_SLACK;
-        // Within a budget a request can carry: a huge old message comes truncated.
-        let budget = 4 * 1024 * 1024;
-        let loaded =
-            ctx.history.load(limit, budget).await.map_err(|e| {
-                TurnError::Failed(format!("cannot read the session's history: {e}"))
-            })?;
+        let window = self
+            .context_window(&ctx.session_id, &ctx.history)
+            .await
+            .map_err(|e| TurnError::Failed(format!("cannot read the session's history: {e}")))?;
+        let loaded = window.messages();
+        self.contexts.put(&ctx.session_id, window);
         let (history, message) = split_turn(loaded, &ctx.run_id, &ctx.message);
         let session = session_tools(ctx.tools.scope());
         let taken: Vec<&str> = session.iter().map(|t| t.name).collect();

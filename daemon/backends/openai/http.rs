@@ -24,6 +24,9 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 pub struct ChatClient {
     http: reqwest::Client,
     settings: Arc<OpenAiSettings>,
+    /// Bytes of arguments a tool call may stream (tests set a small one); `None`: the
+    /// default, `MAX_TOOL_ARGUMENTS`.
+    pub argument_limit: Option<usize>,
 }
 
 /// rustls needs one process-wide crypto provider; `ring` is the one openclaw already uses.
@@ -43,7 +46,11 @@ impl ChatClient {
             .connect_timeout(settings.request_timeout)
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        Ok(ChatClient { http, settings })
+        Ok(ChatClient {
+            http,
+            settings,
+            argument_limit: None,
+        })
     }
 
     pub fn chat_url(&self) -> String {
@@ -113,7 +120,7 @@ impl ChatClient {
     /// Sends one chat request and reads its streamed answer, passing text on as it arrives.
     pub async fn complete<H: TurnHost>(
         &self,
-        body: &Value,
+        body: &[u8],
         host: &H,
         mut on_delta: impl FnMut(Delta),
     ) -> Result<Completion, ChatError> {
@@ -159,7 +166,10 @@ impl ChatClient {
     ) -> Result<Completion, ChatError> {
         let idle = self.settings.request_timeout;
         let mut events = response.bytes_stream().eventsource();
-        let mut assembler = StreamAssembler::new();
+        let mut assembler = match self.argument_limit {
+            Some(max) => StreamAssembler::with_argument_limit(max),
+            None => StreamAssembler::new(),
+        };
         loop {
             let next = tokio::time::timeout(idle, events.next())
                 .await
@@ -206,7 +216,9 @@ impl ChatClient {
             for delta in assembler.feed(&event.data).map_err(stream_error)? {
                 on_delta(delta);
             }
-            if assembler.is_done() {
+            // A call's arguments past the limit: the response is dropped here, which closes
+            // the connection and stops the generation.
+            if assembler.is_done() || assembler.is_cut() {
                 break;
             }
         }
@@ -219,14 +231,19 @@ impl ChatClient {
     async fn send_with_retries<H: TurnHost>(
         &self,
         url: &str,
-        body: &Value,
+        body: &[u8],
         host: &H,
     ) -> Result<reqwest::Response, ChatError> {
         let retry = &self.settings.retry;
-        let headers = self.headers()?;
+        let mut headers = self.headers()?;
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let mut attempt = 1;
         loop {
-            let request = self.http.post(url).headers(headers.clone()).json(body);
+            let request = self
+                .http
+                .post(url)
+                .headers(headers.clone())
+                .body(body.to_vec());
             let response = self.send_once(url, request).await?;
             let status = response.status().as_u16();
             if status < 400 {

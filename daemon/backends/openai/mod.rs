@@ -11,6 +11,7 @@
 //! let reply = backend.run_turn(&host, TurnContext { .. }, &stop).await?;
 //! ```
 mod agent_loop;
+mod context_cache;
 mod conversation;
 mod engine;
 mod errors;

@@ -18,36 +18,58 @@ pub struct RoundRequest<'a> {
     pub thinking: Option<&'a str>,
 }
 
-pub fn chat_body(settings: &OpenAiSettings, r: &RoundRequest<'_>) -> Value {
-    let mut body = serde_json::Map::new();
+/// The request body as the server gets it, serialised straight from the conversation (no
+/// JSON tree of the whole context is built per request): the agent's `extra_body` first,
+/// then the keys openclaw owns.
+#[derive(serde::Serialize)]
+pub struct ChatBody<'a> {
+    #[serde(flatten)]
+    extra: std::borrow::Cow<'a, serde_json::Map<String, Value>>,
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    stream_options: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a [Value]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
+}
+
+impl ChatBody<'_> {
+    /// The body as JSON text.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising strings, numbers and JSON values into memory cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+pub fn chat_body<'a>(settings: &'a OpenAiSettings, r: &RoundRequest<'a>) -> ChatBody<'a> {
     // extra_body first: the keys openclaw owns are refused by the config, and a session's
     // own `thinking` wins over the agent's reasoning_effort.
-    for (k, v) in &settings.extra_body {
-        body.insert(k.clone(), v.clone());
+    let tools = (!r.tools.is_empty()).then_some(r.tools);
+    let reasoning_effort = r.thinking.and_then(reasoning_effort);
+    let mut extra = std::borrow::Cow::Borrowed(&settings.extra_body);
+    if reasoning_effort.is_some() && extra.contains_key("reasoning_effort") {
+        extra.to_mut().remove("reasoning_effort");
     }
-    body.insert("model".into(), json!(r.model));
-    body.insert(
-        "messages".into(),
-        Value::Array(r.messages.iter().map(ChatMessage::to_json).collect()),
-    );
-    body.insert("stream".into(), json!(true));
-    body.insert("stream_options".into(), json!({ "include_usage": true }));
-    if !r.tools.is_empty() {
-        body.insert("tools".into(), Value::Array(r.tools.to_vec()));
-        if let Some(choice) = tool_choice(settings.tool_choice.as_ref(), r.tools, r.round) {
-            body.insert("tool_choice".into(), choice);
-        }
+    ChatBody {
+        extra,
+        model: r.model,
+        messages: r.messages,
+        stream: true,
+        stream_options: json!({ "include_usage": true }),
+        tools,
+        tool_choice: tools.and_then(|t| tool_choice(settings.tool_choice.as_ref(), t, r.round)),
+        temperature: settings.temperature.map(|t| json!(t)),
+        max_tokens: settings.max_tokens.map(|n| json!(n)),
+        reasoning_effort,
     }
-    if let Some(t) = settings.temperature {
-        body.insert("temperature".into(), json!(t));
-    }
-    if let Some(n) = settings.max_tokens {
-        body.insert("max_tokens".into(), json!(n));
-    }
-    if let Some(effort) = r.thinking.and_then(reasoning_effort) {
-        body.insert("reasoning_effort".into(), json!(effort));
-    }
-    Value::Object(body)
 }
 
 /// `tool_choice` for one round. A forced choice (`required`, or a named tool) applies to

@@ -19,7 +19,14 @@ pub struct Completion {
     /// `stop`, `length`, `tool_calls`, … as the server said (or inferred, see `finish`).
     pub finish_reason: String,
     pub usage: Option<Usage>,
+    /// The index in `tool_calls` of a call whose arguments grew past the limit: the stream
+    /// was cut there, and the call keeps only the start of its arguments.
+    pub cut_call: Option<usize>,
 }
+
+/// Bytes of arguments one tool call may stream; a model that goes on past them (a runaway
+/// generation) has its response cut there instead of only at the run's timeout.
+pub const MAX_TOOL_ARGUMENTS: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssembledCall {
@@ -62,11 +69,28 @@ pub struct StreamAssembler {
     finish_reason: Option<String>,
     usage: Option<Usage>,
     done: bool,
+    /// Arguments bytes a call may have (`MAX_TOOL_ARGUMENTS` unless set).
+    max_arguments: Option<usize>,
+    /// The call that went past it.
+    cut_call: Option<usize>,
 }
 
 impl StreamAssembler {
     pub fn new() -> StreamAssembler {
         StreamAssembler::default()
+    }
+
+    /// An assembler that cuts a tool call's arguments at `max` bytes.
+    pub fn with_argument_limit(max: usize) -> StreamAssembler {
+        StreamAssembler {
+            max_arguments: Some(max),
+            ..StreamAssembler::default()
+        }
+    }
+
+    /// Whether a tool call's arguments went past the limit: nothing more is read.
+    pub fn is_cut(&self) -> bool {
+        self.cut_call.is_some()
     }
 
     /// Whether `[DONE]` arrived: nothing after it counts.
@@ -82,7 +106,7 @@ impl StreamAssembler {
     /// Takes the data of one server-sent event.
     pub fn feed(&mut self, data: &str) -> Result<Vec<Delta>, StreamError> {
         let data = data.trim();
-        if self.done || data.is_empty() {
+        if self.done || self.cut_call.is_some() || data.is_empty() {
             return Ok(Vec::new());
         }
         if data == "[DONE]" {
@@ -195,12 +219,22 @@ impl StreamAssembler {
             });
             self.calls.len() - 1
         });
+        let max = self.max_arguments.unwrap_or(MAX_TOOL_ARGUMENTS);
         let call = &mut self.calls[slot];
         if call.id.is_none() {
             call.id = id;
         }
         if call.name.is_none() {
             call.name = name;
+        }
+        if call.arguments.len() + arguments.len() > max {
+            let mut end = max - call.arguments.len().min(max);
+            while !arguments.is_char_boundary(end) {
+                end -= 1;
+            }
+            call.arguments.push_str(&arguments[..end]);
+            self.cut_call = Some(slot);
+            return;
         }
         call.arguments.push_str(&arguments);
     }
@@ -211,6 +245,8 @@ impl StreamAssembler {
     pub fn finish(self) -> Result<Completion, StreamError> {
         let finish_reason = match self.finish_reason {
             Some(reason) => reason,
+            // Cut by openclaw, not by the server: the response ends with its tool calls.
+            None if self.cut_call.is_some() => "tool_calls".to_string(),
             None if self.done && !self.calls.is_empty() => "tool_calls".to_string(),
             None if self.done => "stop".to_string(),
             None => return Err(StreamError::Unfinished),
@@ -231,6 +267,7 @@ impl StreamAssembler {
             tool_calls,
             finish_reason,
             usage: self.usage,
+            cut_call: self.cut_call,
         })
     }
 }

@@ -314,3 +314,56 @@ async fn model_discovery_failures_say_what_to_set() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_runaway_tool_argument_is_cut_at_the_limit_and_the_model_is_told() {
+    let server = Arc::new(OpenAiServer::start());
+    let piece = "x".repeat(1000);
+    server.push(
+        Sse::new()
+            .role()
+            .tool_fragment(0, Some("c1"), Some("sessions_list"), "{\"label\": \"")
+            .then_forever(&Sse::fragment_data(0, &piece)),
+    );
+    server.push(Reply::text(&["sorry, shorter now"]));
+    let host = TestHost::plain();
+    let reply = run(settings(&server.base_url()), &host, ctx("list", Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(reply.reply, "sorry, shorter now");
+    assert_eq!(reply.tool_rounds, 1);
+    assert!(
+        disconnect_seen(&server).await,
+        "the endless response's connection was closed"
+    );
+    assert!(host.calls().is_empty(), "the cut call was not made");
+    let records = host.records();
+    let (_, call) = records
+        .iter()
+        .find(|(r, _)| *r == Role::ToolCall)
+        .expect("the call is in the transcript");
+    let raw = call["rawArguments"].as_str().expect("its raw arguments");
+    assert!(
+        raw.starts_with("{\"label\": \"xxx") && raw.len() < 1024,
+        "{raw}"
+    );
+    let (_, result) = records
+        .iter()
+        .find(|(r, _)| *r == Role::ToolResult)
+        .expect("a result");
+    assert_eq!(result["status"], "error", "{result}");
+    assert_eq!(result["output"]["error"]["kind"], "invalid_params");
+    let message = result["output"]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("longer than 1048576 bytes"), "{message}");
+    // The model's next request carries the short call and the error, not a megabyte.
+    let requests = server.chat_requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1].body.len() < 16 * 1024,
+        "{}",
+        requests[1].body.len()
+    );
+    let messages = requests[1].messages();
+    let tool = messages.iter().find(|m| m["role"] == "tool").expect("tool");
+    assert!(tool["content"].as_str().unwrap().contains("longer than"));
+}
