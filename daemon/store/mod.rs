@@ -150,38 +150,83 @@ pub struct Store {
     path: Arc<PathBuf>,
 }
 
-/// How long start-up spends checking the store; a larger one is checked by `openclawd --check`.
-const QUICK_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long start-up waits for `PRAGMA quick_check` before it answers anyone: a small store is
+/// checked whole within it; the check of a larger one goes on in the background (it would
+/// otherwise cost every start a quarter second and fill a page cache with the whole file).
+const QUICK_CHECK_AT_START: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// `PRAGMA quick_check`, bounded in time: a damaged store is refused at start with a
-/// sentence, rather than failing call by call later.
-fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let interrupt = conn.get_interrupt_handle();
+/// The check's own page cache, KiB: it reads every page once, so a big cache only costs memory.
+const QUICK_CHECK_CACHE_KIB: i64 = 2 * 1024;
+
+/// How far the start-up check got.
+enum Checked {
+    Whole,
+    /// Interrupted at the time limit: to be finished in the background.
+    Unfinished,
+}
+
+/// A read-only connection of its own for the check, with a small cache.
+fn check_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::from(e).at(path))?;
+    conn.pragma_update(None, "cache_size", -QUICK_CHECK_CACHE_KIB)
+        .map_err(|e| StoreError::from(e).at(path))?;
+    Ok(conn)
+}
+
+/// `PRAGMA quick_check`, for at most `limit` when one is given: a damaged store is refused
+/// with a sentence, rather than failing call by call later.
+fn quick_check(
+    conn: &Connection,
+    path: &Path,
+    limit: Option<std::time::Duration>,
+) -> Result<Checked, StoreError> {
     let (done, finished) = std::sync::mpsc::channel::<()>();
-    let timer = std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-            finished.recv_timeout(QUICK_CHECK_BUDGET)
-        {
-            interrupt.interrupt();
-        }
+    let timer = limit.map(|limit| {
+        let interrupt = conn.get_interrupt_handle();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+                interrupt.interrupt();
+            }
+        })
     });
     let result: rusqlite::Result<String> =
         conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0));
     drop(done);
-    let _ = timer.join();
+    if let Some(timer) = timer {
+        let _ = timer.join();
+    }
     match result {
-        Ok(ok) if ok == "ok" => Ok(()),
+        Ok(ok) if ok == "ok" => Ok(Checked::Whole),
         Ok(problem) => Err(StoreError::Damaged {
             path: path.to_path_buf(),
             detail: problem,
         }),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
-            tracing::info!(
-                "the store is too large to check within {QUICK_CHECK_BUDGET:?} at start-up; `openclawd --check` checks it whole"
-            );
-            Ok(())
+            Ok(Checked::Unfinished)
         }
         Err(e) => Err(StoreError::from(e).at(path)),
+    }
+}
+
+/// The rest of a check that did not finish at start-up, on a thread of its own while the
+/// daemon serves; damage found is logged as an error that says how to recover.
+fn finish_check_in_background(path: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("store-check".into())
+        .spawn(move || {
+            let outcome = check_connection(&path).and_then(|c| quick_check(&c, &path, None));
+            match outcome {
+                Ok(_) => tracing::info!("{}: quick_check ok", path.display()),
+                Err(e) => tracing::error!(
+                    "{e}; stop the daemon, keep a copy of the file, and run `openclawd --check` to see what is damaged"
+                ),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            "cannot check the store in the background ({e}); `openclawd --check` checks it whole"
+        );
     }
 }
 
@@ -260,7 +305,7 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .map_err(open_err)?;
-        quick_check(&conn, &path)?;
+        let checked = quick_check(&check_connection(&path)?, &path, Some(QUICK_CHECK_AT_START))?;
         schema::migrate(&mut conn).map_err(|e| StoreError::from(e).at(&path))?;
         let recovery = recovery::recover(&mut conn, leftovers).map_err(|e| e.at(&path))?;
         let mut readers = Vec::with_capacity(READERS);
@@ -279,6 +324,9 @@ impl Store {
             path: path.clone(),
             detail: format!("cannot start the writer thread: {e}"),
         })?;
+        if let Checked::Unfinished = checked {
+            finish_check_in_background(path.clone());
+        }
         let store = Store {
             writer,
             readers: Arc::new(readers),
