@@ -18,3 +18,5 @@ pub mod service;
 pub mod shared_encoding;
 pub mod socket_watch;
 pub mod store;
+#[cfg(test)]
+mod test_support;

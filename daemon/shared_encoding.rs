@@ -51,24 +51,15 @@ fn cut_to(message: &Arc<Message>, budget: usize) -> Arc<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Provenance, ProvenanceKind, Role};
+    use crate::protocol::Role;
     use serde_json::Value;
 
     fn message(text: &str) -> Arc<Message> {
-        Arc::new(Message {
-            seq: 1,
-            ts: String::new(),
-            role: Role::Assistant,
-            content: Value::String(text.into()),
-            run_id: None,
-            provenance: Provenance {
-                kind: ProvenanceKind::Operator,
-                from: None,
-            },
-            usage: None,
-            truncated: None,
-            bytes: None,
-        })
+        Arc::new(crate::daemon::test_support::text_message(
+            1,
+            Role::Assistant,
+            text,
+        ))
     }
 
     #[test]

@@ -100,25 +100,15 @@ fn encode_shared(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Message, Provenance, ProvenanceKind};
+    use crate::protocol::Message;
     use std::sync::Arc;
 
     fn message(seq: u64, role: Role) -> StreamItem {
         StreamItem::Message {
             session_key: "agent:main:main".into(),
             message: Arc::new(Message {
-                seq,
                 ts: "2026-01-01T00:00:00.000Z".into(),
-                role,
-                content: serde_json::Value::String("line one\nline two".into()),
-                run_id: None,
-                provenance: Provenance {
-                    kind: ProvenanceKind::Operator,
-                    from: None,
-                },
-                usage: None,
-                truncated: None,
-                bytes: None,
+                ..crate::daemon::test_support::text_message(seq, role, "line one\nline two")
             }),
         }
     }

@@ -109,26 +109,8 @@ impl Window {
 fn stored_len(m: &Message) -> usize {
     match m.bytes {
         Some(b) if m.truncated == Some(true) => b as usize,
-        _ => json_len(&m.content),
+        _ => crate::daemon::store::stored_len(&m.content),
     }
-}
-
-/// The length of a value's JSON text, without building the text.
-fn json_len(v: &serde_json::Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    // Writing into a counter cannot fail.
-    let _ = serde_json::to_writer(&mut c, v);
-    c.0
 }
 
 #[derive(Default)]
@@ -206,24 +188,10 @@ impl ContextCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Provenance, ProvenanceKind, Role};
-    use serde_json::Value;
+    use crate::protocol::Role;
 
     fn m(seq: u64, text: &str) -> Message {
-        Message {
-            seq,
-            ts: String::new(),
-            role: Role::User,
-            content: Value::String(text.into()),
-            run_id: None,
-            provenance: Provenance {
-                kind: ProvenanceKind::Operator,
-                from: None,
-            },
-            usage: None,
-            truncated: None,
-            bytes: None,
-        }
+        crate::daemon::test_support::text_message(seq, Role::User, text)
     }
 
     fn seqs(w: &Window) -> Vec<u64> {

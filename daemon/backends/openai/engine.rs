@@ -203,22 +203,11 @@ impl TurnHost for EngineHost<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Provenance, ProvenanceKind};
 
     fn message(seq: u64, role: Role, run: &str, text: &str) -> Message {
         Message {
-            seq,
-            ts: String::new(),
-            role,
-            content: Value::String(text.into()),
             run_id: Some(run.into()),
-            provenance: Provenance {
-                kind: ProvenanceKind::Operator,
-                from: None,
-            },
-            usage: None,
-            truncated: None,
-            bytes: None,
+            ..crate::daemon::test_support::text_message(seq, role, text)
         }
     }
 
