@@ -53,22 +53,32 @@ fn session(c: &mut RawConn) -> String {
     key
 }
 
-/// `n` turns one after another on one session, each waited for: their round trips.
-fn sequential_turns(socket: &Path, n: usize) -> Vec<Duration> {
-    let mut c = RawConn::connect(socket);
-    let key = session(&mut c);
-    (0..n)
-        .map(|i| {
-            let t0 = Instant::now();
-            let r = c.call_ok(
-                "sessions.send",
-                json!({"sessionKey": key, "message": format!("turn {i}"), "timeoutSeconds": 60}),
-            );
-            let took = t0.elapsed();
-            assert_eq!(r["runStatus"], "ok", "{r}");
-            took
-        })
-        .collect()
+/// One session's turns one after another, each waited for.
+struct SequentialTurns {
+    conn: RawConn,
+    key: String,
+    sent: usize,
+}
+
+impl SequentialTurns {
+    fn start(socket: &Path) -> SequentialTurns {
+        let mut conn = RawConn::connect(socket);
+        let key = session(&mut conn);
+        SequentialTurns { conn, key, sent: 0 }
+    }
+
+    /// One more turn: its round trip.
+    fn turn(&mut self) -> Duration {
+        self.sent += 1;
+        let t0 = Instant::now();
+        let r = self.conn.call_ok(
+            "sessions.send",
+            json!({"sessionKey": self.key, "message": format!("turn {}", self.sent), "timeoutSeconds": 60}),
+        );
+        let took = t0.elapsed();
+        assert_eq!(r["runStatus"], "ok", "{r}");
+        took
+    }
 }
 
 /// A bare HTTP client of the server, as the daemon's is: one kept connection.
@@ -268,12 +278,14 @@ pub fn section_openai(o: &Opts, t: &mut Table) {
     let n = o.openai_turns;
 
     eprintln!("openai: {n} sequential turns ...");
-    // Warm-up: connections, the first request's allocations.
-    sequential_turns(&socket, 20);
-    let turns = stats(&sequential_turns(&socket, n));
     let echo = Daemon::start_with_config(&echo_config(64));
-    sequential_turns(&echo.socket(), 20);
-    let echo_turns = stats(&sequential_turns(&echo.socket(), n));
+    let mut openai_session = SequentialTurns::start(&socket);
+    let mut echo_session = SequentialTurns::start(&echo.socket());
+    // Warm-up: connections, the first request's allocations.
+    for _ in 0..20 {
+        openai_session.turn();
+        echo_session.turn();
+    }
     // The same body the daemon sent last: the exchange alone, from here.
     let body = server
         .chat_requests()
@@ -281,13 +293,24 @@ pub fn section_openai(o: &Opts, t: &mut Table) {
         .map(|r| r.body.clone())
         .expect("a chat request");
     let mut bare = BareClient::connect(&server);
-    // Warm-up, as for the daemon.
     for _ in 0..20 {
         bare.exchange(&server, &body);
     }
-    let (http, http_first): (Vec<_>, Vec<_>) =
-        (0..n).map(|_| bare.exchange(&server, &body)).unzip();
-    let (http, http_first) = (stats(&http), stats(&http_first));
+    // The three interleaved, one of each per round, so that all three see the same load:
+    // on 2 CPUs shared with other builds, a burst of load during one of them alone moves
+    // every woken thread's wait for a CPU onto that one (in steps of the kernel's 4 ms
+    // tick), which the difference of medians would count as the backend's cost.
+    let (mut openai_samples, mut echo_samples) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut http_samples, mut first_samples) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        openai_samples.push(openai_session.turn());
+        echo_samples.push(echo_session.turn());
+        let (took, first) = bare.exchange(&server, &body);
+        http_samples.push(took);
+        first_samples.push(first);
+    }
+    let (turns, echo_turns) = (stats(&openai_samples), stats(&echo_samples));
+    let (http, http_first) = (stats(&http_samples), stats(&first_samples));
     let added = turns
         .median
         .saturating_sub(echo_turns.median)
