@@ -23,9 +23,14 @@ use crate::protocol::{
 
 type Answer = Result<Response, HttpError>;
 
-/// The body limit: the socket's frame limit.
-fn body_limit(state: &State) -> usize {
-    state.service.engine().config().limits.max_frame_bytes
+/// A route's JSON body, read within the largest frame the socket accepts and parsed.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &State,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, HttpError> {
+    let limit = state.service.engine().config().limits.max_frame_bytes;
+    json_body(&read_body(headers, body, limit).await?)
 }
 
 /// No auth and no data: 200 while the daemon takes work, 503 once it is stopping.
@@ -47,8 +52,7 @@ pub async fn spawn(
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let bytes = read_body(&headers, body, body_limit(&state)).await?;
-    let p: SpawnParams = json_body(&bytes)?;
+    let p: SpawnParams = read_json(&state, &headers, body).await?;
     let result = state.service.spawn(&caller, p).await?;
     Ok(json_response(StatusCode::ACCEPTED, &result))
 }
@@ -74,8 +78,7 @@ pub async fn send(
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let bytes = read_body(&headers, body, body_limit(&state)).await?;
-    let b: SendBody = json_body(&bytes)?;
+    let b: SendBody = read_json(&state, &headers, body).await?;
     let p = SendParams {
         session_key: key,
         message: b.message,
@@ -302,8 +305,7 @@ pub async fn kill(
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let bytes = read_body(&headers, body, body_limit(&state)).await?;
-    let b: KillBody = json_body(&bytes)?;
+    let b: KillBody = read_json(&state, &headers, body).await?;
     let p = KillParams {
         session_key: key,
         clear_queued: b.clear_queued,
