@@ -125,6 +125,28 @@ fn nobodys_dir(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
+/// An impostor (nobody) listening at the socket in this user's own 0700 home: it listened in
+/// a directory of its own, and the socket was moved to where this user's openclaw looks (a
+/// listening socket keeps listening when its file is renamed). (scratch, home, socket, it).
+fn impostor_in_my_home() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Impostor,
+) {
+    let base = scratch();
+    let theirs = base.path().join("theirs");
+    nobodys_dir(&theirs);
+    let planted = theirs.join("s.sock");
+    let impostor = Impostor::listen(&planted);
+    let home = base.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = home.join("openclaw.sock");
+    std::fs::rename(&planted, &socket).unwrap();
+    (base, home, socket, impostor)
+}
+
 #[test]
 fn a_socket_planted_in_another_users_directory_is_refused_before_sending() {
     require_nobody_and_python!(
@@ -172,19 +194,7 @@ fn another_users_process_behind_a_socket_in_my_own_directory_is_refused() {
     require_nobody_and_python!(
         "another_users_process_behind_a_socket_in_my_own_directory_is_refused"
     );
-    let base = scratch();
-    // nobody listens in a directory of its own...
-    let theirs = base.path().join("theirs");
-    nobodys_dir(&theirs);
-    let planted = theirs.join("s.sock");
-    let impostor = Impostor::listen(&planted);
-    // ...and the socket ends up where this user's openclaw looks (a listening socket keeps
-    // listening when its file is renamed).
-    let home = base.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let socket = home.join("openclaw.sock");
-    std::fs::rename(&planted, &socket).unwrap();
+    let (_base, home, socket, impostor) = impostor_in_my_home();
     let env = [
         ("HOME", home.as_path()),
         ("OPENCLAW_HOME", home.as_path()),
@@ -254,17 +264,7 @@ fn stdout_has_key(out: &std::process::Output) -> bool {
 #[test]
 fn openclaw_mcp_refuses_an_impostor_socket_per_call_and_sends_it_nothing() {
     require_nobody_and_python!("openclaw_mcp_refuses_an_impostor_socket_per_call");
-    let base = scratch();
-    let theirs = base.path().join("theirs");
-    nobodys_dir(&theirs);
-    let planted = theirs.join("s.sock");
-    let impostor = Impostor::listen(&planted);
-    let home = base.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let socket = home.join("openclaw.sock");
-    std::fs::rename(&planted, &socket).unwrap();
-
+    let (_base, home, socket, impostor) = impostor_in_my_home();
     let mut cmd = Command::new(OPENCLAW);
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
