@@ -4,6 +4,7 @@
 
 mod changes;
 mod error;
+mod fresh;
 mod loader;
 pub mod pairing;
 mod queries;
@@ -269,6 +270,9 @@ impl Store {
     ) -> Result<(Store, Recovery), StoreError> {
         let path = data_dir.join(DB_FILE);
         let open_err = |e: rusqlite::Error| StoreError::from(e).at(&path);
+        if fresh::is_new(&path) {
+            fresh::build(&path)?;
+        }
         // Created 0600 before SQLite opens it: the WAL and shared-memory files take the
         // database file's mode, so the whole store stays private to its owner.
         {
