@@ -807,8 +807,12 @@ fn http_and_json_rpc_share_the_socket() {
         );
     }
 
-    // No [http] listen: the socket still answers HTTP, and the token exists for later.
-    assert!(d.home_path().join("data").join("http.token").is_file());
+    // No [http] listen: the socket still answers HTTP; the token is made when first asked for.
+    let token_file = d.home_path().join("data").join("http.token");
+    assert!(!token_file.exists(), "no token before it is needed");
+    let made = rpc.call_ok("http.token", json!({}));
+    assert_eq!(made["token"].as_str().map(str::len), Some(64), "{made}");
+    assert!(token_file.is_file());
     let status = rpc.call_ok("daemon.status", json!({}));
     assert!(status["connections"].as_u64().unwrap() >= 2, "{status}");
     let _: Value = status;

@@ -60,20 +60,22 @@ pub struct Http {
 }
 
 impl Http {
-    /// Makes sure the token exists (created 0600 on first start), and binds `[http] listen`
-    /// when it is set: a bad or busy address stops the daemon's start with the reason.
+    /// Binds `[http] listen` when it is set, making sure the token exists first (created 0600
+    /// on the first start that listens): a bad or busy address stops the daemon's start with
+    /// the reason. Without a listener the token is made by the first `openclaw http token`, so
+    /// a daemon that never serves TCP never syncs a file it does not use.
     pub async fn start(
         config: &HttpConfig,
         service: Arc<SessionService>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<(Arc<Http>, Option<tokio::net::TcpListener>)> {
         let token = TokenFile::in_data_dir(&service.daemon.paths.data_dir);
-        token
-            .ensure()
-            .with_context(|| format!("creating the HTTP token {}", token.path().display()))?;
         let listener = match &config.listen {
             None => None,
             Some(text) => {
+                token.ensure().with_context(|| {
+                    format!("creating the HTTP token {}", token.path().display())
+                })?;
                 let addr = crate::config::parse_listen(text)
                     .map_err(|m| anyhow::anyhow!("[http] listen: {m}"))?;
                 let l = tokio::net::TcpListener::bind(addr)

@@ -1,5 +1,6 @@
 //! The HTTP surface's bearer token: 32 random bytes from `ring`, hex, in `http.token` in the
-//! data dir (0600). The file is the one copy: created at start-up when missing, replaced
+//! data dir (0600). The file is the one copy: created when missing at a start that listens on
+//! `[http] listen`, or by the first `http.token`; replaced
 //! (written aside, then renamed over) by `http.token` with `rotate`, and read by the HTTP
 //! transport, which notices a replaced file by its identity (see [`TokenFile::current`]).
 
