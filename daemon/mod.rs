@@ -9,6 +9,7 @@ pub mod children;
 pub mod engine;
 pub mod events;
 pub mod http;
+pub mod ids;
 pub mod launch;
 pub mod log_writer;
 pub mod notify;

@@ -96,7 +96,7 @@ impl SessionService {
                 from: None,
                 usage: None,
             },
-            run_id: uuid::Uuid::new_v4().to_string(),
+            run_id: crate::daemon::ids::new_run_id().to_string(),
             run_timeout: None,
             idempotency: self
                 .idempotency(caller, idempotency_key.clone())

@@ -283,7 +283,7 @@ impl Exchange {
             Side::Requester => self.target.clone(),
             Side::Target => self.requester.clone(),
         };
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = crate::daemon::ids::new_run_id().to_string();
         // Registered before the run exists, so it cannot start an exchange of its own.
         self.exchanges.lock().runs.insert(run_id.clone());
         self.runs.push(run_id.clone());

@@ -117,7 +117,7 @@ impl SessionService {
                 }
             }
         };
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = crate::daemon::ids::new_run_id().to_string();
         // Listening before the run exists, so none of its events can be missed.
         let progress = (p.stream_progress == Some(true) && !wait.is_zero())
             .then(|| self.run_stream(caller, &run_id));

@@ -154,7 +154,7 @@ impl SessionService {
                 from: None,
                 usage: None,
             },
-            run_id: uuid::Uuid::new_v4().to_string(),
+            run_id: crate::daemon::ids::new_run_id().to_string(),
             run_timeout,
             idempotency: self
                 .idempotency(caller, p.idempotency_key.clone())

@@ -17,7 +17,6 @@ use crate::protocol::{Cleanup, ProvenanceKind, Role, RunStatus, SessionKind, Spa
 /// An open store being filled; everything is committed by [`Loader::finish`].
 pub struct Loader {
     conn: Connection,
-    next_run: u64,
 }
 
 /// One session to load: its key, agent, label and turns (each a message and its reply).
@@ -37,7 +36,7 @@ impl Loader {
         conn.pragma_update(None, "synchronous", "OFF")?;
         schema::migrate(&mut conn)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(Loader { conn, next_run: 0 })
+        Ok(Loader { conn })
     }
 
     /// Adds a session whose turns have all run and ended `ok`, as the daemon would have
@@ -53,8 +52,7 @@ impl Loader {
         let mut sid = None;
         for (i, (message, reply)) in turns.into_iter().enumerate() {
             let ts = start_ms + i as i64;
-            self.next_run += 1;
-            let run_id = format!("00000000-0000-4000-8000-{:012}", self.next_run);
+            let run_id = crate::daemon::ids::new_run_id().to_string();
             let target = match sid {
                 Some(sid) => Target::Existing(sid),
                 None => Target::New(Box::new(NewSession {
