@@ -35,6 +35,10 @@ fn a_runs_processes_are_stopped_when_the_daemon_starts_again_after_kill_9() {
     let mut d = Daemon::start_with_config(&config(&report, "sleep 300 &", "wait"));
     let key = d.ok(&["sessions", "spawn", "--agent", "a", "--task", "t"]);
     let sleeper = pid_from(&report);
+    // The run's start is stored unawaited, queued before its process starts; a durable write
+    // after the pid arrived is committed after it, so the store knows the run was running
+    // (else a restart would find it queued and run it again, which is right, but not this test).
+    d.ok(&["sessions", "patch", &key, "--send-policy", "allow"]);
     d.kill9();
     assert!(
         !wait_pid_gone(sleeper, 1),
