@@ -24,8 +24,8 @@ use serde_json::json;
 
 use super::common::{self, Daemon, RawConn};
 use super::{
-    Opts, Row, Stats, Table, errors_text, lat, load_average, ms, per_s, pipelined, process_floor,
-    rate, ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
+    Opts, Row, Stats, Table, errors_text, lat, load_average, ms, per_s, process_floor, rate,
+    ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
 };
 
 /// Bytes of the preallocated commit-floor file; each sample rewrites one page of it.
@@ -34,7 +34,7 @@ const PAGE: usize = 4096;
 
 /// Builds `benches/floor/NAME.c` static into `target/bench-floor/floor-NAME` (when older than
 /// its source).
-fn build_floor(name: &str) -> Result<PathBuf, String> {
+pub fn build_floor(name: &str) -> Result<PathBuf, String> {
     let target = Path::new(common::OPENCLAW)
         .parent()
         .and_then(Path::parent)
@@ -50,7 +50,7 @@ fn build_floor(name: &str) -> Result<PathBuf, String> {
         return Ok(out);
     }
     let built = Command::new("gcc")
-        .args(["-O2", "-static", "-o"])
+        .args(["-O2", "-static", "-pthread", "-o"])
         .arg(&out)
         .arg(&src)
         .output()
@@ -80,6 +80,68 @@ fn floor_call(client: &Path, socket: &Path, method: &str) -> Duration {
         "floor client {method} answered {out:?}"
     );
     el
+}
+
+/// The statically linked CLI (`cargo build-static-cli`, what `cargo install-static-cli`
+/// installs), built here when missing or stale; cargo does nothing when it is up to date.
+fn static_cli() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("floors: cargo build-static-cli (minutes the first time) ...");
+    let built = Command::new(cargo)
+        .arg("build-static-cli")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !built.status.success() {
+        let err = String::from_utf8_lossy(&built.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        return Err(format!(
+            "cargo build-static-cli failed: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    let target = Path::new(common::OPENCLAW)
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target directory")?;
+    let cli = target.join("x86_64-unknown-linux-gnu/release/openclaw");
+    if cli.is_file() {
+        Ok(cli)
+    } else {
+        Err(format!("{} was not built", cli.display()))
+    }
+}
+
+/// `n` pipelined `sessions.spawn` calls from `conns` connections at once, made by the C load
+/// generator (`benches/floor/pipeline.c`): the elapsed time and the error replies.
+pub fn floor_pipeline(
+    generator: &Path,
+    socket: &Path,
+    n: usize,
+    conns: usize,
+    tag: &str,
+) -> Result<(Duration, usize), String> {
+    let out = Command::new(generator)
+        .arg(socket)
+        .arg(n.to_string())
+        .arg(conns.to_string())
+        .arg(tag)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("floor-pipeline: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match (out.status.success(), fields.next(), fields.next()) {
+        (true, Some(Ok(ns)), Some(Ok(errors))) => Ok((Duration::from_nanos(ns), errors as usize)),
+        _ => Err(format!(
+            "floor-pipeline exited {} with {text:?}",
+            out.status
+        )),
+    }
 }
 
 /// One 4 KiB write + `fdatasync` of a preallocated file in `dir`, `n` times: per-sync times.
@@ -265,13 +327,20 @@ fn cold_start_syncs() -> Option<((usize, String), (usize, String))> {
 
 pub fn section_floors(o: &Opts, t: &mut Table) {
     t.section("floors: each row against the least it could cost");
-    let (client, hello) = match (build_floor("client"), build_floor("hello")) {
-        (Ok(c), Ok(h)) => (c, h),
-        (Err(e), _) | (_, Err(e)) => {
+    let (client, hello, generator) = match (
+        build_floor("client"),
+        build_floor("hello"),
+        build_floor("pipeline"),
+    ) {
+        (Ok(c), Ok(h), Ok(g)) => (c, h, g),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             t.note(format!("floors: cannot build the floor programs: {e}"));
             return;
         }
     };
+    let static_cli = static_cli()
+        .inspect_err(|e| t.note(format!("floors: no static CLI rows: {e}")))
+        .ok();
     let d = Daemon::start();
     let socket = d.socket();
     let pid = d.pid();
@@ -292,7 +361,19 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
     eprintln!("floors: client floor, CLI x{n} ...");
     let (mut f_spawn, mut f_hello, mut c_spawn, mut s_hello, mut c_version) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut sc_spawn, mut sc_version) = (vec![], vec![]);
     for _ in 0..n {
+        if let Some(cli) = &static_cli {
+            sc_spawn.push(
+                time_cmd(
+                    d.cli_program(cli)
+                        .args(["sessions", "spawn", "--task", "x"]),
+                    "static openclaw",
+                )
+                .0,
+            );
+            sc_version.push(time_cmd(d.cli_program(cli).arg("--version"), "static openclaw").0);
+        }
         f_hello.push(floor_call(&client, &socket, "hello"));
         f_spawn.push(floor_call(&client, &socket, "spawn"));
         c_spawn.push(
@@ -312,6 +393,9 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         stats(&s_hello),
         stats(&c_version),
     );
+    let statics = static_cli
+        .is_some()
+        .then(|| (stats(&sc_spawn), stats(&sc_version)));
     let true_floor = process_floor(n.min(100));
     let load = format!("load {}", load_average());
     t.push(Row {
@@ -360,6 +444,35 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
             )
         ),
     });
+    if let Some((sc_spawn, sc_version)) = &statics {
+        t.push(Row {
+            metric: "`openclaw sessions spawn --task x`, static build (`cargo install-static-cli`)"
+                .into(),
+            value: lat(sc_spawn),
+            baseline: format!("client floor spawn {}", ms(f_spawn.median)),
+            ratio: ratio_lat(sc_spawn.median, f_spawn.median),
+            target: format!(
+                "{}; {load}",
+                verdict(
+                    "≤ 1.25×",
+                    sc_spawn.median.as_secs_f64() <= 1.25 * f_spawn.median.as_secs_f64()
+                )
+            ),
+        });
+        t.push(Row {
+            metric: "`openclaw --version`, static build".into(),
+            value: lat(sc_version),
+            baseline: format!("static hello {}", ms(s_hello.median)),
+            ratio: ratio_lat(sc_version.median, s_hello.median),
+            target: format!(
+                "{}; {load}",
+                verdict(
+                    "≤ 1.3×",
+                    sc_version.median.as_secs_f64() <= 1.3 * s_hello.median.as_secs_f64()
+                )
+            ),
+        });
+    }
     let side = f_spawn.median.saturating_sub(f_hello.median);
     t.push(Row {
         metric: "daemon-side cost of a spawn (client floor spawn − its hello, medians)".into(),
@@ -462,29 +575,52 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         ..Row::default()
     });
 
-    eprintln!("floors: pipelined x{} ...", o.pipeline);
-    let before = status(&socket);
-    let (elapsed, errors, _) = pipelined(&socket, o.pipeline, "floor-pipe", spawn_line);
-    let after = status(&socket);
-    let r = rate(o.pipeline, elapsed);
-    let commits = counter(&after, "storeCommits") - counter(&before, "storeCommits");
     let per_commit = 1.0 / commit.median.as_secs_f64();
-    t.push(Row {
-        metric: "durable spawns/s, 1 connection pipelined".into(),
-        value: format!(
-            "{} ({commits} commits, {:.0} spawns per commit){}",
-            per_s(r),
-            o.pipeline as f64 / commits.max(1) as f64,
-            errors_text(errors)
-        ),
-        baseline: format!("commit floor's syncs/s {}", per_s(per_commit)),
-        ratio: ratio_rate(r, per_commit),
-        target: format!(
-            "{}; load {}",
-            verdict("≥ 20,000/s", r >= 20_000.0),
-            load_average()
-        ),
-    });
+    for (conns, goal) in [(1, 20_000.0), (8, 25_000.0)] {
+        eprintln!(
+            "floors: pipelined x{} from {conns} connection(s) ...",
+            o.pipeline
+        );
+        let before = status(&socket);
+        let run = floor_pipeline(
+            &generator,
+            &socket,
+            o.pipeline,
+            conns,
+            &format!("floor-pipe{conns}"),
+        );
+        let after = status(&socket);
+        let (elapsed, errors) = match run {
+            Ok(r) => r,
+            Err(e) => {
+                t.note(format!(
+                    "floors: the pipelined run from {conns} connection(s) failed: {e}"
+                ));
+                continue;
+            }
+        };
+        let r = rate(o.pipeline, elapsed);
+        let commits = counter(&after, "storeCommits") - counter(&before, "storeCommits");
+        t.push(Row {
+            metric: format!(
+                "durable spawns/s, {conns} connection{} pipelined (C load generator)",
+                if conns == 1 { "" } else { "s" }
+            ),
+            value: format!(
+                "{} ({commits} commits, {:.0} spawns per commit){}",
+                per_s(r),
+                o.pipeline as f64 / commits.max(1) as f64,
+                errors_text(errors)
+            ),
+            baseline: format!("commit floor's syncs/s {}", per_s(per_commit)),
+            ratio: ratio_rate(r, per_commit),
+            target: format!(
+                "{}; load {}",
+                verdict(&format!("≥ {}", per_s(goal)), r >= goal),
+                load_average()
+            ),
+        });
+    }
     t.note(format!(
         "floors: store after the section {}",
         super::store_size(&d)

@@ -1,5 +1,7 @@
-//! Section `scale`: pre-built stores of 1,000 and 100,000 sessions: start-up, `sessions.list`
-//! on the socket and through the CLI, and RSS, each large figure against the small store's.
+//! Section `scale`: pre-built stores of 1,000, 100,000 and 1,000,000 sessions: start-up,
+//! `sessions.list` on the socket and through the CLI, durable spawns/s from one pipelined
+//! connection (the C load generator of `floors`), and RSS, each large figure against the small
+//! store's.
 
 use std::time::{Duration, Instant};
 
@@ -7,8 +9,8 @@ use serde_json::json;
 
 use super::common::RawConn;
 use super::{
-    Opts, Row, Stats, Table, insert_sessions, lat, ms, prebuilt, restarts, rss_text, stats,
-    store_size, time_cmd, verdict,
+    Opts, Row, Stats, Table, insert_sessions, lat, ms, per_s, prebuilt, rate, ratio_rate, restarts,
+    rss_text, stats, store_size, time_cmd, verdict,
 };
 
 /// What one pre-built store measured.
@@ -18,13 +20,18 @@ struct Store {
     first: Stats,
     list: Stats,
     cli: Stats,
+    /// Durable spawns/s, one pipelined connection; `None` when the generator could not run.
+    spawns: Option<f64>,
     rss: String,
 }
 
 pub fn section(o: &Opts, t: &mut Table) {
     t.section("scale: sessions in the store (pre-built stores)");
+    let generator = super::floors::build_floor("pipeline")
+        .inspect_err(|e| t.note(format!("scale: no spawn throughput rows: {e}")))
+        .ok();
     let mut results = Vec::new();
-    for n in [o.sessions_small, o.sessions_large] {
+    for n in [o.sessions_small, o.sessions_large, o.sessions_huge] {
         eprintln!("building a store of {n} sessions ...");
         let (mut d, took) = prebuilt("", |loader| insert_sessions(loader, n));
         t.note(format!(
@@ -54,8 +61,16 @@ pub fn section(o: &Opts, t: &mut Table) {
                 .0
             })
             .collect();
+        let spawns = generator.as_ref().and_then(|g| {
+            eprintln!("  {} pipelined spawns into it ...", o.pipeline);
+            super::floors::floor_pipeline(g, &socket, o.pipeline, 1, &format!("scale-{n}"))
+                .inspect_err(|e| t.note(format!("scale: pipelined spawns, {n} sessions: {e}")))
+                .ok()
+                .map(|(elapsed, _)| rate(o.pipeline, elapsed))
+        });
         results.push(Store {
             n,
+            spawns,
             ready: stats(&ready),
             first: stats(&first),
             list: stats(&list),
@@ -90,6 +105,28 @@ pub fn section(o: &Opts, t: &mut Table) {
     for (i, s) in results.iter().enumerate() {
         let metric = format!("`sessions.list` limit 50 (socket), {} sessions", s.n);
         t.push(row(metric, i, |s| &s.list));
+    }
+    for (i, s) in results.iter().enumerate() {
+        let Some(r) = s.spawns else { continue };
+        let metric = format!(
+            "durable spawns/s into a store of {} sessions, 1 connection pipelined (C load generator)",
+            s.n
+        );
+        let row = match small.spawns.filter(|_| i > 0) {
+            Some(base) => Row {
+                metric,
+                value: per_s(r),
+                baseline: format!("{} sessions {}", small.n, per_s(base)),
+                ratio: ratio_rate(r, base),
+                target: verdict("flat within 15%", r >= 0.85 * base),
+            },
+            None => Row {
+                metric,
+                value: per_s(r),
+                ..Row::default()
+            },
+        };
+        t.push(row);
     }
     for (i, s) in results.iter().enumerate() {
         let metric = format!(

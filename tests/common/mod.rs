@@ -178,7 +178,12 @@ impl Daemon {
     /// An `openclaw` command bound to this daemon, with a cron-like clean environment and no
     /// autostart (so a dead daemon shows up as exit 3 rather than a fresh one).
     pub fn cli(&self) -> Command {
-        let mut cmd = Command::new(OPENCLAW);
+        self.cli_program(Path::new(OPENCLAW))
+    }
+
+    /// [`Daemon::cli`] with another build of `openclaw` (the benchmark's static one).
+    pub fn cli_program(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", self.home.path())
