@@ -17,14 +17,8 @@ use rusqlite::Connection;
 use super::StoreError;
 use super::schema;
 
-/// The temporary file a new store is built in, beside the store.
-fn building_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".new");
-    PathBuf::from(name)
-}
-
-/// `path` with SQLite's suffix for one of its side files (`-wal`, `-shm`, `-journal`).
+/// `path` with `suffix` added: SQLite's side files (`-wal`, `-shm`, `-journal`), and `.new`,
+/// the temporary file a new store is built in.
 fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
@@ -45,7 +39,7 @@ pub fn is_new(path: &Path) -> bool {
 /// Builds a new, migrated store in WAL mode at `path` (see the module docs), private to its
 /// owner (0600).
 pub fn build(path: &Path) -> Result<(), StoreError> {
-    let building = building_path(path);
+    let building = side_file(path, ".new");
     let io_err = |what: &str, e: std::io::Error| StoreError::Open {
         path: path.to_path_buf(),
         detail: format!("{what} {}: {e}", building.display()),
@@ -144,12 +138,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("openclaw.db");
         std::fs::write(&path, b"").expect("empty store file");
-        std::fs::write(building_path(&path), b"half a store").expect("leftover");
-        std::fs::write(side_file(&building_path(&path), "-journal"), b"x").expect("leftover");
+        std::fs::write(side_file(&path, ".new"), b"half a store").expect("leftover");
+        std::fs::write(side_file(&side_file(&path, ".new"), "-journal"), b"x").expect("leftover");
         assert!(is_new(&path), "an empty file is a new store");
         build(&path).expect("build over the leftovers");
-        assert!(!building_path(&path).exists());
-        assert!(!side_file(&building_path(&path), "-journal").exists());
+        assert!(!side_file(&path, ".new").exists());
+        assert!(!side_file(&side_file(&path, ".new"), "-journal").exists());
         let conn = Connection::open(&path).expect("open");
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
