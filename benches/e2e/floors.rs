@@ -35,10 +35,7 @@ const PAGE: usize = 4096;
 /// Builds `benches/floor/NAME.c` static into `target/bench-floor/floor-NAME` (when older than
 /// its source).
 pub fn build_floor(name: &str) -> Result<PathBuf, String> {
-    let target = Path::new(common::OPENCLAW)
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?;
+    let target = super::target_dir()?;
     let dir = target.join("bench-floor");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -102,10 +99,7 @@ fn static_cli() -> Result<PathBuf, String> {
             tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
         ));
     }
-    let target = Path::new(common::OPENCLAW)
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?;
+    let target = super::target_dir()?;
     let cli = target.join("x86_64-unknown-linux-gnu/release/openclaw");
     if cli.is_file() {
         Ok(cli)
@@ -418,57 +412,51 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         target: format!("load {load0}"),
         ..Row::default()
     });
-    t.push(Row {
-        metric: "`openclaw sessions spawn --task x`".into(),
-        value: lat(&c_spawn),
-        baseline: format!("client floor spawn {}", ms(f_spawn.median)),
-        ratio: ratio_lat(c_spawn.median, f_spawn.median),
-        target: format!(
-            "{}; {load}",
-            verdict(
-                "≤ 1.25×",
-                c_spawn.median.as_secs_f64() <= 1.25 * f_spawn.median.as_secs_f64()
-            )
+    let spawn_floor = format!("client floor spawn {}", ms(f_spawn.median));
+    let hello_floor = format!("static hello {}", ms(s_hello.median));
+    let mut cli_rows = vec![
+        (
+            "`openclaw sessions spawn --task x`".to_string(),
+            &c_spawn,
+            &spawn_floor,
+            f_spawn.median,
+            1.25,
         ),
-    });
-    t.push(Row {
-        metric: "`openclaw --version`".into(),
-        value: lat(&c_version),
-        baseline: format!("static hello {}", ms(s_hello.median)),
-        ratio: ratio_lat(c_version.median, s_hello.median),
-        target: format!(
-            "{}; {load}",
-            verdict(
-                "≤ 1.3×",
-                c_version.median.as_secs_f64() <= 1.3 * s_hello.median.as_secs_f64()
-            )
+        (
+            "`openclaw --version`".to_string(),
+            &c_version,
+            &hello_floor,
+            s_hello.median,
+            1.3,
         ),
-    });
+    ];
     if let Some((sc_spawn, sc_version)) = &statics {
+        cli_rows.push((
+            "`openclaw sessions spawn --task x`, static build (`cargo install-static-cli`)".into(),
+            sc_spawn,
+            &spawn_floor,
+            f_spawn.median,
+            1.25,
+        ));
+        cli_rows.push((
+            "`openclaw --version`, static build".into(),
+            sc_version,
+            &hello_floor,
+            s_hello.median,
+            1.3,
+        ));
+    }
+    for (metric, value, baseline, floor, factor) in cli_rows {
         t.push(Row {
-            metric: "`openclaw sessions spawn --task x`, static build (`cargo install-static-cli`)"
-                .into(),
-            value: lat(sc_spawn),
-            baseline: format!("client floor spawn {}", ms(f_spawn.median)),
-            ratio: ratio_lat(sc_spawn.median, f_spawn.median),
+            metric,
+            value: lat(value),
+            baseline: baseline.clone(),
+            ratio: ratio_lat(value.median, floor),
             target: format!(
                 "{}; {load}",
                 verdict(
-                    "≤ 1.25×",
-                    sc_spawn.median.as_secs_f64() <= 1.25 * f_spawn.median.as_secs_f64()
-                )
-            ),
-        });
-        t.push(Row {
-            metric: "`openclaw --version`, static build".into(),
-            value: lat(sc_version),
-            baseline: format!("static hello {}", ms(s_hello.median)),
-            ratio: ratio_lat(sc_version.median, s_hello.median),
-            target: format!(
-                "{}; {load}",
-                verdict(
-                    "≤ 1.3×",
-                    sc_version.median.as_secs_f64() <= 1.3 * s_hello.median.as_secs_f64()
+                    &format!("≤ {factor}×"),
+                    value.median.as_secs_f64() <= factor * floor.as_secs_f64()
                 )
             ),
         });

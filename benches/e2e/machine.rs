@@ -1,11 +1,22 @@
 //! The machine a run is on: what it is, how loaded (a shared machine moves every figure),
 //! and how much memory a process holds.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::Table;
-use super::common::proc_status_kb;
+use super::common::{self, proc_status_kb};
+
+/// Cargo's target directory, where this run's binaries are and where the benchmark keeps
+/// what it builds or installs for itself (the floor programs, the static CLI, pueue).
+pub fn target_dir() -> Result<PathBuf, String> {
+    Path::new(common::OPENCLAW)
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "cannot locate the target directory".into())
+}
 
 pub fn machine() -> String {
     let nproc = std::thread::available_parallelism()

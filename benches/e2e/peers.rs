@@ -24,10 +24,7 @@ struct Pueue {
 
 /// pueue from `target/bench-peers/pueue`, installed there with `cargo install` when missing.
 fn pueue_install() -> Result<Pueue, String> {
-    let target = Path::new(common::OPENCLAW)
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?;
+    let target = super::target_dir()?;
     let root = target.join("bench-peers").join("pueue");
     let p = Pueue {
         pueue: root.join("bin").join("pueue"),
