@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::run::stopped_outcome;
 use super::{Engine, EngineError, RunOutcome, StopReason, Turn};
-use crate::daemon::store::{FinishedRun, SessionRecord};
+use crate::daemon::store::{Durability, FinishedRun, SessionRecord};
 use crate::protocol::{KillResult, RunResult, RunStatus, WaitStatus};
 use crate::timefmt::now_ms;
 
@@ -172,7 +172,7 @@ impl Engine {
             runtime_ms: None,
             tokens: None,
         };
-        if let Err(e) = self.store.run_finished(finished).await {
+        if let Err(e) = self.store.run_finished(finished, Durability::Now).await {
             tracing::error!(run_id = %turn.run_id, "storing a cleared run failed: {e}");
         }
         if let Some(live) = self.state().runs.remove(&turn.run_id) {

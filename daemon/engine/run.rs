@@ -14,7 +14,7 @@ use super::announce;
 use super::tokens::{self, Acting};
 use super::{Engine, EngineError, RunOutcome, State, StopReason, Turn, input_text};
 use crate::daemon::backends::{History, RunTools, SessionHandle, TurnContext, TurnError};
-use crate::daemon::store::{FinishedRun, NewMessage, SessionRecord, StoreError};
+use crate::daemon::store::{Durability, FinishedRun, NewMessage, SessionRecord, StoreError};
 use crate::protocol::{ProvenanceKind, Role, RunStatus};
 use crate::timefmt::now_ms;
 
@@ -196,11 +196,12 @@ impl Engine {
             runtime_ms,
             tokens,
         };
+        let durability = self.end_durability(turn);
         let mut outcome = outcome;
         let mut delay = Duration::from_millis(50);
         let mut told = false;
         loop {
-            match self.store.run_finished(finished.clone()).await {
+            match self.store.run_finished(finished.clone(), durability).await {
                 Ok(_) => break,
                 Err(e) => {
                     tracing::error!(run_id = %turn.run_id, "storing the end of a run failed: {e}");
@@ -282,6 +283,30 @@ impl Engine {
                 .await
         {
             tracing::error!(session = %turn.session_key, "cleanup delete failed: {e}");
+        }
+    }
+
+    /// How soon a run's end must be durable: at once when anyone is waiting for it (a
+    /// `runs.wait` or a `send` with a timeout, the session's next turn, a parent to be told),
+    /// else it may share the next commit's sync, so a client spawning in a loop is not queued
+    /// behind a sync of the previous run's end.
+    fn end_durability(&self, turn: &Turn) -> Durability {
+        if turn.parent_key.is_some() {
+            return Durability::Now;
+        }
+        let st = self.state();
+        let awaited = st
+            .runs
+            .get(&turn.run_id)
+            .is_some_and(|live| live.done.receiver_count() > 0);
+        let next_turn = st
+            .sessions
+            .get(&turn.session_key)
+            .is_some_and(|q| !q.waiting.is_empty());
+        if awaited || next_turn || st.tickets.contains_key(&turn.session_key) {
+            Durability::Now
+        } else {
+            Durability::Soon
         }
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::StoreError;
-use super::writer::Emit;
+use super::emit::Emit;
 use crate::config::PolicyAction;
 use crate::protocol::{
     AttachmentReceipt, Cleanup, Lane, ProvenanceKind, Role, RunStatus, SessionKind, SpawnMode,

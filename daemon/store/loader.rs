@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::changes::{
     self, FinishedRun, NewMessage, NewRun, NewSession, Receipt, Submit, SubmitOutcome, Target,
 };
-use super::writer::Emit;
+use super::emit::Emit;
 use super::{DB_FILE, StoreError, schema};
 use crate::protocol::{Cleanup, ProvenanceKind, Role, RunStatus, SessionKind, SpawnMode};
 

@@ -3,6 +3,7 @@
 //! reads go through a small pool of read-only connections on the blocking thread pool.
 
 mod changes;
+mod emit;
 mod error;
 mod fresh;
 mod loader;
@@ -32,6 +33,7 @@ pub use error::StoreError;
 pub use loader::{LoadSession, Loader};
 pub use pairing::PairingError;
 pub use queries::{COUNT_CAP, HistoryPage, ListFilter, ListPage, Scope, stored_len, truncated};
+pub use writer::Durability;
 
 pub const DB_FILE: &str = "openclaw.db";
 const READERS: usize = 2;
@@ -420,10 +422,17 @@ impl Store {
             });
     }
 
-    /// Commits a run's end and its reply message; returns the reply's seq.
-    pub async fn run_finished(&self, finished: FinishedRun) -> Result<Option<u64>, StoreError> {
+    /// Commits a run's end and its reply message; returns the reply's seq. `Durability::Soon`
+    /// when nobody waits on the run: its end may then join the next commit.
+    pub async fn run_finished(
+        &self,
+        finished: FinishedRun,
+        durability: Durability,
+    ) -> Result<Option<u64>, StoreError> {
         self.writer
-            .change(move |c, emit| changes::run_finished(c, &finished, emit))
+            .change_with(durability, move |c, emit| {
+                changes::run_finished(c, &finished, emit)
+            })
             .await
     }
 

@@ -1,7 +1,17 @@
 //! The single writer: applies changes in arrival order and commits them in groups. Whatever is
 //! waiting when a commit starts joins it, so N concurrent callers cost one sync, not N. Each
 //! change runs in its own savepoint, so one that fails does not undo the others in its group;
-//! its caller hears the outcome only once the group's commit is known.
+//! its caller hears the outcome only once the group's commit is durable.
+//!
+//! A change says how soon it must be durable. Most must be at once: a client is waiting for
+//! its answer. A run's own bookkeeping (its start, the messages it stores, its end when
+//! nobody waits on it) may wait: the writer holds such a change, unapplied, until the next
+//! change that must be durable at once arrives, and applies both in one transaction, or
+//! applies it by itself once about one sync's time has passed with nothing else to commit.
+//! So a client spawning in a loop shares one commit, and one sync, with the previous run's
+//! bookkeeping instead of queueing behind a commit of it; and the pages both touch (the
+//! session's row and indexes) are written once. Order is kept: held changes are applied
+//! before anything queued after them.
 //!
 //! Checkpoints are the writer's too, and never on a commit's path: SQLite's own
 //! auto-checkpoint (run inside the commit that crosses its threshold, holding that group's
@@ -12,22 +22,35 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::StoreError;
-use super::queries;
+use super::emit::Emit;
 use crate::daemon::events::{Event, EventBus};
-use crate::protocol::{Message, Provenance};
-use crate::timefmt::rfc3339_ms;
 
 /// Most changes applied in one transaction; bounds the latency of the first caller in a group.
 const MAX_GROUP: usize = 4096;
 /// WAL pages (frames) after which the writer checkpoints between groups: SQLite's default
 /// auto-checkpoint threshold, ~4 MiB of WAL.
 const CHECKPOINT_PAGES: i64 = 1000;
+/// Bounds of how long a change that may wait is held for the next group: about one commit's
+/// time (measured as the writer goes), so waiting at most doubles its latency.
+const HOLD_MIN: Duration = Duration::from_micros(50);
+const HOLD_MAX: Duration = Duration::from_millis(2);
+
+/// How soon a change must be durable once it is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced before the writer takes anything else: someone is waiting for it.
+    Now,
+    /// May be held to join the next group (at most about one commit's time): a run's own
+    /// bookkeeping that nobody is waiting on.
+    Soon,
+}
 
 /// One change, applied by the writer thread inside a savepoint of the group's transaction.
 trait Change: Send {
@@ -37,6 +60,7 @@ trait Change: Send {
     fn abandon(&mut self, e: StoreError);
     /// Tells the caller how it went, once the group's commit is known.
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+    fn durability(&self) -> Durability;
 }
 
 /// A change built from a closure, answering through a channel (or a log line).
@@ -44,6 +68,7 @@ struct Typed<T, F> {
     f: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: Reply<T>,
+    durability: Durability,
     path: Arc<PathBuf>,
 }
 
@@ -87,6 +112,10 @@ where
             }
         }
     }
+
+    fn durability(&self) -> Durability {
+        self.durability
+    }
 }
 
 enum Op {
@@ -96,11 +125,13 @@ enum Op {
     Close(oneshot::Sender<()>),
 }
 
-/// Counters of the writer's work: `changes` applied in `commits` transactions.
+/// Counters of the writer's work: `changes` applied in `commits` transactions; `held`, the
+/// changes that may wait and are waiting now.
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub commits: AtomicU64,
     pub changes: AtomicU64,
+    pub held: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -110,7 +141,18 @@ pub struct WriterHandle {
     path: Arc<PathBuf>,
 }
 
-pub fn spawn(mut conn: Connection, bus: EventBus, path: &Path) -> std::io::Result<WriterHandle> {
+pub fn spawn(conn: Connection, bus: EventBus, path: &Path) -> std::io::Result<WriterHandle> {
+    spawn_holding(conn, bus, path, None)
+}
+
+/// `hold`: a fixed time to hold a change that may wait, instead of about one commit's time
+/// (tests, which must not depend on how fast the disk is).
+fn spawn_holding(
+    mut conn: Connection,
+    bus: EventBus,
+    path: &Path,
+    hold: Option<Duration>,
+) -> std::io::Result<WriterHandle> {
     let (tx, rx) = mpsc::channel();
     let stats = Arc::new(WriterStats::default());
     let thread_stats = stats.clone();
@@ -125,9 +167,19 @@ pub fn spawn(mut conn: Connection, bus: EventBus, path: &Path) -> std::io::Resul
         },
     ))
     .map_err(std::io::Error::other)?;
+    let mut writer = Writer {
+        conn,
+        stats: thread_stats,
+        bus,
+        wal_pages,
+        held: Vec::new(),
+        held_until: None,
+        commit_time: Duration::from_micros(500),
+        hold,
+    };
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, &thread_stats, &bus, &wal_pages))?;
+        .spawn(move || writer.run(rx))?;
     Ok(WriterHandle {
         tx,
         stats,
@@ -143,8 +195,21 @@ impl WriterHandle {
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
     {
+        self.change_with(Durability::Now, f)
+    }
+
+    /// As `change`, saying how soon the change must be durable.
+    pub fn change_with<T, F>(
+        &self,
+        durability: Durability,
+        f: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let sent = self.send(f, Reply::To(tx));
+        let sent = self.send(f, Reply::To(tx), durability);
         async move {
             if !sent {
                 return Err(StoreError::WriterGone);
@@ -153,17 +218,18 @@ impl WriterHandle {
         }
     }
 
-    /// Queues a change nobody waits for; a failure is logged as "`what` failed".
+    /// Queues a change nobody waits for, so it may wait to join the next group; a failure is
+    /// logged as "`what` failed".
     pub fn change_unawaited<F>(&self, what: &'static str, f: F)
     where
         F: FnOnce(&Connection, &mut Emit) -> Result<(), StoreError> + Send + 'static,
     {
-        if !self.send(f, Reply::Log(what)) {
+        if !self.send(f, Reply::Log(what), Durability::Soon) {
             tracing::warn!("{what} failed: the store's writer has stopped");
         }
     }
 
-    fn send<T, F>(&self, f: F, reply: Reply<T>) -> bool
+    fn send<T, F>(&self, f: F, reply: Reply<T>, durability: Durability) -> bool
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
@@ -172,6 +238,7 @@ impl WriterHandle {
             f: Some(f),
             result: None,
             reply,
+            durability,
             path: self.path.clone(),
         };
         self.tx.send(Op::Change(Box::new(change))).is_ok()
@@ -192,62 +259,133 @@ impl WriterHandle {
     }
 }
 
-fn run(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Op>,
-    stats: &WriterStats,
-    bus: &EventBus,
-    wal_pages: &AtomicI64,
-) {
-    let mut group: Vec<Op> = Vec::with_capacity(64);
-    // The WAL length at which to try again after a checkpoint a reader held short.
-    let mut checkpoint_at = CHECKPOINT_PAGES;
-    loop {
-        let Ok(first) = rx.recv() else { return };
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(op) => group.push(op),
-                Err(_) => break,
+struct Writer {
+    conn: Connection,
+    stats: Arc<WriterStats>,
+    bus: EventBus,
+    wal_pages: Arc<AtomicI64>,
+    /// Changes that may wait, in arrival order, not applied yet.
+    held: Vec<Box<dyn Change>>,
+    /// When they are applied even if nothing else comes.
+    held_until: Option<Instant>,
+    /// About how long one commit takes here (a moving average of the writer's own).
+    commit_time: Duration,
+    hold: Option<Duration>,
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Op>) {
+        let mut group: Vec<Op> = Vec::with_capacity(64);
+        // The WAL length at which to try again after a checkpoint a reader held short.
+        let mut checkpoint_at = CHECKPOINT_PAGES;
+        loop {
+            let first = match self.held_until {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(until) => rx.recv_timeout(until.saturating_duration_since(Instant::now())),
+            };
+            let first = match first {
+                Ok(op) => op,
+                Err(RecvTimeoutError::Timeout) => {
+                    let held = self.take_held();
+                    self.commit(held);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let held = self.take_held();
+                    self.commit(held);
+                    return;
+                }
+            };
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(op) => group.push(op),
+                    Err(_) => break,
+                }
+            }
+            let mut changes = Vec::with_capacity(group.len());
+            let mut waiters = Vec::new();
+            let mut closing = None;
+            for op in group.drain(..) {
+                match op {
+                    Op::Change(c) => changes.push(c),
+                    Op::Barrier(tx) => waiters.push(tx),
+                    Op::Close(tx) => closing = Some(tx),
+                }
+            }
+            // Changes that may wait keep arriving (a run storing tool calls): once the first
+            // held one has waited its time, they go too.
+            let urgent = !waiters.is_empty()
+                || closing.is_some()
+                || changes.iter().any(|c| c.durability() == Durability::Now)
+                || self.held_until.is_some_and(|t| Instant::now() >= t);
+            if urgent {
+                // What was held goes first: it was queued first.
+                let mut all = self.take_held();
+                all.append(&mut changes);
+                self.commit(all);
+            } else {
+                self.hold_back(changes);
+            }
+            for tx in waiters {
+                let _ = tx.send(());
+            }
+            if let Some(tx) = closing {
+                // Checkpoint so the next start opens a small WAL; failure here loses nothing.
+                let _ = self
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                let _ = tx.send(());
+                return;
+            }
+            let pages = self.wal_pages.load(Ordering::Relaxed);
+            if pages >= checkpoint_at {
+                checkpoint_at = checkpoint(&self.conn, pages);
             }
         }
-        let mut changes = Vec::with_capacity(group.len());
-        let mut waiters = Vec::new();
-        let mut closing = None;
-        for op in group.drain(..) {
-            match op {
-                Op::Change(c) => changes.push(c),
-                Op::Barrier(tx) => waiters.push(tx),
-                Op::Close(tx) => closing = Some(tx),
-            }
+    }
+
+    /// Holds changes that may wait, to join the next group.
+    fn hold_back(&mut self, mut changes: Vec<Box<dyn Change>>) {
+        if self.held_until.is_none() {
+            let hold = self
+                .hold
+                .unwrap_or(self.commit_time)
+                .clamp(HOLD_MIN, HOLD_MAX);
+            self.held_until = Some(Instant::now() + hold);
         }
-        if !changes.is_empty() {
-            stats
-                .changes
-                .fetch_add(changes.len() as u64, Ordering::Relaxed);
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            let (commit, events) = apply_group(&mut conn, &mut changes, bus.has_listeners());
-            // Published after the commit, in commit order: a listener never sees what a crash
-            // could still take back, and sees each session's messages in seq order.
-            for event in events {
-                bus.publish(event);
-            }
-            for change in changes {
-                change.finish(commit.clone());
-            }
-        }
-        for tx in waiters {
-            let _ = tx.send(());
-        }
-        if let Some(tx) = closing {
-            // Checkpoint so the next start opens a small WAL; failure here loses nothing.
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            let _ = tx.send(());
+        self.held.append(&mut changes);
+        self.stats
+            .held
+            .store(self.held.len() as u64, Ordering::Relaxed);
+    }
+
+    fn take_held(&mut self) -> Vec<Box<dyn Change>> {
+        self.held_until = None;
+        self.stats.held.store(0, Ordering::Relaxed);
+        std::mem::take(&mut self.held)
+    }
+
+    /// Applies and commits a group, publishes its events and answers its callers.
+    fn commit(&mut self, mut changes: Vec<Box<dyn Change>>) {
+        if changes.is_empty() {
             return;
         }
-        let pages = wal_pages.load(Ordering::Relaxed);
-        if pages >= checkpoint_at {
-            checkpoint_at = checkpoint(&conn, pages);
+        self.stats
+            .changes
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let (commit, events) = apply_group(&mut self.conn, &mut changes, self.bus.has_listeners());
+        // A moving average over about the last eight commits.
+        self.commit_time = (self.commit_time * 7 + started.elapsed()) / 8;
+        // Published after the commit, in commit order: a listener never sees what a crash
+        // could still take back, and sees each session's messages in seq order.
+        for event in events {
+            self.bus.publish(event);
+        }
+        for change in changes {
+            change.finish(commit.clone());
         }
     }
 }
@@ -283,10 +421,7 @@ fn apply_group(
         Err(e) => return (Err(StoreError::from(e)), events),
     };
     for change in changes.iter_mut() {
-        let mut emit = Emit {
-            on: emit_events,
-            events: Vec::new(),
-        };
+        let mut emit = Emit::collecting(emit_events);
         let kept = match tx.savepoint() {
             // Dropping the savepoint without commit rolls the change back.
             Ok(sp) => {
@@ -314,224 +449,5 @@ fn apply_group(
     }
 }
 
-/// Collects the events of one change; they are published only if the change is kept.
-pub struct Emit {
-    on: bool,
-    events: Vec<Event>,
-}
-
-impl Emit {
-    /// Collects nothing (offline loading, tests).
-    pub fn disabled() -> Emit {
-        Emit {
-            on: false,
-            events: Vec::new(),
-        }
-    }
-
-    pub fn session_changed(
-        &mut self,
-        c: &Connection,
-        sid: i64,
-        phase: &'static str,
-    ) -> Result<(), StoreError> {
-        if !self.on {
-            return Ok(());
-        }
-        if let Some(rec) = queries::session_row(c, sid)? {
-            self.events.push(Event::Changed {
-                sid,
-                session_key: rec.key.as_str().into(),
-                phase,
-                row: Some(Arc::new(rec.to_row())),
-                shared: Default::default(),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn deleted(&mut self, sid: i64, key: &str) {
-        if self.on {
-            self.events.push(Event::Changed {
-                sid,
-                session_key: key.into(),
-                phase: "delete",
-                row: None,
-                shared: Default::default(),
-            });
-        }
-    }
-
-    pub fn message(
-        &mut self,
-        c: &Connection,
-        sid: i64,
-        seq: u64,
-        m: &super::NewMessage,
-    ) -> Result<(), StoreError> {
-        if !self.on {
-            return Ok(());
-        }
-        let Some(rec) = queries::session_row(c, sid)? else {
-            return Ok(());
-        };
-        let key: Arc<str> = rec.key.as_str().into();
-        let message = Message {
-            seq,
-            ts: rfc3339_ms(m.ts),
-            role: m.role,
-            content: m.content.clone(),
-            run_id: m.run_id.clone(),
-            provenance: Provenance {
-                kind: m.provenance,
-                from: m.from.clone(),
-            },
-            usage: m.usage.clone(),
-            truncated: None,
-            bytes: None,
-        };
-        self.events.push(Event::Message {
-            sid,
-            session_key: key.clone(),
-            message: Arc::new(message),
-            shared: Default::default(),
-        });
-        self.events.push(Event::Changed {
-            sid,
-            session_key: key,
-            phase: "message",
-            row: Some(Arc::new(rec.to_row())),
-            shared: Default::default(),
-        });
-        Ok(())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn writer() -> (WriterHandle, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let mut conn = Connection::open(&path).unwrap();
-        super::super::schema::migrate(&mut conn).unwrap();
-        conn.execute_batch("CREATE TABLE t (v INTEGER UNIQUE)")
-            .unwrap();
-        (spawn(conn, EventBus::default(), &path).unwrap(), dir)
-    }
-
-    #[tokio::test]
-    async fn everything_waiting_is_committed_in_one_group() {
-        let (w, _dir) = writer();
-        // Hold the writer busy until all 50 are queued behind it.
-        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-        let first = w.change(move |_, _| {
-            let _ = gate_rx.recv();
-            Ok(())
-        });
-        let rest: Vec<_> = (0..50)
-            .map(|i| {
-                w.change(move |c, _| {
-                    c.execute("INSERT INTO t (v) VALUES (?1)", [i])?;
-                    Ok(i)
-                })
-            })
-            .collect();
-        gate_tx.send(()).unwrap();
-        first.await.unwrap();
-        for (i, r) in rest.into_iter().enumerate() {
-            assert_eq!(r.await.unwrap(), i as i32);
-        }
-        // The 50 queued behind the holder: they share one commit (the holder's own, if they
-        // were queued before the writer woke for it).
-        let commits = w.stats.commits.load(Ordering::Relaxed);
-        assert!(
-            (1..=2).contains(&commits),
-            "{commits} commits for 51 changes"
-        );
-        assert_eq!(w.stats.changes.load(Ordering::Relaxed), 51);
-        w.close().await;
-    }
-
-    #[tokio::test]
-    async fn a_failing_change_does_not_undo_its_group() {
-        let (w, dir) = writer();
-        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-        let hold = w.change(move |_, _| {
-            let _ = gate_rx.recv();
-            Ok(())
-        });
-        let ok = w.change(|c, _| Ok(c.execute("INSERT INTO t (v) VALUES (1)", [])?));
-        // The unique constraint refuses the same value again, after the insert of its own.
-        let bad = w.change(|c, _| {
-            c.execute("INSERT INTO t (v) VALUES (2)", [])?;
-            Ok(c.execute("INSERT INTO t (v) VALUES (1)", [])?)
-        });
-        gate_tx.send(()).unwrap();
-        hold.await.unwrap();
-        assert!(ok.await.is_ok());
-        assert!(matches!(bad.await, Err(StoreError::Sqlite(_))));
-        w.close().await;
-        let conn = Connection::open(dir.path().join("w.db")).unwrap();
-        let values: Vec<i64> = conn
-            .prepare("SELECT v FROM t ORDER BY v")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(values, [1], "the failed change was rolled back whole");
-    }
-
-    #[tokio::test]
-    async fn the_writer_checkpoints_between_commits_so_the_wal_stops_growing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .unwrap();
-        // Off here too: only the writer's own checkpoints can keep the WAL short. No syncs,
-        // to keep the test fast: what is measured is the WAL's length, not durability.
-        conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = OFF;
-             CREATE TABLE big (v BLOB)",
-        )
-        .unwrap();
-        let w = spawn(conn, EventBus::default(), &path).unwrap();
-        // About a page per change, one change per commit: 3 × the threshold in all.
-        let changes = 3 * CHECKPOINT_PAGES as usize;
-        let mut longest = 0;
-        for _ in 0..changes {
-            w.change(|c, _| Ok(c.execute("INSERT INTO big (v) VALUES (zeroblob(3000))", [])?))
-                .await
-                .unwrap();
-            longest = longest.max(
-                std::fs::metadata(dir.path().join("w.db-wal"))
-                    .unwrap()
-                    .len(),
-            );
-        }
-        let frame = 4096 + 24;
-        assert!(
-            longest < 2 * CHECKPOINT_PAGES as u64 * frame,
-            "the WAL reached {longest} bytes for {changes} one-page commits"
-        );
-        w.close().await;
-        let conn = Connection::open(&path).unwrap();
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM big", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, changes as i64, "every commit is in the store");
-    }
-
-    #[tokio::test]
-    async fn a_closed_writer_answers_writer_gone() {
-        let (w, _dir) = writer();
-        w.close().await;
-        assert!(matches!(
-            w.change(|_, _| Ok(())).await,
-            Err(StoreError::WriterGone)
-        ));
-    }
-}
+mod tests;
