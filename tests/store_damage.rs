@@ -98,3 +98,46 @@ fn an_unreadable_queued_row_is_set_aside_and_the_daemon_starts() {
         "the other queued run was queued again: {other}"
     );
 }
+
+/// A crash while a brand-new store was being built leaves an empty store file and the
+/// half-built temporary one (`openclaw.db.new`, maybe with its journal). The next start
+/// removes them, builds the store again, and what is stored then survives a restart.
+#[test]
+fn what_a_crash_while_building_a_new_store_left_is_cleared_and_the_store_built_again() {
+    use std::os::unix::fs::DirBuilderExt;
+    let home = tempfile::Builder::new()
+        .prefix("openclaw-test-")
+        .tempdir()
+        .expect("tempdir");
+    let data = home.path().join("data");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&data)
+        .expect("data dir");
+    std::fs::write(data.join("openclaw.db"), b"").expect("empty store");
+    let half_built = data.join("openclaw.db.new");
+    let mut junk = b"SQLite format 3\0".to_vec();
+    junk.resize(3000, 0xa5);
+    std::fs::write(&half_built, &junk).expect("half-built store");
+    std::fs::write(data.join("openclaw.db.new-journal"), b"\xd9\xd5\x05\xf9").expect("journal");
+    let mut d = Daemon::start_in(home, "");
+    let key = d.json(&["sessions", "spawn", "--task", "after the crash"])["sessionKey"]
+        .as_str()
+        .expect("a key")
+        .to_string();
+    for leftover in ["openclaw.db.new", "openclaw.db.new-journal"] {
+        assert!(
+            !data.join(leftover).exists(),
+            "{leftover} is still there after the start"
+        );
+    }
+    d.restart();
+    let listed = d.json(&["sessions", "list"]);
+    let keys: Vec<&str> = listed["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    assert!(keys.contains(&key.as_str()), "{key} not in {listed}");
+}
