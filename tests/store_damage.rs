@@ -141,3 +141,85 @@ fn what_a_crash_while_building_a_new_store_left_is_cleared_and_the_store_built_a
         .collect();
     assert!(keys.contains(&key.as_str()), "{key} not in {listed}");
 }
+
+/// A store too big to check whole before the first answer is checked on in the background
+/// while the daemon serves; damage found there is logged as an error that says what to do.
+#[test]
+fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logged() {
+    let mut d = Daemon::start();
+    let key = d.json(&["sessions", "spawn", "--task", "a long transcript"])["sessionKey"]
+        .as_str()
+        .expect("a key")
+        .to_string();
+    d.stop().expect("a clean stop");
+    // 40 messages of 1 MB: far more than start-up's few milliseconds of checking can read.
+    {
+        let db = rusqlite::Connection::open(d.db_path()).expect("open the store");
+        let sid: i64 = db
+            .query_row("SELECT sid FROM sessions WHERE key = ?1", [&key], |r| {
+                r.get(0)
+            })
+            .expect("the session");
+        let last: i64 = db
+            .query_row("SELECT max(seq) FROM messages WHERE sid = ?1", [sid], |r| {
+                r.get(0)
+            })
+            .expect("its last seq");
+        for seq in last + 1..=last + 40 {
+            db.execute(
+                "INSERT INTO messages (sid, seq, ts, role, content, provenance)
+                 VALUES (?1, ?2, 0, 'user', '\"' || hex(zeroblob(500000)) || '\"', 'operator')",
+                rusqlite::params![sid, seq],
+            )
+            .expect("a big message");
+        }
+        db.execute(
+            "UPDATE sessions SET last_seq = ?2, message_count = message_count + 40 WHERE sid = ?1",
+            rusqlite::params![sid, last + 40],
+        )
+        .expect("the session's counters");
+    }
+    // Garbage over the start of a page two thirds into the file: a page of the big
+    // messages' overflow chains (or a b-tree page among them), which start-up never reads.
+    let db = d.db_path();
+    let pages = std::fs::metadata(&db).expect("the store").len() / 4096;
+    assert!(pages > 9000, "the store has only {pages} pages");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .expect("open the store's file");
+        f.write_all_at(&[0xff; 16], pages * 2 / 3 * 4096)
+            .expect("damage one page");
+    }
+    d.spawn_daemon()
+        .expect("the daemon starts: the damage is beyond what start-up checks");
+    // It serves while the check goes on.
+    d.json(&["sessions", "spawn", "--task", "meanwhile"]);
+    let deadline = common::deadline(60);
+    let log = loop {
+        let log = std::fs::read_to_string(d.log_path()).unwrap_or_default();
+        if log.contains("is damaged") {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no damage reported within 60 s; log:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // The record from its start: SQLite's report in it spans lines.
+    let at = log.find("is damaged").unwrap_or(0);
+    let record = &log[log[..at].rfind('\n').map_or(0, |i| i + 1)..];
+    assert!(
+        record.contains("ERROR") && record.contains(&db.display().to_string()),
+        "an error naming the file: {record}"
+    );
+    assert!(
+        record.contains("after start-up")
+            && record.contains("stop the daemon")
+            && record.contains("openclawd --check"),
+        "it says when it was found and what to do: {record}"
+    );
+}

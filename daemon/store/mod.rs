@@ -226,6 +226,11 @@ fn finish_check_in_background(path: PathBuf) {
             let outcome = check_connection(&path).and_then(|c| quick_check(&c, &path, None));
             match outcome {
                 Ok(_) => tracing::info!("{}: quick_check ok", path.display()),
+                // Not the start-up refusal's sentence: this daemon is already using the file.
+                Err(StoreError::Damaged { path, detail }) => tracing::error!(
+                    "the store at {} is damaged ({detail}), found by the check that goes on after start-up; stop the daemon, keep a copy of the file (with its -wal and -shm files), and run `openclawd --check` to see what is damaged",
+                    path.display()
+                ),
                 Err(e) => tracing::error!(
                     "{e}; stop the daemon, keep a copy of the file, and run `openclawd --check` to see what is damaged"
                 ),
