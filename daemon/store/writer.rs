@@ -348,10 +348,10 @@ impl Writer {
     /// Holds changes that may wait, to join the next group.
     fn hold_back(&mut self, mut changes: Vec<Box<dyn Change>>) {
         if self.held_until.is_none() {
+            // A test's fixed hold is taken as it is: an hour must not become 2 ms.
             let hold = self
                 .hold
-                .unwrap_or(self.commit_time)
-                .clamp(HOLD_MIN, HOLD_MAX);
+                .unwrap_or_else(|| self.commit_time.clamp(HOLD_MIN, HOLD_MAX));
             self.held_until = Some(Instant::now() + hold);
         }
         self.held.append(&mut changes);
