@@ -15,7 +15,7 @@ use super::tokens::{self, Acting};
 use super::{Engine, EngineError, RunOutcome, State, StopReason, Turn, input_text};
 use crate::daemon::backends::{History, RunTools, SessionHandle, TurnContext, TurnError};
 use crate::daemon::store::{Durability, FinishedRun, NewMessage, SessionRecord, StoreError};
-use crate::protocol::{ProvenanceKind, Role, RunStatus};
+use crate::protocol::{ProvenanceKind, Role, RunStatus, SessionKind};
 use crate::timefmt::now_ms;
 
 /// How long storing a run's end is retried for between attempts, at most (a full disk).
@@ -235,7 +235,11 @@ impl Engine {
             self.announce(turn, parent, &outcome, runtime_ms, tokens)
                 .await;
         }
-        self.archive_wake.notify_one();
+        // Only a sub-agent session's end can make something due for archiving; waking the
+        // archiver for every run cost each run a read of the store on the blocking pool.
+        if super::kind_of(&turn.session_key) == SessionKind::Subagent {
+            self.archive_wake.notify_one();
+        }
         // After the reply is stored (and published), before waiters wake: a follower sees the
         // reply, then `ended`; a streaming `send` has every event before its result.
         self.run_events(turn).lifecycle(|| {
