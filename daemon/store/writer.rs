@@ -270,6 +270,7 @@ struct Writer {
     held_until: Option<Instant>,
     /// About how long one commit takes here (a moving average of the writer's own).
     commit_time: Duration,
+    /// A fixed time to hold instead of `commit_time` (tests).
     hold: Option<Duration>,
 }
 
