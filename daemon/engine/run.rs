@@ -292,8 +292,8 @@ impl Engine {
 
     /// How soon a run's end must be durable: at once when anyone is waiting for it (a
     /// `runs.wait` or a `send` with a timeout, the session's next turn, a parent to be told),
-    /// else it may share the next commit's sync, so a client spawning in a loop is not queued
-    /// behind a sync of the previous run's end.
+    /// else it may join the next commit, so a client spawning in a loop is not queued behind
+    /// a commit of the previous run's end.
     fn end_durability(&self, turn: &Turn) -> Durability {
         if turn.parent_key.is_some() {
             return Durability::Now;

@@ -7,7 +7,7 @@
 //! its answer. A run's own bookkeeping (its start, the messages it stores, its end when
 //! nobody waits on it) may wait: the writer holds such a change, unapplied, until the next
 //! change that must be durable at once arrives, and applies both in one transaction, or
-//! applies it by itself once about one sync's time has passed with nothing else to commit.
+//! applies it by itself once about one commit's time has passed with nothing else to commit.
 //! So a client spawning in a loop shares one commit, and one sync, with the previous run's
 //! bookkeeping instead of queueing behind a commit of it; and the pages both touch (the
 //! session's row and indexes) are written once. Order is kept: held changes are applied
@@ -287,13 +287,11 @@ impl Writer {
             let first = match first {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {
-                    let held = self.take_held();
-                    self.commit(held);
+                    self.commit(Vec::new());
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let held = self.take_held();
-                    self.commit(held);
+                    self.commit(Vec::new());
                     return;
                 }
             };
@@ -321,10 +319,7 @@ impl Writer {
                 || changes.iter().any(|c| c.durability() == Durability::Now)
                 || self.held_until.is_some_and(|t| Instant::now() >= t);
             if urgent {
-                // What was held goes first: it was queued first.
-                let mut all = self.take_held();
-                all.append(&mut changes);
-                self.commit(all);
+                self.commit(changes);
             } else {
                 self.hold_back(changes);
             }
@@ -361,14 +356,13 @@ impl Writer {
             .store(self.held.len() as u64, Ordering::Relaxed);
     }
 
-    fn take_held(&mut self) -> Vec<Box<dyn Change>> {
+    /// Applies and commits what is held and then `more`, as one group; publishes their
+    /// events and answers their callers. What was held goes first: it was queued first.
+    fn commit(&mut self, mut more: Vec<Box<dyn Change>>) {
         self.held_until = None;
         self.stats.held.store(0, Ordering::Relaxed);
-        std::mem::take(&mut self.held)
-    }
-
-    /// Applies and commits a group, publishes its events and answers its callers.
-    fn commit(&mut self, mut changes: Vec<Box<dyn Change>>) {
+        let mut changes = std::mem::take(&mut self.held);
+        changes.append(&mut more);
         if changes.is_empty() {
             return;
         }
