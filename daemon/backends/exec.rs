@@ -131,14 +131,25 @@ impl ExecBackend {
         };
         // The leader has exited; its output pipes close once everything it started is gone.
         // What left the group (setsid) would hold them open forever: it ends with the run.
+        // A member can leave the group after the leader exited (a `setsid` not yet run when
+        // the shell finished), and leaving sends no event, so while the output stays open
+        // the sweep is repeated, at growing intervals.
         sweep.run().await;
         let outputs = async { (read_out.await, read_err.await) };
-        let (out, err) = tokio::select! {
-            o = outputs => o,
-            _ = stop.cancelled() => {
-                self.stop_group(pgid, &mut child).await;
-                sweep.run().await;
-                return Err(TurnError::Stopped);
+        tokio::pin!(outputs);
+        let mut next_sweep = SWEEP_FIRST;
+        let (out, err) = loop {
+            tokio::select! {
+                o = &mut outputs => break o,
+                _ = stop.cancelled() => {
+                    self.stop_group(pgid, &mut child).await;
+                    sweep.run().await;
+                    return Err(TurnError::Stopped);
+                }
+                _ = tokio::time::sleep(next_sweep) => {
+                    sweep.run().await;
+                    next_sweep = (next_sweep * 2).min(SWEEP_MAX);
+                }
             }
         };
         feed.abort();
@@ -179,6 +190,12 @@ impl ExecBackend {
         let _ = child.wait().await;
     }
 }
+
+/// After the leader exits with its output still open: the first repeated sweep, and the
+/// longest gap between two. A process that leaves the group late outlives the leader by at
+/// most about this gap; one still in the group costs a scan of `/proc` per gap.
+const SWEEP_FIRST: Duration = Duration::from_millis(10);
+const SWEEP_MAX: Duration = Duration::from_secs(1);
 
 /// Kills the run's processes that left its group (see `daemon::children`).
 struct Sweep {
