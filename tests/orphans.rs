@@ -63,12 +63,12 @@ fn a_runs_processes_are_stopped_when_the_daemon_starts_again_after_kill_9() {
     );
 }
 
-#[test]
-fn a_process_that_left_its_group_ends_with_its_run_even_holding_its_output() {
+/// Runs an agent that starts `escape` (which leaves the run's group, keeping its stdout open)
+/// and then prints `done`: the run must end with its reply, and the escapee with it.
+fn escapee_ends_with_its_run(escape: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let report = fifo(dir.path(), "pid");
-    // The escapee keeps the run's stdout open: without the sweep the run never ends.
-    let d = Daemon::start_with_config(&config(&report, "setsid sleep 300 &", "echo done"));
+    let d = Daemon::start_with_config(&config(&report, escape, "echo done"));
     let mut c = common::RawConn::connect(&d.socket());
     let spawned = c.call_ok("sessions.spawn", json!({"task": "t", "agentId": "a"}));
     let escapee = pid_from(&report);
@@ -80,34 +80,25 @@ fn a_process_that_left_its_group_ends_with_its_run_even_holding_its_output() {
     assert_eq!(ended["reply"], "done");
     assert!(
         wait_pid_gone(escapee, 10),
-        "the setsid'd process {escapee} outlived its run"
+        "the process {escapee} that left its group (`{escape}`) outlived its run"
     );
 }
 
 #[test]
+fn a_process_that_left_its_group_ends_with_its_run_even_holding_its_output() {
+    // The escapee keeps the run's stdout open: without the sweep the run never ends.
+    escapee_ends_with_its_run("setsid sleep 300 &");
+}
+
+#[test]
 fn a_process_that_leaves_its_group_after_the_leader_exited_ends_with_its_run() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let report = fifo(dir.path(), "pid");
     // The background process is still in the group when the shell exits, and leaves it only
     // once the shell is gone (reaped by the daemon), holding the run's stdout: no sweep at the
     // leader's exit can find it, so the run would hang until it ended.
     // The shell's pid goes in as an argument: `$PPID` would name the daemon if the child
     // started after the shell had gone.
-    let late =
-        "sh -c 'while kill -0 $0 2>/dev/null; do sleep 0.01; done; exec setsid sleep 300' $$ &";
-    let d = Daemon::start_with_config(&config(&report, late, "echo done"));
-    let mut c = common::RawConn::connect(&d.socket());
-    let spawned = c.call_ok("sessions.spawn", json!({"task": "t", "agentId": "a"}));
-    let escapee = pid_from(&report);
-    let ended = c.call_ok(
-        "runs.wait",
-        json!({"runId": spawned["runId"], "timeoutSeconds": 20}),
-    );
-    assert_eq!(ended["status"], "ok", "{ended}");
-    assert_eq!(ended["reply"], "done");
-    assert!(
-        wait_pid_gone(escapee, 10),
-        "the process {escapee} that left its group late outlived its run"
+    escapee_ends_with_its_run(
+        "sh -c 'while kill -0 $0 2>/dev/null; do sleep 0.01; done; exec setsid sleep 300' $$ &",
     );
 }
 
