@@ -75,6 +75,16 @@ pub fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     ))
 }
 
+/// Resident memory split as the kernel counts it: anonymous (heap, stacks: what the process
+/// made) and file-backed (pages of its binary and libraries mapped in, clean and shared with
+/// the page cache), in MiB.
+pub fn rss_split_mib(pid: u32) -> Option<(f64, f64)> {
+    Some((
+        proc_status_kb(pid, "RssAnon")? as f64 / 1024.0,
+        proc_status_kb(pid, "RssFile")? as f64 / 1024.0,
+    ))
+}
+
 pub fn rss_text(pid: u32) -> String {
     match rss_mib(pid) {
         Some((rss, hwm)) => format!("{rss:.1} MiB (peak {hwm:.1} MiB)"),

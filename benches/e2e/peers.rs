@@ -13,8 +13,8 @@ use serde_json::json;
 
 use super::common::{self, Daemon, RawConn};
 use super::{
-    EXEC_AGENT, Opts, Row, Table, cli_env, lat, ms, rate, ratio_lat, rss_mib, rss_text, shell_loop,
-    stats, time_cmd, verdict,
+    EXEC_AGENT, Opts, Row, Table, cli_env, lat, ms, rate, ratio_lat, rss_mib, rss_split_mib,
+    rss_text, shell_loop, stats, time_cmd, verdict,
 };
 
 struct Pueue {
@@ -210,8 +210,21 @@ pub fn section(o: &Opts, t: &mut Table) {
         value: format!("{our_idle:.1} MiB"),
         baseline: format!("pueued idle {their_idle:.1} MiB"),
         ratio: format!("{:.2}×", our_idle / their_idle),
-        target: verdict("< 10 MB", our_idle < 10.0),
+        target: verdict("≤ pueued's", our_idle <= their_idle),
     });
+    // Where the idle memory is: what each daemon allocated, and how much of its own binary's
+    // code the kernel keeps mapped (openclawd's binary is the larger: HTTP, MCP, ACP, openai).
+    if let (Some((our_anon, our_file)), Some((their_anon, their_file))) =
+        (rss_split_mib(d.pid()), rss_split_mib(pd.pid()))
+    {
+        t.push(Row {
+            metric: "idle RSS split: anonymous (heap, stacks) + file-backed (code)".into(),
+            value: format!("openclawd {our_anon:.1} + {our_file:.1} MiB"),
+            baseline: format!("pueued {their_anon:.1} + {their_file:.1} MiB"),
+            ratio: format!("anonymous {:.2}×", our_anon / their_anon),
+            target: String::new(),
+        });
+    }
 
     // wait: add, then wait until it ended; interleaved.
     eprintln!("wait x{} each ...", o.peer_wait);
