@@ -117,28 +117,31 @@ pub fn floor_pipeline(
     conns: usize,
     tag: &str,
 ) -> Result<(Duration, usize), String> {
-    let out = Command::new(generator)
-        .arg(socket)
+    let mut cmd = Command::new(generator);
+    cmd.arg(socket)
         .arg(n.to_string())
         .arg(conns.to_string())
-        .arg(tag)
+        .arg(tag);
+    run_generator(&mut cmd, "floor-pipeline")
+}
+
+/// Runs one of the C load generators with a clean environment, which prints
+/// "NANOSECONDS ERRORS": the elapsed time and the error answers.
+pub fn run_generator(cmd: &mut Command, name: &str) -> Result<(Duration, usize), String> {
+    let out = cmd
         .env_clear()
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("floor-pipeline: {e}"))?;
+        .map_err(|e| format!("{name}: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut fields = text.split_whitespace().map(str::parse::<u64>);
     match (out.status.success(), fields.next(), fields.next()) {
         (true, Some(Ok(ns)), Some(Ok(errors))) => Ok((Duration::from_nanos(ns), errors as usize)),
-        _ => Err(format!(
-            "floor-pipeline exited {} with {text:?}",
-            out.status
-        )),
+        _ => Err(format!("{name} exited {} with {text:?}", out.status)),
     }
 }
 
-/// One 4 KiB write + `fdatasync` of a preallocated file in `dir`, `n` times: per-sync times.
 fn commit_floor(dir: &Path, n: usize) -> std::io::Result<Stats> {
     let path = dir.join("bench-commit-floor");
     let file = std::fs::OpenOptions::new()

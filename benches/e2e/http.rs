@@ -2,7 +2,8 @@
 //! one run, so each figure has its baseline beside it:
 //! - spawn, send (202) and a 20-message history page over HTTP keep-alive (TCP with the token,
 //!   and the Unix socket) against the same call over JSON-RPC, one request at a time;
-//! - spawns from 8 keep-alive connections at once against 8 JSON-RPC connections;
+//! - spawns from 8 keep-alive connections at once against 8 JSON-RPC connections, and the
+//!   same 8 connections driven by the C load generator (`benches/floor/http.c`);
 //! - a one-shot `curl` spawn against `openclaw sessions spawn`;
 //! - append → receipt with N SSE followers against N JSON-RPC followers (`follow_run`).
 //!
@@ -319,6 +320,37 @@ pub fn section(o: &Opts, t: &mut Table) {
     });
     if e1 + e2 > 0 {
         t.note(format!("concurrent spawns: {}", errors_text(e1 + e2)));
+    }
+
+    // The same load from the C load generator (issue 16: the client floor as load
+    // generator), so the figure is the daemon's and not its 8 client threads'.
+    let generated = super::floors::build_floor("http").and_then(|generator| {
+        let mut cmd = Command::new(generator);
+        cmd.arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .arg(&tok)
+            .arg(total.to_string())
+            .arg(CONNECTIONS.to_string())
+            .arg("c");
+        super::floors::run_generator(&mut cmd, "floor-http")
+    });
+    match generated {
+        Ok((elapsed, errors)) => {
+            let r = rate(total, elapsed);
+            t.push(Row {
+                metric: format!(
+                    "durable spawns/s, {CONNECTIONS} keep-alive HTTP connections, C load generator ({total})"
+                ),
+                value: per_s(r),
+                baseline: format!("the same from {CONNECTIONS} client threads {}", per_s(hr)),
+                ratio: ratio_rate(r, hr),
+                target: verdict("≥ 5,000/s", r >= 5_000.0),
+            });
+            if errors > 0 {
+                t.note(format!("C load generator: {}", errors_text(errors)));
+            }
+        }
+        Err(e) => t.note(format!("no C load generator row: {e}")),
     }
 
     // One-shot processes: curl against the CLI.
