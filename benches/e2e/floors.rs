@@ -142,6 +142,7 @@ pub fn run_generator(cmd: &mut Command, name: &str) -> Result<(Duration, usize),
     }
 }
 
+/// One 4 KiB write + `fdatasync` of a preallocated file in `dir`, `n` times: per-sync times.
 fn commit_floor(dir: &Path, n: usize) -> std::io::Result<Stats> {
     let path = dir.join("bench-commit-floor");
     let file = std::fs::OpenOptions::new()
