@@ -179,18 +179,30 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
         )
         .expect("the session's counters");
     }
-    // Garbage over the start of a page two thirds into the file: a page of the big
-    // messages' overflow chains (or a b-tree page among them), which start-up never reads.
+    // Garbage over the start of a page of the big messages' overflow chains, the first from two
+    // thirds into the file on, which start-up's check never reaches. Not just any page there:
+    // a b-tree page among the chains is checked at once (seen failing in CI). An overflow page
+    // of these messages is the next page's number (4 bytes), then the hex text: '0's.
     let db = d.db_path();
     let pages = std::fs::metadata(&db).expect("the store").len() / 4096;
     assert!(pages > 9000, "the store has only {pages} pages");
     {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .open(&db)
             .expect("open the store's file");
-        f.write_all_at(&[0xff; 16], pages * 2 / 3 * 4096)
+        let is_overflow = |page: u64| {
+            let mut head = [0u8; 16];
+            f.read_exact_at(&mut head, page * 4096)
+                .expect("read a page");
+            head[4..].iter().all(|&b| b == b'0')
+        };
+        let page = (pages * 2 / 3..pages)
+            .find(|&p| is_overflow(p))
+            .expect("an overflow page in the last third of the store");
+        f.write_all_at(&[0xff; 16], page * 4096)
             .expect("damage one page");
     }
     d.spawn_daemon()
