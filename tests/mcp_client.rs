@@ -109,6 +109,30 @@ impl Setup {
             .collect()
     }
 
+    /// Waits until the server has been sent its `n`th `tools/call` of `tool` (the wrapper
+    /// logs a line once it has passed it on): before that, a kill would race the call
+    /// rather than interrupt it, and the daemon rightly runs a call the old server never
+    /// got on the restarted one.
+    async fn server_got_calls(&self, tool: &str, n: usize) {
+        let end = deadline(30);
+        loop {
+            let log = std::fs::read_to_string(&self.stdin_log).unwrap_or_default();
+            let calls = log
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|m| m["method"] == "tools/call" && m["params"]["name"] == tool)
+                .count();
+            if calls >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "the server was sent {calls} of {n} calls of {tool}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The process group of the server the daemon runs (the `sh` wrapper leads it).
     fn server_group(&self) -> i32 {
         let found = children_matching(self.d.pid() as i32, "server-everything");
@@ -227,6 +251,7 @@ async fn an_openai_agent_uses_an_mcp_servers_tools() {
     s.model.push(Reply::text(&["went on without it"]));
     let run = s.send(&key, "take your time").await;
     tool_event(&s.client, "start", LONG_CALL).await;
+    s.server_got_calls(LONG_CALL, 1).await;
     // SAFETY: kill(2) on the server's own process group.
     unsafe { libc::kill(-group, libc::SIGKILL) };
     let done = s.wait(&run).await;
@@ -271,6 +296,7 @@ async fn an_openai_agent_uses_an_mcp_servers_tools() {
     )]));
     let run = s.send(&key, "slow again").await;
     tool_event(&s.client, "start", LONG_CALL).await;
+    s.server_got_calls(LONG_CALL, 2).await;
     s.d.ok(&["sessions", "kill", &key]);
     let done = s.wait(&run).await;
     assert_eq!(done["runStatus"], "aborted", "{done}");
