@@ -495,10 +495,10 @@ impl Store {
     }
 
     /// A pairing change, through the one writer like every other write.
-    pub async fn pairing<T, F>(&self, f: F) -> Result<T, PairingError>
+    pub async fn pairing<T, F>(&self, mut f: F) -> Result<T, PairingError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, PairingError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, PairingError> + Send + 'static,
     {
         // A store failure rolls the change back; a refusal (no such request...) has
         // written nothing worth undoing and is the caller's answer.

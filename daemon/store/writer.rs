@@ -1,7 +1,15 @@
 //! The single writer: applies changes in arrival order and commits them in groups. Whatever is
-//! waiting when a commit starts joins it, so N concurrent callers cost one sync, not N. Each
-//! change runs in its own savepoint, so one that fails does not undo the others in its group;
-//! its caller hears the outcome only once the group's commit is durable.
+//! waiting when a commit starts joins it, so N concurrent callers cost one sync, not N. A
+//! change that fails does not undo the others in its group, and its caller hears the outcome
+//! only once the group's commit is durable.
+//!
+//! Most failures are refusals found before anything is written (no such session, a
+//! conflict), so a group is applied as it is, with no savepoint per change: a savepoint costs
+//! a statement journal of every page the change touches, which at a dozen changes per commit
+//! was a tenth of the writer's time. Only when a change fails after it has written (SQLite's
+//! count of changed rows moved) is the group rolled back and applied again, each change in
+//! a savepoint of its own, so the failed one is undone alone. Changes are therefore
+//! closures that can run twice; only the run that is committed is answered and published.
 //!
 //! A change says how soon it must be durable. Most must be at once: a client is waiting for
 //! its answer. A run's own bookkeeping (its start, the messages it stores, its end when
@@ -52,9 +60,10 @@ pub enum Durability {
     Soon,
 }
 
-/// One change, applied by the writer thread inside a savepoint of the group's transaction.
+/// One change, applied by the writer thread inside the group's transaction.
 trait Change: Send {
-    /// Applies the change; false when it failed (its savepoint is then rolled back).
+    /// Applies the change; false when it failed. It may be applied a second time, after its
+    /// group was rolled back: the last application's outcome is the one that counts.
     fn apply(&mut self, c: &Connection, emit: &mut Emit) -> bool;
     /// The change was applied but could not be kept (its savepoint did not release).
     fn abandon(&mut self, e: StoreError);
@@ -65,7 +74,7 @@ trait Change: Send {
 
 /// A change built from a closure, answering through a channel (or a log line).
 struct Typed<T, F> {
-    f: Option<F>,
+    f: F,
     result: Option<Result<T, StoreError>>,
     reply: Reply<T>,
     durability: Durability,
@@ -81,11 +90,10 @@ enum Reply<T> {
 impl<T, F> Change for Typed<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection, &mut Emit) -> Result<T, StoreError> + Send,
+    F: FnMut(&Connection, &mut Emit) -> Result<T, StoreError> + Send,
 {
     fn apply(&mut self, c: &Connection, emit: &mut Emit) -> bool {
-        let Some(f) = self.f.take() else { return false };
-        let r = f(c, emit).map_err(|e| e.at(&self.path));
+        let r = (self.f)(c, emit).map_err(|e| e.at(&self.path));
         let ok = r.is_ok();
         self.result = Some(r);
         ok
@@ -193,7 +201,7 @@ impl WriterHandle {
     pub fn change<T, F>(&self, f: F) -> impl Future<Output = Result<T, StoreError>> + use<T, F>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
     {
         self.change_with(Durability::Now, f)
     }
@@ -206,7 +214,7 @@ impl WriterHandle {
     ) -> impl Future<Output = Result<T, StoreError>> + use<T, F>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let sent = self.send(f, Reply::To(tx), durability);
@@ -222,7 +230,7 @@ impl WriterHandle {
     /// logged as "`what` failed".
     pub fn change_unawaited<F>(&self, what: &'static str, f: F)
     where
-        F: FnOnce(&Connection, &mut Emit) -> Result<(), StoreError> + Send + 'static,
+        F: FnMut(&Connection, &mut Emit) -> Result<(), StoreError> + Send + 'static,
     {
         if !self.send(f, Reply::Log(what), Durability::Soon) {
             tracing::warn!("{what} failed: the store's writer has stopped");
@@ -232,10 +240,10 @@ impl WriterHandle {
     fn send<T, F>(&self, f: F, reply: Reply<T>, durability: Durability) -> bool
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection, &mut Emit) -> Result<T, StoreError> + Send + 'static,
     {
         let change = Typed {
-            f: Some(f),
+            f,
             result: None,
             reply,
             durability,
@@ -406,6 +414,55 @@ fn checkpoint(conn: &Connection, pages: i64) -> i64 {
 /// Applies a group in one transaction; returns the commit's outcome and the events of the
 /// changes that were kept.
 fn apply_group(
+    conn: &mut Connection,
+    changes: &mut [Box<dyn Change>],
+    emit_events: bool,
+) -> (Result<(), StoreError>, Vec<Event>) {
+    match apply_together(conn, changes, emit_events) {
+        Together::Committed(events) => (Ok(()), events),
+        Together::Failed(e) => (Err(e), Vec::new()),
+        Together::WroteAndFailed => apply_each_alone(conn, changes, emit_events),
+    }
+}
+
+enum Together {
+    Committed(Vec<Event>),
+    /// The transaction could not begin or commit.
+    Failed(StoreError),
+    /// A change failed after writing; the group has been rolled back.
+    WroteAndFailed,
+}
+
+/// The group with no savepoints: each change's writes stand unless one fails after writing.
+fn apply_together(
+    conn: &mut Connection,
+    changes: &mut [Box<dyn Change>],
+    emit_events: bool,
+) -> Together {
+    let mut events = Vec::new();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return Together::Failed(StoreError::from(e)),
+    };
+    for change in changes.iter_mut() {
+        let mut emit = Emit::collecting(emit_events);
+        // A failed statement leaves nothing behind (SQLite undoes it) and is not counted.
+        let written = tx.total_changes();
+        if change.apply(&tx, &mut emit) {
+            events.append(&mut emit.events);
+        } else if tx.total_changes() != written {
+            // Dropping the transaction rolls the whole group back.
+            return Together::WroteAndFailed;
+        }
+    }
+    match tx.commit() {
+        Ok(()) => Together::Committed(events),
+        Err(e) => Together::Failed(StoreError::from(e)),
+    }
+}
+
+/// The group again, each change in a savepoint of its own, so one that fails is undone alone.
+fn apply_each_alone(
     conn: &mut Connection,
     changes: &mut [Box<dyn Change>],
     emit_events: bool,

@@ -59,7 +59,9 @@ async fn a_failing_change_does_not_undo_its_group() {
         c.execute("INSERT INTO t (v) VALUES (2)", [])?;
         Ok(c.execute("INSERT INTO t (v) VALUES (1)", [])?)
     });
+    // Dropped too: the holder may share the group and be applied again, and must not wait.
     gate_tx.send(()).unwrap();
+    drop(gate_tx);
     hold.await.unwrap();
     assert!(ok.await.is_ok());
     assert!(matches!(bad.await, Err(StoreError::Sqlite(_))));
@@ -161,7 +163,7 @@ fn wait_until_held(w: &WriterHandle, n: u64) {
     }
 }
 
-fn insert(v: i64) -> impl FnOnce(&Connection, &mut Emit) -> Result<(), StoreError> {
+fn insert(v: i64) -> impl FnMut(&Connection, &mut Emit) -> Result<(), StoreError> {
     move |c, emit| {
         c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
         emit.deleted(v, "k");
@@ -240,5 +242,132 @@ async fn held_changes_that_fail_do_not_undo_the_group_they_join() {
     assert!(matches!(dup.await, Err(StoreError::Sqlite(_))));
     fine.await.unwrap();
     assert_eq!(stored(&reader), [1, 2, 3]);
+    w.close().await;
+}
+
+/// An insert that counts how often it was applied.
+fn counted_insert(
+    v: i64,
+    runs: &Arc<std::sync::atomic::AtomicUsize>,
+) -> impl FnMut(&Connection, &mut Emit) -> Result<(), StoreError> + use<> {
+    let runs = runs.clone();
+    move |c, emit| {
+        runs.fetch_add(1, Ordering::Relaxed);
+        c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+        emit.deleted(v, "k");
+        Ok(())
+    }
+}
+
+type Queued = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+fn queued(f: impl Future<Output = Result<(), StoreError>> + Send + 'static) -> Queued {
+    Box::pin(f)
+}
+
+/// The changes of one group, queued behind a holder so they share one transaction; the
+/// events published, as the sids `insert` names.
+async fn one_group(
+    w: &WriterHandle,
+    queue: impl FnOnce() -> Vec<Queued>,
+) -> Vec<Result<(), StoreError>> {
+    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+    let hold = w.change(move |_, _| {
+        let _ = gate_rx.recv();
+        Ok(())
+    });
+    let queued = queue();
+    // Dropped too: the holder may share the group and be applied again, and must not wait.
+    gate_tx.send(()).unwrap();
+    drop(gate_tx);
+    hold.await.unwrap();
+    let mut out = Vec::new();
+    for f in queued {
+        out.push(f.await);
+    }
+    out
+}
+
+fn sids(listener: &mut crate::daemon::events::Listener) -> Vec<i64> {
+    std::iter::from_fn(|| listener.try_recv())
+        .map(|r| match r {
+            crate::daemon::events::Received::Event(e) => e.sid(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refusal_that_wrote_nothing_leaves_its_group_applied_once() {
+    let bus = EventBus::default();
+    let mut listener = bus.listen(crate::daemon::events::Route::All);
+    let (w, reader, _dir) = holding_writer(LONG, bus);
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let results = one_group(&w, || {
+        vec![
+            queued(w.change(counted_insert(1, &runs))),
+            // Refused before writing anything, as a send to a missing session is.
+            queued(w.change(|_, emit| {
+                emit.deleted(99, "k");
+                Err(StoreError::SessionGone)
+            })),
+            queued(w.change(counted_insert(2, &runs))),
+        ]
+    })
+    .await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(StoreError::SessionGone)));
+    assert_eq!(stored(&reader), [1, 2]);
+    assert_eq!(
+        runs.load(Ordering::Relaxed),
+        2,
+        "the group was applied twice"
+    );
+    assert_eq!(
+        sids(&mut listener),
+        [1, 2],
+        "the refusal's event was published"
+    );
+    w.close().await;
+}
+
+#[tokio::test]
+async fn a_change_that_fails_after_writing_is_undone_alone_and_the_rest_stored_once() {
+    let bus = EventBus::default();
+    let mut listener = bus.listen(crate::daemon::events::Route::All);
+    let (w, reader, _dir) = holding_writer(LONG, bus);
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let results = one_group(&w, || {
+        vec![
+            queued(w.change(counted_insert(1, &runs))),
+            // Writes 5, then breaks the unique constraint: 5 must not be kept.
+            queued(w.change(|c, emit| {
+                c.execute("INSERT INTO t (v) VALUES (5)", [])?;
+                emit.deleted(5, "k");
+                c.execute("INSERT INTO t (v) VALUES (1)", [])?;
+                Ok(())
+            })),
+            queued(w.change(counted_insert(2, &runs))),
+        ]
+    })
+    .await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(StoreError::Sqlite(_))),
+        "{results:?}"
+    );
+    assert_eq!(
+        stored(&reader),
+        [1, 2],
+        "the failed change was undone whole"
+    );
+    // The first pass stops at the failure and is rolled back; the second applies each
+    // change in a savepoint: the change before the failure ran twice, the one after once.
+    assert_eq!(runs.load(Ordering::Relaxed), 3);
+    assert_eq!(
+        sids(&mut listener),
+        [1, 2],
+        "each kept change announced once"
+    );
     w.close().await;
 }
