@@ -114,20 +114,30 @@ impl Setup {
     /// rather than interrupt it, and the daemon rightly runs a call the old server never
     /// got on the restarted one.
     async fn server_got_calls(&self, tool: &str, n: usize) {
+        self.server_got(&format!("{n} calls of {tool}"), |sent| {
+            sent.iter()
+                .filter(|m| m["method"] == "tools/call" && m["params"]["name"] == tool)
+                .count()
+                >= n
+        })
+        .await;
+    }
+
+    /// Waits until the messages the server was sent satisfy `enough`.
+    async fn server_got(&self, what: &str, enough: impl Fn(&[Value]) -> bool) {
         let end = deadline(30);
         loop {
             let log = std::fs::read_to_string(&self.stdin_log).unwrap_or_default();
-            let calls = log
+            let sent: Vec<Value> = log
                 .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter(|m| m["method"] == "tools/call" && m["params"]["name"] == tool)
-                .count();
-            if calls >= n {
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if enough(&sent) {
                 return;
             }
             assert!(
                 std::time::Instant::now() < end,
-                "the server was sent {calls} of {n} calls of {tool}:\n{log}"
+                "the server was never sent {what}:\n{log}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -300,22 +310,11 @@ async fn an_openai_agent_uses_an_mcp_servers_tools() {
     s.d.ok(&["sessions", "kill", &key]);
     let done = s.wait(&run).await;
     assert_eq!(done["runStatus"], "aborted", "{done}");
-    let end = deadline(20);
-    loop {
-        let log = std::fs::read_to_string(&s.stdin_log).unwrap_or_default();
-        let cancelled = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .any(|m| m["method"] == "notifications/cancelled");
-        if cancelled {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "the server never got notifications/cancelled:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.server_got("notifications/cancelled", |sent| {
+        sent.iter()
+            .any(|m| m["method"] == "notifications/cancelled")
+    })
+    .await;
     assert_eq!(s.server_group(), restarted, "the server was not restarted");
     s.model.push(Reply::tool_calls(&[(
         "call_5",

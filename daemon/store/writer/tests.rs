@@ -297,8 +297,11 @@ fn sids(listener: &mut crate::daemon::events::Listener) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_refusal_that_wrote_nothing_leaves_its_group_applied_once() {
+/// Inserts 1, then `middle`, then 2, as one group; the three answers, how often the inserts
+/// were applied, what the store kept and the sids announced.
+async fn group_around(
+    middle: impl FnMut(&Connection, &mut Emit) -> Result<(), StoreError> + Send + 'static,
+) -> (Vec<Result<(), StoreError>>, usize, Vec<i64>, Vec<i64>) {
     let bus = EventBus::default();
     let mut listener = bus.listen(crate::daemon::events::Route::All);
     let (w, reader, _dir) = holding_writer(LONG, bus);
@@ -306,49 +309,39 @@ async fn a_refusal_that_wrote_nothing_leaves_its_group_applied_once() {
     let results = one_group(&w, || {
         vec![
             queued(w.change(counted_insert(1, &runs))),
-            // Refused before writing anything, as a send to a missing session is.
-            queued(w.change(|_, emit| {
-                emit.deleted(99, "k");
-                Err(StoreError::SessionGone)
-            })),
+            queued(w.change(middle)),
             queued(w.change(counted_insert(2, &runs))),
         ]
     })
     .await;
+    w.close().await;
+    let runs = runs.load(Ordering::Relaxed);
+    (results, runs, stored(&reader), sids(&mut listener))
+}
+
+#[tokio::test]
+async fn a_refusal_that_wrote_nothing_leaves_its_group_applied_once() {
+    // Refused before writing anything, as a send to a missing session is.
+    let (results, runs, stored, announced) = group_around(|_, emit| {
+        emit.deleted(99, "k");
+        Err(StoreError::SessionGone)
+    })
+    .await;
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     assert!(matches!(results[1], Err(StoreError::SessionGone)));
-    assert_eq!(stored(&reader), [1, 2]);
-    assert_eq!(
-        runs.load(Ordering::Relaxed),
-        2,
-        "the group was applied twice"
-    );
-    assert_eq!(
-        sids(&mut listener),
-        [1, 2],
-        "the refusal's event was published"
-    );
-    w.close().await;
+    assert_eq!(stored, [1, 2]);
+    assert_eq!(runs, 2, "the group was applied a second time");
+    assert_eq!(announced, [1, 2], "only the kept changes are announced");
 }
 
 #[tokio::test]
 async fn a_change_that_fails_after_writing_is_undone_alone_and_the_rest_stored_once() {
-    let bus = EventBus::default();
-    let mut listener = bus.listen(crate::daemon::events::Route::All);
-    let (w, reader, _dir) = holding_writer(LONG, bus);
-    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let results = one_group(&w, || {
-        vec![
-            queued(w.change(counted_insert(1, &runs))),
-            // Writes 5, then breaks the unique constraint: 5 must not be kept.
-            queued(w.change(|c, emit| {
-                c.execute("INSERT INTO t (v) VALUES (5)", [])?;
-                emit.deleted(5, "k");
-                c.execute("INSERT INTO t (v) VALUES (1)", [])?;
-                Ok(())
-            })),
-            queued(w.change(counted_insert(2, &runs))),
-        ]
+    // Writes 5, then breaks the unique constraint: 5 must not be kept.
+    let (results, runs, stored, announced) = group_around(|c, emit| {
+        c.execute("INSERT INTO t (v) VALUES (5)", [])?;
+        emit.deleted(5, "k");
+        c.execute("INSERT INTO t (v) VALUES (1)", [])?;
+        Ok(())
     })
     .await;
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
@@ -356,18 +349,9 @@ async fn a_change_that_fails_after_writing_is_undone_alone_and_the_rest_stored_o
         matches!(results[1], Err(StoreError::Sqlite(_))),
         "{results:?}"
     );
-    assert_eq!(
-        stored(&reader),
-        [1, 2],
-        "the failed change was undone whole"
-    );
+    assert_eq!(stored, [1, 2], "the failed change was undone whole");
     // The first pass stops at the failure and is rolled back; the second applies each
     // change in a savepoint: the change before the failure ran twice, the one after once.
-    assert_eq!(runs.load(Ordering::Relaxed), 3);
-    assert_eq!(
-        sids(&mut listener),
-        [1, 2],
-        "each kept change announced once"
-    );
-    w.close().await;
+    assert_eq!(runs, 3);
+    assert_eq!(announced, [1, 2], "each kept change announced once");
 }
