@@ -67,6 +67,8 @@ trait Change: Send {
     fn apply(&mut self, c: &Connection, emit: &mut Emit) -> bool;
     /// The change was applied but could not be kept (its savepoint did not release).
     fn abandon(&mut self, e: StoreError);
+    /// Why its last application failed, if it did.
+    fn error(&self) -> Option<StoreError>;
     /// Tells the caller how it went, once the group's commit is known.
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
     fn durability(&self) -> Durability;
@@ -101,6 +103,10 @@ where
 
     fn abandon(&mut self, e: StoreError) {
         self.result = Some(Err(e.at(&self.path)));
+    }
+
+    fn error(&self) -> Option<StoreError> {
+        self.result.as_ref()?.as_ref().err().cloned()
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -450,6 +456,8 @@ fn apply_together(
         let written = tx.total_changes();
         if change.apply(&tx, &mut emit) {
             events.append(&mut emit.events);
+        } else if tx.is_autocommit() {
+            return Together::Failed(lost(change.as_ref()));
         } else if tx.total_changes() != written {
             // Dropping the transaction rolls the whole group back.
             return Together::WroteAndFailed;
@@ -493,12 +501,26 @@ fn apply_each_alone(
         };
         if kept {
             events.append(&mut emit.events);
+        } else if tx.is_autocommit() {
+            return (Err(lost(change.as_ref())), Vec::new());
         }
     }
     match tx.commit() {
         Ok(()) => (Ok(()), events),
         Err(e) => (Err(StoreError::from(e)), Vec::new()),
     }
+}
+
+/// SQLite may give a whole transaction up when a statement fails (a full disk, an I/O error):
+/// then nothing of the group stands, and every caller hears why, not only the failed change's.
+/// Going on would run the rest outside the group, each committed on its own.
+fn lost(failed: &dyn Change) -> StoreError {
+    failed.error().unwrap_or_else(|| {
+        StoreError::Sqlite(super::error::SqlError {
+            code: None,
+            message: "SQLite rolled the transaction back".into(),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -272,14 +272,18 @@ async fn one_group(
     queue: impl FnOnce() -> Vec<Queued>,
 ) -> Vec<Result<(), StoreError>> {
     let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
     let hold = w.change(move |_, _| {
+        let _ = started_tx.send(());
         let _ = gate_rx.recv();
         Ok(())
     });
+    // Applied already, so it is a group of its own and the rest queue behind it.
+    started_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the writer never applied the holder");
     let queued = queue();
-    // Dropped too: the holder may share the group and be applied again, and must not wait.
     gate_tx.send(()).unwrap();
-    drop(gate_tx);
     hold.await.unwrap();
     let mut out = Vec::new();
     for f in queued {
@@ -354,4 +358,49 @@ async fn a_change_that_fails_after_writing_is_undone_alone_and_the_rest_stored_o
     // change in a savepoint: the change before the failure ran twice, the one after once.
     assert_eq!(runs, 3);
     assert_eq!(announced, [1, 2], "each kept change announced once");
+}
+
+#[tokio::test]
+async fn a_transaction_sqlite_gave_up_fails_the_whole_group_and_the_writer_goes_on() {
+    // As SQLite may on a full disk or an I/O error: the transaction is gone when the
+    // change's error comes back.
+    let full = std::path::PathBuf::from("/full");
+    let err = full.clone();
+    let (results, _, kept, announced) = group_around(move |c, _| {
+        c.execute_batch("ROLLBACK")?;
+        Err(StoreError::DiskFull { path: err.clone() })
+    })
+    .await;
+    for r in &results {
+        assert!(matches!(r, Err(StoreError::DiskFull { .. })), "{results:?}");
+    }
+    assert!(kept.is_empty(), "stored outside the group: {kept:?}");
+    assert!(announced.is_empty(), "announced: {announced:?}");
+
+    // The same in the second pass, after a change that wrote and failed sent the group there.
+    let (w, reader, _dir) = holding_writer(LONG, EventBus::default());
+    let mut passes = 0;
+    let results = one_group(&w, || {
+        vec![
+            queued(w.change(insert(1))),
+            queued(w.change(move |c, _| {
+                passes += 1;
+                if passes == 1 {
+                    c.execute("INSERT INTO t (v) VALUES (7)", [])?;
+                    return Err(StoreError::SessionGone);
+                }
+                c.execute_batch("ROLLBACK")?;
+                Err(StoreError::DiskFull { path: full.clone() })
+            })),
+            queued(w.change(insert(2))),
+        ]
+    })
+    .await;
+    for r in &results {
+        assert!(matches!(r, Err(StoreError::DiskFull { .. })), "{results:?}");
+    }
+    assert!(stored(&reader).is_empty());
+    w.change(insert(3)).await.unwrap();
+    assert_eq!(stored(&reader), [3], "the writer took the next change");
+    w.close().await;
 }
