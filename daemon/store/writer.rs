@@ -433,7 +433,7 @@ fn apply_group(
 
 enum Together {
     Committed(Vec<Event>),
-    /// The transaction could not begin or commit.
+    /// The transaction could not begin or commit, or SQLite gave it up.
     Failed(StoreError),
     /// A change failed after writing; the group has been rolled back.
     WroteAndFailed,
