@@ -152,7 +152,8 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
         .expect("a key")
         .to_string();
     d.stop().expect("a clean stop");
-    // 40 messages of 1 MB: far more than start-up's few milliseconds of checking can read.
+    // 150 messages of 1 MB: far more than start-up's few milliseconds of checking can read
+    // (40 were not quite: from the page cache, it read a third of them in time).
     {
         let db = rusqlite::Connection::open(d.db_path()).expect("open the store");
         let sid: i64 = db
@@ -165,7 +166,7 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
                 r.get(0)
             })
             .expect("its last seq");
-        for seq in last + 1..=last + 40 {
+        for seq in last + 1..=last + 150 {
             db.execute(
                 "INSERT INTO messages (sid, seq, ts, role, content, provenance)
                  VALUES (?1, ?2, 0, 'user', '\"' || hex(zeroblob(500000)) || '\"', 'operator')",
@@ -174,18 +175,19 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
             .expect("a big message");
         }
         db.execute(
-            "UPDATE sessions SET last_seq = ?2, message_count = message_count + 40 WHERE sid = ?1",
-            rusqlite::params![sid, last + 40],
+            "UPDATE sessions SET last_seq = ?2, message_count = message_count + 150 WHERE sid = ?1",
+            rusqlite::params![sid, last + 150],
         )
         .expect("the session's counters");
     }
-    // Garbage over the start of a page of the big messages' overflow chains, the first from two
-    // thirds into the file on, which start-up's check never reaches. Not just any page there:
-    // a b-tree page among the chains is checked at once (seen failing in CI). An overflow page
-    // of these messages is the next page's number (4 bytes), then the hex text: '0's.
+    // Garbage over the start of the first big message's first overflow page (the first such
+    // page in the file). SQLite's check walks a table from its last row back to its first, so
+    // that chain is the last it reaches. Not just any page: a b-tree page among the chains is
+    // checked at once (seen failing in CI). An overflow page of these messages is the next
+    // page's number (4 bytes), then the hex text: '0's.
     let db = d.db_path();
     let pages = std::fs::metadata(&db).expect("the store").len() / 4096;
-    assert!(pages > 9000, "the store has only {pages} pages");
+    assert!(pages > 36_000, "the store has only {pages} pages");
     {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new()
@@ -199,9 +201,9 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
                 .expect("read a page");
             head[4..].iter().all(|&b| b == b'0')
         };
-        let page = (pages * 2 / 3..pages)
+        let page = (1..pages)
             .find(|&p| is_overflow(p))
-            .expect("an overflow page in the last third of the store");
+            .expect("an overflow page of the big messages");
         f.write_all_at(&[0xff; 16], page * 4096)
             .expect("damage one page");
     }
