@@ -48,23 +48,23 @@ async fn everything_waiting_is_committed_in_one_group() {
 #[tokio::test]
 async fn a_failing_change_does_not_undo_its_group() {
     let (w, dir) = writer();
-    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-    let hold = w.change(move |_, _| {
-        let _ = gate_rx.recv();
-        Ok(())
-    });
-    let ok = w.change(|c, _| Ok(c.execute("INSERT INTO t (v) VALUES (1)", [])?));
-    // The unique constraint refuses the same value again, after the insert of its own.
-    let bad = w.change(|c, _| {
-        c.execute("INSERT INTO t (v) VALUES (2)", [])?;
-        Ok(c.execute("INSERT INTO t (v) VALUES (1)", [])?)
-    });
-    // Dropped too: the holder may share the group and be applied again, and must not wait.
-    gate_tx.send(()).unwrap();
-    drop(gate_tx);
-    hold.await.unwrap();
-    assert!(ok.await.is_ok());
-    assert!(matches!(bad.await, Err(StoreError::Sqlite(_))));
+    let results = one_group(&w, || {
+        vec![
+            queued(w.change(|c, _| {
+                c.execute("INSERT INTO t (v) VALUES (1)", [])?;
+                Ok(())
+            })),
+            // The unique constraint refuses the same value again, after the insert of its own.
+            queued(w.change(|c, _| {
+                c.execute("INSERT INTO t (v) VALUES (2)", [])?;
+                c.execute("INSERT INTO t (v) VALUES (1)", [])?;
+                Ok(())
+            })),
+        ]
+    })
+    .await;
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(StoreError::Sqlite(_))));
     w.close().await;
     let conn = Connection::open(dir.path().join("w.db")).unwrap();
     let values: Vec<i64> = conn
@@ -251,11 +251,10 @@ fn counted_insert(
     runs: &Arc<std::sync::atomic::AtomicUsize>,
 ) -> impl FnMut(&Connection, &mut Emit) -> Result<(), StoreError> + use<> {
     let runs = runs.clone();
+    let mut insert = insert(v);
     move |c, emit| {
         runs.fetch_add(1, Ordering::Relaxed);
-        c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
-        emit.deleted(v, "k");
-        Ok(())
+        insert(c, emit)
     }
 }
 
@@ -265,8 +264,8 @@ fn queued(f: impl Future<Output = Result<(), StoreError>> + Send + 'static) -> Q
     Box::pin(f)
 }
 
-/// The changes of one group, queued behind a holder so they share one transaction; the
-/// events published, as the sids `insert` names.
+/// Queues the changes `queue` makes behind a holder the writer is already applying, so
+/// they form one group of their own; their answers, in order.
 async fn one_group(
     w: &WriterHandle,
     queue: impl FnOnce() -> Vec<Queued>,
