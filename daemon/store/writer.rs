@@ -6,7 +6,7 @@
 //! Most failures are refusals found before anything is written (no such session, a
 //! conflict), so a group is applied as it is, with no savepoint per change: a savepoint costs
 //! a statement journal of every page the change touches, which at a dozen changes per commit
-//! was a tenth of the writer's time. Only when a change fails after it has written (SQLite's
+//! was about 7% of the writer's time. Only when a change fails after it has written (SQLite's
 //! count of changed rows moved) is the group rolled back and applied again, each change in
 //! a savepoint of its own, so the failed one is undone alone. Changes are therefore
 //! closures that can run twice; only the run that is committed is answered and published.
