@@ -204,6 +204,36 @@ pub fn status(socket: &Path) -> Value {
     RawConn::connect(socket).call_ok("daemon.status", json!({}))
 }
 
+/// Runs active or queued in the daemon's lanes, by its status.
+fn busy_runs(c: &mut RawConn) -> u64 {
+    let st = c.call_ok("daemon.status", json!({}));
+    st["lanes"]
+        .as_array()
+        .map(|lanes| {
+            lanes
+                .iter()
+                .map(|l| l["active"].as_u64().unwrap_or(0) + l["queued"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until the daemon has no run active or queued (at most 5 minutes), so that a
+/// throughput row does not share the CPUs with the runs the rows before it left queued (an
+/// echo run drains slower than spawns arrive); how long that took. The row's own runs still
+/// run during the row, as they would under a sustained load.
+pub fn wait_runs_drained(c: &mut RawConn) -> Duration {
+    let t0 = Instant::now();
+    while busy_runs(c) > 0 {
+        if t0.elapsed() > Duration::from_secs(300) {
+            eprintln!("  warning: runs still active or queued after 5 minutes");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t0.elapsed()
+}
+
 /// Stops and starts a daemon `k` times on its store: (to ready, to first reply) samples.
 pub fn restarts(d: &mut Daemon, k: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (mut ready, mut first) = (Vec::new(), Vec::new());

@@ -568,7 +568,9 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
     });
 
     let per_commit = 1.0 / commit.median.as_secs_f64();
+    let mut drained = Duration::ZERO;
     for (conns, goal) in [(1, 20_000.0), (8, 25_000.0)] {
+        drained += super::wait_runs_drained(&mut RawConn::connect(&socket));
         eprintln!(
             "floors: pipelined x{} from {conns} connection(s) ...",
             o.pipeline
@@ -614,7 +616,8 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         });
     }
     t.note(format!(
-        "floors: store after the section {}",
+        "floors: each pipelined row began once the runs queued before it had ended ({} of waiting in all); store after the section {}",
+        ms(drained),
         super::store_size(&d)
     ));
     drop(d);

@@ -118,7 +118,11 @@ fn sse_run(
         json!({"runId": spawned["runId"], "timeoutSeconds": 30}),
     );
     let seen: Replies = Arc::default();
-    let path = format!("/api/sessions/{}/history?follow=1", enc(&key));
+    // The same events as the JSON-RPC followers subscribe to (`follow_run`): messages only.
+    let path = format!(
+        "/api/sessions/{}/history?follow=1&events=message",
+        enc(&key)
+    );
     let mut streams = Vec::with_capacity(followers);
     for _ in 0..followers {
         // The answer's head comes after the subscription is in place: nothing sent later is
@@ -287,7 +291,9 @@ pub fn section(o: &Opts, t: &mut Table) {
         t.note(format!("send/history: {}", errors_text(e1 + e2 + e3 + e4)));
     }
 
-    // Throughput from 8 connections, one request at a time on each.
+    // Throughput from 8 connections, one request at a time on each. Each of the three rows
+    // begins once the runs queued before it have ended.
+    let mut drained = super::wait_runs_drained(&mut RawConn::connect(&socket));
     let (http_el, e1) = concurrent(n.conc, |c, per| {
         let mut conn = tcp();
         http_sequential(&mut conn, per, |i| {
@@ -299,6 +305,7 @@ pub fn section(o: &Opts, t: &mut Table) {
         })
         .1
     });
+    drained += super::wait_runs_drained(&mut RawConn::connect(&socket));
     let (rpc_el, e2) = concurrent(n.conc, |c, per| {
         rpc_sequential(&socket, per, |i| {
             rpc(
@@ -324,6 +331,7 @@ pub fn section(o: &Opts, t: &mut Table) {
 
     // The same load from the C load generator (issue 16: the client floor as load
     // generator), so the figure is the daemon's and not its 8 client threads'.
+    drained += super::wait_runs_drained(&mut RawConn::connect(&socket));
     let generated = super::floors::build_floor("http").and_then(|generator| {
         let mut cmd = Command::new(generator);
         cmd.arg(addr.ip().to_string())
@@ -352,6 +360,10 @@ pub fn section(o: &Opts, t: &mut Table) {
         }
         Err(e) => t.note(format!("no C load generator row: {e}")),
     }
+    t.note(format!(
+        "http: each throughput row began once the runs queued before it had ended ({} of waiting in all)",
+        ms(drained)
+    ));
 
     // One-shot processes: curl against the CLI.
     if let Some(curl) = super::common::system_tool("curl") {

@@ -251,21 +251,7 @@ fn idle_rss(config: &str, n: usize) -> (u64, u64) {
 /// Lets the daemon become idle: its runs end, then (the daemon hands freed memory back at
 /// most every 5 s, when a run ends with nothing else running) one more turn after 5 s.
 fn settle(c: &mut RawConn) {
-    loop {
-        let st = c.call_ok("daemon.status", json!({}));
-        let busy: u64 = st["lanes"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .map(|l| l["active"].as_u64().unwrap_or(0) + l["queued"].as_u64().unwrap_or(0))
-                    .sum()
-            })
-            .unwrap_or(0);
-        if busy == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    super::clients::wait_runs_drained(c);
     std::thread::sleep(Duration::from_millis(5_100));
     session(c);
 }
