@@ -5,7 +5,8 @@
 //! - spawns from 8 keep-alive connections at once against 8 JSON-RPC connections, and the
 //!   same 8 connections driven by the C load generator (`benches/floor/http.c`);
 //! - a one-shot `curl` spawn against `openclaw sessions spawn`;
-//! - append → receipt with N SSE followers against N JSON-RPC followers (`follow_run`).
+//! - append → receipt with N SSE followers against N JSON-RPC followers (`follow_run`), both
+//!   asking for messages only.
 //!
 //! Counts: OPENCLAW_BENCH_HTTP_N (sequential requests per kind), OPENCLAW_BENCH_HTTP_CONC_N
 //! (spawns over 8 connections), OPENCLAW_BENCH_HTTP_CURL_N (one-shot processes per side),
@@ -412,7 +413,7 @@ pub fn section(o: &Opts, t: &mut Table) {
     let (sl, rl) = (stats(&sse.latency), stats(&rpc_follow.latency));
     t.push(Row {
         metric: format!(
-            "append → SSE receipt, {} SSE followers of one session",
+            "append → SSE receipt, {} SSE followers of one session (`events=message`)",
             n.followers
         ),
         value: lat(&sl),
