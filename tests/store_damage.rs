@@ -154,6 +154,7 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
     d.stop().expect("a clean stop");
     // 150 messages of 1 MB: far more than start-up's few milliseconds of checking can read
     // (40 were not quite: from the page cache, it read a third of them in time).
+    const BIG_MESSAGES: i64 = 150;
     {
         let db = rusqlite::Connection::open(d.db_path()).expect("open the store");
         let sid: i64 = db
@@ -166,7 +167,7 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
                 r.get(0)
             })
             .expect("its last seq");
-        for seq in last + 1..=last + 150 {
+        for seq in last + 1..=last + BIG_MESSAGES {
             db.execute(
                 "INSERT INTO messages (sid, seq, ts, role, content, provenance)
                  VALUES (?1, ?2, 0, 'user', '\"' || hex(zeroblob(500000)) || '\"', 'operator')",
@@ -175,8 +176,8 @@ fn damage_the_start_up_check_had_no_time_for_is_found_in_the_background_and_logg
             .expect("a big message");
         }
         db.execute(
-            "UPDATE sessions SET last_seq = ?2, message_count = message_count + 150 WHERE sid = ?1",
-            rusqlite::params![sid, last + 150],
+            "UPDATE sessions SET last_seq = ?2, message_count = message_count + ?3 WHERE sid = ?1",
+            rusqlite::params![sid, last + BIG_MESSAGES, BIG_MESSAGES],
         )
         .expect("the session's counters");
     }
