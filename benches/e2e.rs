@@ -70,6 +70,8 @@ mod acp;
 mod clients;
 #[path = "e2e/cold.rs"]
 mod cold;
+#[path = "e2e/commit_floors.rs"]
+mod commit_floors;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "e2e/core.rs"]
@@ -96,10 +98,14 @@ mod peers;
 mod report;
 #[path = "e2e/scale.rs"]
 mod scale;
+#[path = "e2e/sse_follow.rs"]
+mod sse_follow;
 #[path = "e2e/stores.rs"]
 mod stores;
 #[path = "e2e/subscriptions.rs"]
 mod subscriptions;
+#[path = "e2e/syscalls.rs"]
+mod syscalls;
 #[path = "e2e/unpaired.rs"]
 mod unpaired;
 

@@ -5,32 +5,30 @@
 //!   socket (`sessions.spawn`, and separately `hello`), built here with `gcc -static`; and
 //!   `benches/floor/hello.c`, a static program printing one line (the floor of `--version`);
 //! - commit floor: one 4 KiB write + `fdatasync` of a preallocated file in the daemon's data
-//!   directory (the least a durable commit can cost on this disk), median of many.
+//!   directory (the least a durable commit can cost on this disk), median of many; and, for
+//!   context, the same made as the rows it bounds are made (`commit_floors.rs`).
 //!
 //! Bounded by them: the CLI's spawn and `--version`; the daemon-side cost of a spawn (the
 //! client floor's spawn minus its hello, and the same on one open connection); what one spawn
-//! writes (bytes to storage, commits, and fsyncs counted by `strace` when it is installed);
-//! pipelined durable spawns/s; cold start and the fsyncs it does.
+//! writes (bytes to storage, commits, and the fsyncs and WAL pages counted by `strace` when it
+//! is installed); pipelined durable spawns/s; cold start and the fsyncs it does.
 
-use std::io::Read;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::common::{self, Daemon, RawConn};
+use super::commit_floors::{FloorFile, PAGE};
+use super::common::{Daemon, RawConn};
+use super::syscalls::{
+    SYNC_AND_WAL_CALLS, cold_start_syncs, interrupt_and_wait, strace_attach, strace_available,
+    syncs_in, wal_pages_in, write_bytes,
+};
 use super::{
     Opts, Row, Stats, Table, errors_text, lat, load_average, ms, per_s, process_floor, rate,
     ratio_lat, ratio_rate, sequential, spawn_line, stats, status, time_cmd, verdict,
 };
-
-/// Bytes of the preallocated commit-floor file; each sample rewrites one page of it.
-const FLOOR_FILE_BYTES: u64 = 1 << 20;
-const PAGE: usize = 4096;
 
 /// Builds `benches/floor/NAME.c` static into `target/bench-floor/floor-NAME` (when older than
 /// its source).
@@ -142,196 +140,16 @@ pub fn run_generator(cmd: &mut Command, name: &str) -> Result<(Duration, usize),
     }
 }
 
-/// One 4 KiB write + `fdatasync` of a preallocated file in `dir`, `n` times: per-sync times.
-fn commit_floor(dir: &Path, n: usize) -> std::io::Result<Stats> {
-    let path = dir.join("bench-commit-floor");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)?;
-    // Preallocated and synced whole first, so each sample syncs data only, not the file's size.
-    file.write_all_at(&vec![0u8; FLOOR_FILE_BYTES as usize], 0)?;
-    file.sync_all()?;
-    let page = vec![0x5au8; PAGE];
-    let pages = FLOOR_FILE_BYTES / PAGE as u64;
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n as u64 {
-        file.write_all_at(&page, (i % pages) * PAGE as u64)?;
-        let t0 = Instant::now();
-        file.sync_data()?;
-        samples.push(t0.elapsed());
-    }
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    Ok(stats(&samples))
-}
-
-/// `write_bytes` of /proc/PID/io: bytes this process caused to be sent to storage.
-fn write_bytes(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// The sync calls in an `strace -y` log, by the file they synced (its name only).
-fn syncs_in(log: &Path) -> (usize, String) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut by_file: std::collections::BTreeMap<String, usize> = Default::default();
-    let mut total = 0;
-    for line in text.lines() {
-        if line.contains("resumed>") {
-            continue;
-        }
-        let Some(at) = ["fsync(", "fdatasync(", "sync_file_range(", "syncfs("]
-            .iter()
-            .find_map(|c| line.find(c).map(|i| i + c.len()))
-        else {
-            continue;
-        };
-        total += 1;
-        let file = line[at..]
-            .split_once('<')
-            .and_then(|(_, r)| r.split_once('>'))
-            .map(|(p, _)| p.rsplit('/').next().unwrap_or(p).to_string())
-            .unwrap_or_else(|| "?".into());
-        *by_file.entry(file).or_default() += 1;
-    }
-    let detail = by_file
-        .iter()
-        .map(|(f, n)| format!("`{f}` ×{n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    (total, detail)
-}
-
-const SYNC_CALLS: &str = "trace=fsync,fdatasync,sync_file_range,syncfs";
-
-fn strace_available() -> bool {
-    Command::new("strace")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `strace` attached to every thread of `pid`, logging sync calls to `log`; returns once it
-/// says it has attached them all.
-fn strace_attach(pid: u32, log: &Path) -> Option<Child> {
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.count();
-    let mut child = Command::new("strace")
-        .args(["-f", "-y", "-e", SYNC_CALLS, "-o"])
-        .arg(log)
-        .args(["-p", &pid.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let mut err = child.stderr.take()?;
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    let deadline = common::deadline(10);
-    // It says "Process N attached with M threads" once, or "attached" once per thread.
-    let all_attached =
-        |s: &str| s.contains(" threads\n") || s.matches("attached").count() >= threads;
-    while !all_attached(&seen) && Instant::now() < deadline {
-        match err.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
-    // Keep draining its stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    Some(child)
-}
-
-fn interrupt_and_wait(mut child: Child) {
-    // SAFETY: plain kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let _ = common::wait_child(&mut child, Duration::from_secs(10));
-}
-
-/// A fresh home's daemon started under `strace`: the sync calls until its first reply and
-/// those of its clean stop.
-fn cold_start_syncs() -> Option<((usize, String), (usize, String))> {
-    let home = tempfile::Builder::new()
-        .prefix("openclaw-bench-")
-        .tempdir()
-        .ok()?;
-    std::fs::write(home.path().join("config.toml"), "").ok()?;
-    let log = home.path().join("strace.log");
-    let (ready_r, ready_w) = common::pipe();
-    let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-y", "-e", SYNC_CALLS, "-o"])
-        .arg(&log)
-        .arg(common::OPENCLAWD)
-        .args(["--ready-fd", "3"])
-        .env("OPENCLAW_HOME", home.path())
-        .env_remove("OPENCLAW_SOCKET")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let raw = ready_w.as_raw_fd();
-    // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().ok()?;
-    drop(ready_w);
-    // strace keeps its own copy of the pipe's write end, so this reads until "ready", not
-    // to the end of the pipe.
-    let mut buf = String::new();
-    let mut ready = std::fs::File::from(ready_r);
-    let mut chunk = [0u8; 256];
-    while !buf.contains("ready") {
-        match ready.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
-        }
-    }
-    if !buf.starts_with("ready") {
-        let _ = child.kill();
-        let _ = child.wait();
-        return None;
-    }
-    RawConn::connect(&home.path().join("openclaw.sock")).call_ok("hello", json!({}));
-    let at_start = syncs_in(&log);
-    let daemon: Option<i32> =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children", pid = child.id()))
-            .ok()
-            .and_then(|c| c.split_whitespace().next()?.parse().ok());
-    if let Some(pid) = daemon {
-        // SAFETY: plain kill(2) on the daemon this function started.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    let _ = common::wait_child(&mut child, Duration::from_secs(10));
-    let all = syncs_in(&log);
-    let at_stop = (all.0.saturating_sub(at_start.0), String::new());
-    Some((at_start, at_stop))
-}
-
 pub fn section_floors(o: &Opts, t: &mut Table) {
     t.section("floors: each row against the least it could cost");
-    let (client, hello, generator) = match (
+    let (client, hello, generator, commit_program) = match (
         build_floor("client"),
         build_floor("hello"),
         build_floor("pipeline"),
+        build_floor("commit"),
     ) {
-        (Ok(c), Ok(h), Ok(g)) => (c, h, g),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        (Ok(c), Ok(h), Ok(g), Ok(m)) => (c, h, g, m),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
             t.note(format!("floors: cannot build the floor programs: {e}"));
             return;
         }
@@ -346,7 +164,12 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
     RawConn::connect(&socket).call_ok("hello", json!({}));
 
     let load0 = load_average();
-    let commit = match commit_floor(&data_dir, o.rpc.max(200)) {
+    let floor_file = FloorFile::create(&data_dir);
+    let commit = match floor_file
+        .as_ref()
+        .map_err(|e| e.to_string())
+        .and_then(|f| f.back_to_back(o.rpc.max(200), 1).map_err(|e| e.to_string()))
+    {
         Ok(s) => s,
         Err(e) => {
             t.note(format!("floors: commit floor failed: {e}"));
@@ -360,7 +183,9 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
     let (mut f_spawn, mut f_hello, mut c_spawn, mut s_hello, mut c_version) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut sc_spawn, mut sc_version) = (vec![], vec![]);
-    for _ in 0..n {
+    let mut f_commit = vec![];
+    let floor_file = floor_file.expect("the commit floor above was measured in it");
+    for i in 0..n {
         if let Some(cli) = &static_cli {
             sc_spawn.push(
                 time_cmd(
@@ -374,6 +199,7 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         }
         f_hello.push(floor_call(&client, &socket, "hello"));
         f_spawn.push(floor_call(&client, &socket, "spawn"));
+        f_commit.push(floor_file.sync_from_process(&commit_program, i));
         c_spawn.push(
             time_cmd(
                 d.cli().args(["sessions", "spawn", "--task", "x"]),
@@ -384,6 +210,7 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         s_hello.push(time_cmd(Command::new(&hello).env_clear(), "floor hello").0);
         c_version.push(time_cmd(d.cli().arg("--version"), "openclaw --version").0);
     }
+    let f_commit = stats(&f_commit);
     let (f_spawn, f_hello, c_spawn, s_hello, c_version) = (
         stats(&f_spawn),
         stats(&f_hello),
@@ -415,6 +242,13 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         value: lat(&commit),
         target: format!("load {load0}"),
         ..Row::default()
+    });
+    t.push(Row {
+        metric: "commit floor made as the client floor's calls are: the same sync from a fresh process each time (`benches/floor/commit.c`), the CPUs idle since the last".into(),
+        value: lat(&f_commit),
+        baseline: format!("back to back {}", ms(commit.median)),
+        ratio: ratio_lat(f_commit.median, commit.median),
+        target: load.clone(),
     });
     let spawn_floor = format!("client floor spawn {}", ms(f_spawn.median));
     let hello_floor = format!("static hello {}", ms(s_hello.median));
@@ -479,6 +313,13 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
             )
         ),
     });
+    t.push(Row {
+        metric: "the same against a commit made the same way (one sync per fresh process)".into(),
+        value: ms(side),
+        baseline: format!("commit floor from a fresh process {}", ms(f_commit.median)),
+        ratio: ratio_lat(side, f_commit.median),
+        target: format!("context for the row above, which the target is judged on; {load}"),
+    });
 
     // The CLI's spawn, part by part, from the interleaved medians above: each part is a
     // difference of two of them, so the parts add up to the whole.
@@ -539,23 +380,27 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         ),
         _ => "bytes written unknown (/proc/PID/io unreadable)".into(),
     };
+    // WAL pages per spawn, when strace can count them.
+    let mut wal_pages = None;
     let syncs = if strace_available() {
         let log = d.home_path().join("strace-spawns.log");
-        match strace_attach(pid, &log) {
+        match strace_attach(pid, &log, SYNC_AND_WAL_CALLS) {
             Some(tracer) => {
                 let k = o.rpc.min(500);
                 sequential(&socket, k, "floor-strace", spawn_line);
                 interrupt_and_wait(tracer);
                 let (total, detail) = syncs_in(&log);
+                let pages = wal_pages_in(&log) as f64 / k as f64;
+                wal_pages = Some(pages);
                 format!(
-                    "; {:.2} syncs per spawn under strace ({total} in {k}: {detail})",
+                    "; under strace, {:.2} syncs per spawn ({total} in {k}: {detail}) and {pages:.1} WAL pages per spawn",
                     total as f64 / k as f64
                 )
             }
             None => "; strace could not attach".into(),
         }
     } else {
-        "; strace not installed: syncs not counted".into()
+        "; strace not installed: syncs and WAL pages not counted".into()
     };
     t.push(Row {
         metric: "what one spawn writes (1 in flight, sequential)".into(),
@@ -563,9 +408,34 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
             "{written}, {:.2} commits per spawn{syncs}",
             commits as f64 / o.rpc as f64
         ),
-        target: load,
+        target: load.clone(),
         ..Row::default()
     });
+    // The sync of as many pages as a spawn's commit writes: the floor of that commit's size.
+    if let Some(pages) = wal_pages.map(|p| p.round().max(1.0) as usize) {
+        match floor_file.back_to_back(o.rpc.max(200), pages) {
+            Ok(sized) => {
+                t.push(Row {
+                    metric: format!(
+                        "commit floor for one spawn's WAL pages: {pages} pages of 4 KiB in one write + `fdatasync`, back to back"
+                    ),
+                    value: lat(&sized),
+                    baseline: format!("one page {}", ms(commit.median)),
+                    ratio: ratio_lat(sized.median, commit.median),
+                    target: format!("load {}", load_average()),
+                });
+                t.push(Row {
+                    metric: "daemon-side cost of a spawn on one open connection, against the sync of its pages".into(),
+                    value: ms(side_rpc),
+                    baseline: format!("{pages}-page commit floor {}", ms(sized.median)),
+                    ratio: ratio_lat(side_rpc, sized.median),
+                    target: format!("context for the one-connection row, which the target is judged on; {load}"),
+                });
+            }
+            Err(e) => t.note(format!("floors: the {pages}-page commit floor failed: {e}")),
+        }
+    }
+    drop(floor_file);
 
     let per_commit = 1.0 / commit.median.as_secs_f64();
     let mut drained = Duration::ZERO;

@@ -5,8 +5,8 @@
 //! - spawns from 8 keep-alive connections at once against 8 JSON-RPC connections, and the
 //!   same 8 connections driven by the C load generator (`benches/floor/http.c`);
 //! - a one-shot `curl` spawn against `openclaw sessions spawn`;
-//! - append → receipt with N SSE followers against N JSON-RPC followers (`follow_run`), both
-//!   asking for messages only.
+//! - append → receipt with N SSE followers (`sse_follow.rs`) against N JSON-RPC followers
+//!   (`follow_run`), both tasks on one tokio runtime, both asking for messages only.
 //!
 //! Counts: OPENCLAW_BENCH_HTTP_N (sequential requests per kind), OPENCLAW_BENCH_HTTP_CONC_N
 //! (spawns over 8 connections), OPENCLAW_BENCH_HTTP_CURL_N (one-shot processes per side),
@@ -17,13 +17,13 @@ mod http_client;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::common::RawConn;
-use super::follow::{FollowRun, FollowerTally, follow_run, runtime};
+use super::follow::{follow_run, runtime};
+use super::sse_follow::sse_run;
 use super::{
     CONNECTIONS, Opts, Row, Table, cli_env, env_count, errors_text, lat, ms, on_connections, per_s,
     rate, ratio_lat, ratio_rate, sequential_lines, stats, time_cmd, verdict,
@@ -96,96 +96,6 @@ fn concurrent(total: usize, one: impl Fn(usize, usize) -> usize + Sync) -> (Dura
     let per = total / CONNECTIONS;
     let (errors, elapsed) = on_connections(|c| one(c, per));
     (elapsed, errors.into_iter().sum())
-}
-
-/// Replies seen by the SSE followers, summed, shared with the appender.
-type Replies = Arc<(Mutex<usize>, Condvar)>;
-
-/// `followers` SSE follows of one session over TCP; the appender sends `appends` messages over
-/// JSON-RPC one at a time (202 at once), each after every follower has seen the previous
-/// reply, as `follow_run` does for JSON-RPC followers, and counts what they see the same way.
-fn sse_run(
-    addr: std::net::SocketAddr,
-    tok: &str,
-    socket: &Path,
-    followers: usize,
-    appends: usize,
-) -> FollowRun {
-    let mut rpc_conn = RawConn::connect(socket);
-    let spawned = rpc_conn.call_ok("sessions.spawn", json!({"task": "sse follow bench"}));
-    let key = spawned["sessionKey"].as_str().expect("key").to_string();
-    rpc_conn.call_ok(
-        "runs.wait",
-        json!({"runId": spawned["runId"], "timeoutSeconds": 30}),
-    );
-    let seen: Replies = Arc::default();
-    // The same events as the JSON-RPC followers subscribe to (`follow_run`): messages only.
-    let path = format!(
-        "/api/sessions/{}/history?follow=1&events=message",
-        enc(&key)
-    );
-    let mut streams = Vec::with_capacity(followers);
-    for _ in 0..followers {
-        // The answer's head comes after the subscription is in place: nothing sent later is
-        // missed.
-        streams.push(
-            Conn::connect(&http_client::Target::Tcp(addr))
-                .with_token(Some(tok))
-                .sse(&path, &[]),
-        );
-    }
-    let start_seq =
-        rpc_conn.call_ok("sessions.history", json!({"sessionKey": key, "limit": 1}))["messages"][0]
-            ["seq"]
-            .as_u64()
-            .unwrap_or(0);
-    let threads: Vec<_> = streams
-        .into_iter()
-        .map(|mut sse| {
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let mut tally = FollowerTally::new(start_seq, appends);
-                while !tally.done() {
-                    let Some(e) = sse.next_event() else { break };
-                    if e.event != "session.message" {
-                        continue;
-                    }
-                    let now = Instant::now();
-                    if tally.message(&e.json()["message"], now) {
-                        let (lock, cv) = &*seen;
-                        *lock.lock().expect("seen") += 1;
-                        cv.notify_all();
-                    }
-                }
-                tally
-            })
-        })
-        .collect();
-    let mut sent = Vec::with_capacity(appends);
-    for i in 0..appends {
-        sent.push(Instant::now());
-        let r = rpc_conn.call_ok(
-            "sessions.send",
-            json!({"sessionKey": key, "message": format!("lat {i}"), "timeoutSeconds": 0}),
-        );
-        assert_eq!(r["status"], "accepted", "{r}");
-        let want = followers * (i + 1);
-        let (lock, cv) = &*seen;
-        let guard = lock.lock().expect("seen");
-        let (guard, timeout) = cv
-            .wait_timeout_while(guard, Duration::from_secs(60), |seen| *seen < want)
-            .expect("seen");
-        assert!(
-            !timeout.timed_out(),
-            "SSE followers stalled: {} of {want} replies seen after 60 s",
-            *guard
-        );
-    }
-    let tallies: Vec<FollowerTally> = threads
-        .into_iter()
-        .map(|t| t.join().expect("follower"))
-        .collect();
-    FollowRun::collect(tallies, &sent, Vec::new())
 }
 
 pub fn section(o: &Opts, t: &mut Table) {
@@ -402,8 +312,9 @@ pub fn section(o: &Opts, t: &mut Table) {
 
     // SSE followers against JSON-RPC followers.
     eprintln!("{} SSE followers x{} appends ...", n.followers, n.follow);
-    let sse = sse_run(addr, &tok, &socket, n.followers, n.follow);
     let rt = runtime();
+    let history = |key: &str| format!("/api/sessions/{}/history", enc(key));
+    let sse = sse_run(&rt, addr, &tok, &socket, history, (n.followers, n.follow));
     eprintln!(
         "{} JSON-RPC followers x{} appends ...",
         n.followers, n.follow

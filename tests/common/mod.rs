@@ -25,6 +25,20 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
+/// Makes `ready` the child's fd 3, where `openclawd --ready-fd 3` says it is listening.
+pub fn ready_fd_as_3(cmd: &mut Command, ready: &OwnedFd) {
+    let raw = ready.as_raw_fd();
+    // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A daemon owned by one test: its own home, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Daemon {
     pub home: tempfile::TempDir,
@@ -122,16 +136,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
-        let raw = ready_w.as_raw_fd();
-        // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(raw, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        ready_fd_as_3(&mut cmd, &ready_w);
         let child = cmd.spawn().map_err(|e| format!("spawn openclawd: {e}"))?;
         drop(ready_w);
         let mut buf = String::new();
