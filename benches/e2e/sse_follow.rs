@@ -112,7 +112,12 @@ impl SseStream {
                     return Some(e);
                 }
             }
-            if !self.unchunk() || (find(&self.text, b"\n\n").is_none() && !self.fill().await) {
+            // Events that came with the last chunk are read before the end is reported.
+            let open = self.unchunk();
+            if find(&self.text, b"\n\n").is_some() {
+                continue;
+            }
+            if !open || !self.fill().await {
                 return None;
             }
         }
