@@ -84,6 +84,8 @@ mod follow;
 mod history;
 #[path = "e2e/http.rs"]
 mod http;
+#[path = "../tests/http_client/mod.rs"]
+mod http_client;
 #[path = "e2e/machine.rs"]
 mod machine;
 #[path = "e2e/mcp.rs"]

@@ -6,7 +6,6 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixListener};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,20 +68,7 @@ fn activated_daemon(home: &Path, fd: i32, notify: &Path) -> Child {
     .stdin(Stdio::null())
     .stdout(log.try_clone().expect("dup"))
     .stderr(log);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    common::pass_as_fd_3(&mut cmd, fd);
     cmd.spawn().expect("spawn openclawd")
 }
 

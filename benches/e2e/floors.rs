@@ -164,13 +164,10 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
     RawConn::connect(&socket).call_ok("hello", json!({}));
 
     let load0 = load_average();
-    let floor_file = FloorFile::create(&data_dir);
-    let commit = match floor_file
-        .as_ref()
-        .map_err(|e| e.to_string())
-        .and_then(|f| f.back_to_back(o.rpc.max(200), 1).map_err(|e| e.to_string()))
-    {
-        Ok(s) => s,
+    let measured = FloorFile::create(&data_dir)
+        .and_then(|f| f.back_to_back(o.rpc.max(200), 1).map(|commit| (f, commit)));
+    let (floor_file, commit) = match measured {
+        Ok(m) => m,
         Err(e) => {
             t.note(format!("floors: commit floor failed: {e}"));
             return;
@@ -184,7 +181,6 @@ pub fn section_floors(o: &Opts, t: &mut Table) {
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut sc_spawn, mut sc_version) = (vec![], vec![]);
     let mut f_commit = vec![];
-    let floor_file = floor_file.expect("the commit floor above was measured in it");
     for i in 0..n {
         if let Some(cli) = &static_cli {
             sc_spawn.push(

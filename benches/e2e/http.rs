@@ -12,9 +12,6 @@
 //! (spawns over 8 connections), OPENCLAW_BENCH_HTTP_CURL_N (one-shot processes per side),
 //! OPENCLAW_BENCH_HTTP_FOLLOWERS, OPENCLAW_BENCH_HTTP_FOLLOW_N (appends they see).
 
-#[path = "../../tests/http_client/mod.rs"]
-mod http_client;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,12 +20,12 @@ use serde_json::{Value, json};
 
 use super::common::RawConn;
 use super::follow::{follow_run, runtime};
+use super::http_client::{Conn, Target, daemon_with_http, token};
 use super::sse_follow::sse_run;
 use super::{
     CONNECTIONS, Opts, Row, Table, cli_env, env_count, errors_text, lat, ms, on_connections, per_s,
     rate, ratio_lat, ratio_rate, sequential_lines, stats, time_cmd, verdict,
 };
-use http_client::{Conn, Target, daemon_with_http, token};
 
 struct Counts {
     seq: usize,

@@ -11,12 +11,13 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::common::RawConn;
 use super::follow::{FollowRun, FollowerTally};
+use super::http_client::Event;
 
 /// How long a follower waits for the next bytes before it fails the run.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,12 +29,6 @@ struct SseStream {
     raw: Vec<u8>,
     /// Event-stream text not yet parsed into events.
     text: Vec<u8>,
-}
-
-/// One event: its `event:` name and its `data:` lines.
-struct Event {
-    name: String,
-    data: String,
 }
 
 impl SseStream {
@@ -130,28 +125,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// One event block; `None` for a block of comments only (a heartbeat).
 fn parse_event(block: &str) -> Option<Event> {
-    let mut e = Event {
-        name: String::new(),
-        data: String::new(),
-    };
+    let mut e = Event::default();
     let mut any = false;
     for line in block
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with(':'))
     {
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
         any = true;
-        match field {
-            "event" => e.name = value.to_string(),
-            "data" => {
-                if !e.data.is_empty() {
-                    e.data.push('\n');
-                }
-                e.data.push_str(value);
-            }
-            _ => {}
-        }
+        e.add_field(line);
     }
     any.then_some(e)
 }
@@ -203,13 +184,11 @@ pub fn sse_run(
                     let Some(e) = sse.next_event().await else {
                         break;
                     };
-                    if e.name != "session.message" {
+                    if e.event != "session.message" {
                         continue;
                     }
                     let now = Instant::now();
-                    let v: Value = serde_json::from_str(&e.data)
-                        .unwrap_or_else(|err| panic!("event data is not JSON ({err}): {}", e.data));
-                    if tally.message(&v["message"], now) {
+                    if tally.message(&e.json()["message"], now) {
                         let (count, changed) = &*seen;
                         *count.lock().expect("seen") += 1;
                         changed.notify_all();

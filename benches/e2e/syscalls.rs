@@ -2,6 +2,7 @@
 //! (/proc/PID/io), and the sync calls and WAL page writes `strace` sees it make.
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -135,7 +136,7 @@ pub fn cold_start_syncs() -> Option<((usize, String), (usize, String))> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    common::ready_fd_as_3(&mut cmd, &ready_w);
+    common::pass_as_fd_3(&mut cmd, ready_w.as_raw_fd());
     let mut child = cmd.spawn().ok()?;
     drop(ready_w);
     // strace keeps its own copy of the pipe's write end, so this reads until "ready", not

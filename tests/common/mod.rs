@@ -7,7 +7,7 @@ pub mod mcp;
 pub mod openai_server;
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -25,13 +25,20 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-/// Makes `ready` the child's fd 3, where `openclawd --ready-fd 3` says it is listening.
-pub fn ready_fd_as_3(cmd: &mut Command, ready: &OwnedFd) {
-    let raw = ready.as_raw_fd();
-    // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+/// Makes `fd` the child's fd 3 (where `openclawd --ready-fd 3` reports it is listening, or
+/// systemd passes a socket), inherited across exec. An `fd` that already is 3 only has its
+/// close-on-exec flag cleared: `dup2(3, 3)` would leave it set. The caller keeps `fd` open
+/// until the child is spawned.
+pub fn pass_as_fd_3(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -136,7 +143,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
-        ready_fd_as_3(&mut cmd, &ready_w);
+        pass_as_fd_3(&mut cmd, ready_w.as_raw_fd());
         let child = cmd.spawn().map_err(|e| format!("spawn openclawd: {e}"))?;
         drop(ready_w);
         let mut buf = String::new();
@@ -921,19 +928,7 @@ pub fn connect_as_nobody(socket: &Path) -> Result<std::os::unix::net::UnixStream
     let socket_arg = socket.to_str().ok_or("socket path is not UTF-8")?;
     let mut cmd = nobody_command(&python, &["-c", CONNECT_AND_PASS_FD_PY, socket_arg], &[]);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if raw == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd_3(&mut cmd, raw);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("start python3 as nobody: {e}"))?;

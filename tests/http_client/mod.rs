@@ -308,6 +308,24 @@ pub struct Event {
 }
 
 impl Event {
+    /// Adds one field line of the event's block (`event`, `id`, `data`; other fields are
+    /// ignored). Blank lines and comments are the reader's to skip.
+    pub fn add_field(&mut self, line: &str) {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => self.event = value.to_string(),
+            "id" => self.id = Some(value.to_string()),
+            "data" => {
+                if !self.data.is_empty() {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.data)
             .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {self:?}"))
@@ -346,20 +364,8 @@ impl Sse {
             if line.starts_with(':') {
                 continue;
             }
-            let (field, value) = line.split_once(':').unwrap_or((&line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
             any = true;
-            match field {
-                "event" => event.event = value.to_string(),
-                "id" => event.id = Some(value.to_string()),
-                "data" => {
-                    if !event.data.is_empty() {
-                        event.data.push('\n');
-                    }
-                    event.data.push_str(value);
-                }
-                _ => {}
-            }
+            event.add_field(&line);
         }
     }
 
