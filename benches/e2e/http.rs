@@ -5,8 +5,9 @@
 //! - spawns from 8 keep-alive connections at once against 8 JSON-RPC connections, and the
 //!   same 8 connections driven by the C load generator (`benches/floor/http.c`);
 //! - a one-shot `curl` spawn against `openclaw sessions spawn`;
-//! - append → receipt with N SSE followers (`sse_follow.rs`) against N JSON-RPC followers
-//!   (`follow_run`), both tasks on one tokio runtime, both asking for messages only.
+//! - append → receipt with N SSE followers (`sse_follow.rs`), over TCP and over the Unix
+//!   socket, against N JSON-RPC followers (`follow_run`), all tasks on one tokio runtime, all
+//!   asking for messages only.
 //!
 //! Counts: OPENCLAW_BENCH_HTTP_N (sequential requests per kind), OPENCLAW_BENCH_HTTP_CONC_N
 //! (spawns over 8 connections), OPENCLAW_BENCH_HTTP_CURL_N (one-shot processes per side),
@@ -52,21 +53,12 @@ fn http_sequential(
     n: usize,
     request: impl Fn(usize) -> (&'static str, String, Option<String>),
 ) -> (Vec<Duration>, usize) {
-    let mut samples = Vec::with_capacity(n);
-    let mut errors = 0;
+    let mut col = Column::default();
     for i in 0..n {
         let (method, path, body) = request(i);
-        let t = Instant::now();
-        let r = conn.request(method, &path, body.as_deref());
-        samples.push(t.elapsed());
-        if !(200..300).contains(&r.status) {
-            if errors == 0 {
-                eprintln!("  first error answer: {} {}", r.status, r.text());
-            }
-            errors += 1;
-        }
+        col.add(http_once(conn, method, &path, body.as_deref()));
     }
-    (samples, errors)
+    (col.samples, col.errors)
 }
 
 /// One JSON-RPC call at a time on one connection: latencies and error replies.
@@ -77,6 +69,64 @@ fn rpc_sequential(
 ) -> (Vec<Duration>, usize) {
     let (samples, errors, _) = sequential_lines(socket, n, |i| format!("{}\n", call(i)));
     (samples, errors)
+}
+
+/// One request's latency, and the error answer if it was one.
+type Outcome = (Duration, Option<String>);
+
+/// One HTTP request on a kept connection; a non-2xx answer is an error.
+fn http_once(conn: &mut Conn, method: &str, path: &str, body: Option<&str>) -> Outcome {
+    let t = Instant::now();
+    let r = conn.request(method, path, body);
+    let took = t.elapsed();
+    let error = (!(200..300).contains(&r.status)).then(|| format!("{} {}", r.status, r.text()));
+    (took, error)
+}
+
+/// One JSON-RPC call on a kept connection (`line` ends with its newline).
+fn rpc_once(conn: &mut RawConn, line: &str) -> Outcome {
+    let t = Instant::now();
+    conn.send_raw(line.as_bytes());
+    let v = conn.read_json();
+    let took = t.elapsed();
+    (took, v.get("error").map(|e| e.to_string()))
+}
+
+/// One kind of request's latencies and error count.
+#[derive(Default)]
+struct Column {
+    samples: Vec<Duration>,
+    errors: usize,
+}
+
+impl Column {
+    fn add(&mut self, (took, error): Outcome) {
+        self.samples.push(took);
+        if let Some(e) = error {
+            if self.errors == 0 {
+                eprintln!("  first error answer: {e}");
+            }
+            self.errors += 1;
+        }
+    }
+}
+
+/// `n` rounds of one request of each kind, the kind that goes first turning each round, so
+/// what changes over the rounds (a daemon warming up, a WAL growing, a busy neighbour) and
+/// the run the previous request started weigh on every kind alike. Run one kind after
+/// another, the first kind paid alone for the daemon's first thousands of requests.
+fn interleaved<const K: usize>(
+    n: usize,
+    kinds: [&mut dyn FnMut(usize) -> Outcome; K],
+) -> [Column; K] {
+    let mut cols: [Column; K] = std::array::from_fn(|_| Column::default());
+    for i in 0..n {
+        for k in 0..K {
+            let kind = (i + k) % K;
+            cols[kind].add(kinds[kind](i));
+        }
+    }
+    cols
 }
 
 fn rpc(id: usize, method: &str, params: Value) -> Value {
@@ -109,21 +159,42 @@ pub fn section(o: &Opts, t: &mut Table) {
     let tcp = || Conn::connect(&Target::Tcp(addr)).with_token(Some(&tok));
     let unix = || Conn::connect(&Target::Unix(socket.clone()));
 
-    // Spawns, one at a time.
-    let spawn_body = |i: usize| Some(json!({"task": format!("http bench {i}")}).to_string());
-    let (http_spawn, e1) = http_sequential(&mut tcp(), n.seq, |i| {
-        ("POST", "/api/sessions/spawn".into(), spawn_body(i))
-    });
-    let (unix_spawn, e2) = http_sequential(&mut unix(), n.seq, |i| {
-        ("POST", "/api/sessions/spawn".into(), spawn_body(i))
-    });
-    let (rpc_spawn, e3) = rpc_sequential(&socket, n.seq, |i| {
-        rpc(
-            i,
-            "sessions.spawn",
-            json!({"task": format!("rpc bench {i}")}),
-        )
-    });
+    // Spawns, one at a time, the three ways in turn.
+    let spawn_body = |i: usize| json!({"task": format!("http bench {i}")}).to_string();
+    let (mut tcp_conn, mut unix_conn) = (tcp(), unix());
+    let mut rpc_conn = RawConn::connect(&socket);
+    let [http_spawn, unix_spawn, rpc_spawn] = interleaved(
+        n.seq,
+        [
+            &mut |i| {
+                http_once(
+                    &mut tcp_conn,
+                    "POST",
+                    "/api/sessions/spawn",
+                    Some(&spawn_body(i)),
+                )
+            },
+            &mut |i| {
+                http_once(
+                    &mut unix_conn,
+                    "POST",
+                    "/api/sessions/spawn",
+                    Some(&spawn_body(i)),
+                )
+            },
+            &mut |i| {
+                let call = rpc(
+                    i,
+                    "sessions.spawn",
+                    json!({"task": format!("rpc bench {i}")}),
+                );
+                rpc_once(&mut rpc_conn, &format!("{call}\n"))
+            },
+        ],
+    );
+    let (e1, e2, e3) = (http_spawn.errors, unix_spawn.errors, rpc_spawn.errors);
+    let (http_spawn, unix_spawn, rpc_spawn) =
+        (http_spawn.samples, unix_spawn.samples, rpc_spawn.samples);
     let (hs, us, rs) = (stats(&http_spawn), stats(&unix_spawn), stats(&rpc_spawn));
     t.push(
         Row::latency(
@@ -148,26 +219,30 @@ pub fn section(o: &Opts, t: &mut Table) {
     }
 
     // Send (202 at once) and a history page, on one session with a few messages.
-    let mut c = tcp();
-    let r = c.post("/api/sessions/spawn", r#"{"task":"send bench"}"#);
+    let r = tcp_conn.post("/api/sessions/spawn", r#"{"task":"send bench"}"#);
     let key = r.json()["sessionKey"].as_str().expect("key").to_string();
     let run = r.json()["runId"].as_str().expect("run").to_string();
-    c.get(&format!("/api/runs/{run}?wait=30"));
+    tcp_conn.get(&format!("/api/runs/{run}?wait=30"));
     let send_path = format!("/api/sessions/{}/send", enc(&key));
-    let (http_send, e1) = http_sequential(&mut c, n.seq, |i| {
-        (
-            "POST",
-            send_path.clone(),
-            Some(json!({"message": format!("s {i}")}).to_string()),
-        )
-    });
-    let (rpc_send, e2) = rpc_sequential(&socket, n.seq, |i| {
-        rpc(
-            i,
-            "sessions.send",
-            json!({"sessionKey": key, "message": format!("r {i}"), "timeoutSeconds": 0}),
-        )
-    });
+    let [http_send, rpc_send] = interleaved(
+        n.seq,
+        [
+            &mut |i| {
+                let body = json!({"message": format!("s {i}")}).to_string();
+                http_once(&mut tcp_conn, "POST", &send_path, Some(&body))
+            },
+            &mut |i| {
+                let params =
+                    json!({"sessionKey": key, "message": format!("r {i}"), "timeoutSeconds": 0});
+                rpc_once(
+                    &mut rpc_conn,
+                    &format!("{}\n", rpc(i, "sessions.send", params)),
+                )
+            },
+        ],
+    );
+    let (e1, e2) = (http_send.errors, rpc_send.errors);
+    let (http_send, rpc_send) = (http_send.samples, rpc_send.samples);
     let (hs, rs) = (stats(&http_send), stats(&rpc_send));
     t.push(Row {
         metric: "`POST /api/sessions/KEY/send` (202 `{runId}`), keep-alive TCP".into(),
@@ -180,14 +255,21 @@ pub fn section(o: &Opts, t: &mut Table) {
         target: String::new(),
     });
     let history_path = format!("/api/sessions/{}/history?limit=20", enc(&key));
-    let (http_hist, e3) = http_sequential(&mut c, n.seq, |_| ("GET", history_path.clone(), None));
-    let (rpc_hist, e4) = rpc_sequential(&socket, n.seq, |i| {
-        rpc(
-            i,
-            "sessions.history",
-            json!({"sessionKey": key, "limit": 20}),
-        )
-    });
+    let [http_hist, rpc_hist] = interleaved(
+        n.seq,
+        [
+            &mut |_| http_once(&mut tcp_conn, "GET", &history_path, None),
+            &mut |i| {
+                let params = json!({"sessionKey": key, "limit": 20});
+                rpc_once(
+                    &mut rpc_conn,
+                    &format!("{}\n", rpc(i, "sessions.history", params)),
+                )
+            },
+        ],
+    );
+    let (e3, e4) = (http_hist.errors, rpc_hist.errors);
+    let (http_hist, rpc_hist) = (http_hist.samples, rpc_hist.samples);
     let (hh, rh) = (stats(&http_hist), stats(&rpc_hist));
     t.push(Row::latency(
         "`GET /api/sessions/KEY/history?limit=20`, keep-alive TCP",
@@ -208,7 +290,7 @@ pub fn section(o: &Opts, t: &mut Table) {
             (
                 "POST",
                 "/api/sessions/spawn".into(),
-                spawn_body(c * per + i),
+                Some(spawn_body(c * per + i)),
             )
         })
         .1
@@ -307,18 +389,36 @@ pub fn section(o: &Opts, t: &mut Table) {
         t.note("no curl on this machine: the one-shot row is left out");
     }
 
-    // SSE followers against JSON-RPC followers.
-    eprintln!("{} SSE followers x{} appends ...", n.followers, n.follow);
+    // SSE followers against JSON-RPC followers, and SSE over the Unix socket to tell the
+    // TCP stack's share (the JSON-RPC followers are on the socket) from HTTP's.
     let rt = runtime();
     let history = |key: &str| format!("/api/sessions/{}/history", enc(key));
-    let sse = sse_run(&rt, addr, &tok, &socket, history, (n.followers, n.follow));
+    let counts = (n.followers, n.follow);
+    eprintln!("{} SSE followers x{} appends ...", n.followers, n.follow);
+    let sse = sse_run(&rt, &Target::Tcp(addr), &tok, &socket, history, counts);
+    eprintln!(
+        "{} SSE followers on the socket x{} appends ...",
+        n.followers, n.follow
+    );
+    let sse_unix = sse_run(
+        &rt,
+        &Target::Unix(socket.clone()),
+        &tok,
+        &socket,
+        history,
+        counts,
+    );
     eprintln!(
         "{} JSON-RPC followers x{} appends ...",
         n.followers, n.follow
     );
     let rpc_follow = follow_run(&rt, &socket, n.followers, n.follow);
     rt.shutdown_timeout(Duration::from_secs(5));
-    let (sl, rl) = (stats(&sse.latency), stats(&rpc_follow.latency));
+    let (sl, ul, rl) = (
+        stats(&sse.latency),
+        stats(&sse_unix.latency),
+        stats(&rpc_follow.latency),
+    );
     t.push(Row {
         metric: format!(
             "append → SSE receipt, {} SSE followers of one session (`events=message`)",
@@ -329,10 +429,16 @@ pub fn section(o: &Opts, t: &mut Table) {
         ratio: ratio_lat(sl.median, rl.median),
         target: verdict("< 1 ms median", sl.median < Duration::from_millis(1)),
     });
+    t.push(Row::latency(
+        "the same over the Unix socket (as the JSON-RPC followers are)",
+        &ul,
+        "JSON-RPC followers",
+        &rl,
+    ));
     t.push(Row {
         metric: format!("messages lost with {} SSE followers", n.followers),
-        value: sse.losses(),
-        target: verdict("none lost", sse.is_complete()),
+        value: format!("TCP: {}; socket: {}", sse.losses(), sse_unix.losses()),
+        target: verdict("none lost", sse.is_complete() && sse_unix.is_complete()),
         ..Row::default()
     });
 }

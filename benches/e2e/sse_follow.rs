@@ -6,25 +6,28 @@
 //! blocking thread per follower, 100 followers cost the harness 100 thread wake-ups per append
 //! on the same 2 CPUs as the daemon, and the row measured the harness as much as the daemon.)
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
 use super::common::RawConn;
 use super::follow::{FollowRun, FollowerTally};
-use super::http_client::Event;
+use super::http_client::{Event, Target};
 
 /// How long a follower waits for the next bytes before it fails the run.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A follower's connection: TCP, or the daemon's Unix socket.
+trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+
 /// One SSE answer's body, read as it comes: HTTP/1.1 chunks, then SSE events.
 struct SseStream {
-    tcp: TcpStream,
+    conn: Box<dyn Duplex>,
     /// Bytes read and not yet taken out of their chunk framing.
     raw: Vec<u8>,
     /// Event-stream text not yet parsed into events.
@@ -35,18 +38,35 @@ impl SseStream {
     /// Sends the request and reads the answer's head: once this returns, the daemon has the
     /// subscription in place (its head is written after it), so nothing appended later is
     /// missed.
-    async fn open(addr: SocketAddr, token: &str, path: &str) -> SseStream {
-        let mut tcp = TcpStream::connect(addr)
-            .await
-            .expect("connect SSE follower");
+    /// Over TCP with the token, or over the socket with none (peer credentials).
+    async fn open(target: &Target, token: &str, path: &str) -> SseStream {
+        let (mut conn, auth): (Box<dyn Duplex>, String) = match target {
+            Target::Tcp(addr) => (
+                Box::new(
+                    TcpStream::connect(addr)
+                        .await
+                        .expect("connect SSE follower"),
+                ),
+                format!("Authorization: Bearer {token}\r\n"),
+            ),
+            Target::Unix(socket) => (
+                Box::new(
+                    UnixStream::connect(socket)
+                        .await
+                        .expect("connect SSE follower"),
+                ),
+                String::new(),
+            ),
+        };
+        let host = target.host();
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Accept: text/event-stream\r\n\r\n"
         );
-        tcp.write_all(request.as_bytes())
+        conn.write_all(request.as_bytes())
             .await
             .expect("send SSE request");
         let mut s = SseStream {
-            tcp,
+            conn,
             raw: Vec::new(),
             text: Vec::new(),
         };
@@ -71,7 +91,7 @@ impl SseStream {
     /// Reads more bytes; false at the end of the stream.
     async fn fill(&mut self) -> bool {
         let mut buf = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(READ_TIMEOUT, self.tcp.read(&mut buf))
+        let n = tokio::time::timeout(READ_TIMEOUT, self.conn.read(&mut buf))
             .await
             .unwrap_or_else(|_| panic!("an SSE follower heard nothing for {READ_TIMEOUT:?}"))
             .expect("read SSE stream");
@@ -140,14 +160,14 @@ fn parse_event(block: &str) -> Option<Event> {
 /// Replies seen by the followers, summed, shared with the appender.
 type Replies = Arc<(Mutex<usize>, Condvar)>;
 
-/// `followers` SSE follows of one session over TCP; the appender sends `appends` messages
+/// `followers` SSE follows of one session at `target`; the appender sends `appends` messages
 /// over JSON-RPC one at a time (202 at once), each after every follower has seen the previous
 /// reply. `history_path` makes the follow path of a session key (`/api/sessions/KEY/history`
 /// with the key encoded), to which the same filter as the JSON-RPC followers' is added:
 /// messages only.
 pub fn sse_run(
     rt: &tokio::runtime::Runtime,
-    addr: SocketAddr,
+    target: &Target,
     token: &str,
     socket: &Path,
     history_path: impl Fn(&str) -> String,
@@ -164,7 +184,7 @@ pub fn sse_run(
     let streams: Vec<SseStream> = rt.block_on(async {
         let mut streams = Vec::with_capacity(followers);
         for _ in 0..followers {
-            streams.push(SseStream::open(addr, token, &path).await);
+            streams.push(SseStream::open(target, token, &path).await);
         }
         streams
     });
