@@ -234,6 +234,32 @@ pub fn wait_runs_drained(c: &mut RawConn) -> Duration {
     t0.elapsed()
 }
 
+/// Waits until the daemon's thread named `name` has ended (at most 5 minutes; at once when it
+/// never ran); how long that took. The daemon finishes its start-up store check on a thread
+/// `store-check` when the store is too big to check within start-up: while it reads the file
+/// it holds a snapshot open, so no checkpoint can restart the WAL, and it shares the CPUs.
+pub fn wait_thread_gone(pid: u32, name: &str) -> Duration {
+    let t0 = Instant::now();
+    let running = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == name)
+            })
+    };
+    while running() {
+        if t0.elapsed() > Duration::from_secs(300) {
+            eprintln!("  warning: thread {name} still running after 5 minutes");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t0.elapsed()
+}
+
 /// Stops and starts a daemon `k` times on its store: (to ready, to first reply) samples.
 pub fn restarts(d: &mut Daemon, k: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (mut ready, mut first) = (Vec::new(), Vec::new());

@@ -61,6 +61,7 @@ pub fn section(o: &Opts, t: &mut Table) {
                 .0
             })
             .collect();
+        let checked = super::wait_thread_gone(d.pid(), "store-check");
         let spawns = generator.as_ref().and_then(|g| {
             eprintln!("  {} pipelined spawns into it ...", o.pipeline);
             super::floors::floor_pipeline(g, &socket, o.pipeline, 1, &format!("scale-{n}"))
@@ -68,6 +69,12 @@ pub fn section(o: &Opts, t: &mut Table) {
                 .ok()
                 .map(|(elapsed, _)| rate(o.pipeline, elapsed))
         });
+        if spawns.is_some() {
+            t.note(format!(
+                "scale: {n} sessions: the spawns began once the start-up store check had ended ({} after the calls above)",
+                ms(checked)
+            ));
+        }
         results.push(Store {
             n,
             spawns,
