@@ -223,10 +223,16 @@ fn busy_runs(c: &mut RawConn) -> u64 {
 /// echo run drains slower than spawns arrive); how long that took. The row's own runs still
 /// run during the row, as they would under a sustained load.
 pub fn wait_runs_drained(c: &mut RawConn) -> Duration {
+    wait_while("runs still active or queued", || busy_runs(c) > 0)
+}
+
+/// Waits while `busy` holds, looking every 50 ms (the daemon tells neither state by an event),
+/// at most 5 minutes, after which it warns that `what` is still so; how long it waited.
+fn wait_while(what: &str, mut busy: impl FnMut() -> bool) -> Duration {
     let t0 = Instant::now();
-    while busy_runs(c) > 0 {
+    while busy() {
         if t0.elapsed() > Duration::from_secs(300) {
-            eprintln!("  warning: runs still active or queued after 5 minutes");
+            eprintln!("  warning: {what} after 5 minutes");
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -239,7 +245,6 @@ pub fn wait_runs_drained(c: &mut RawConn) -> Duration {
 /// `store-check` when the store is too big to check within start-up: while it reads the file
 /// it holds a snapshot open, so no checkpoint can restart the WAL, and it shares the CPUs.
 pub fn wait_thread_gone(pid: u32, name: &str) -> Duration {
-    let t0 = Instant::now();
     let running = || {
         std::fs::read_dir(format!("/proc/{pid}/task"))
             .into_iter()
@@ -250,14 +255,7 @@ pub fn wait_thread_gone(pid: u32, name: &str) -> Duration {
                     .is_ok_and(|comm| comm.trim_end() == name)
             })
     };
-    while running() {
-        if t0.elapsed() > Duration::from_secs(300) {
-            eprintln!("  warning: thread {name} still running after 5 minutes");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    t0.elapsed()
+    wait_while(&format!("thread {name} still running"), running)
 }
 
 /// Stops and starts a daemon `k` times on its store: (to ready, to first reply) samples.

@@ -83,8 +83,9 @@ fn http_once(conn: &mut Conn, method: &str, path: &str, body: Option<&str>) -> O
     (took, error)
 }
 
-/// One JSON-RPC call on a kept connection (`line` ends with its newline).
-fn rpc_once(conn: &mut RawConn, line: &str) -> Outcome {
+/// One JSON-RPC call on a kept connection, framed as a line before it is timed.
+fn rpc_once(conn: &mut RawConn, call: &Value) -> Outcome {
+    let line = format!("{call}\n");
     let t = Instant::now();
     conn.send_raw(line.as_bytes());
     let v = conn.read_json();
@@ -188,14 +189,16 @@ pub fn section(o: &Opts, t: &mut Table) {
                     "sessions.spawn",
                     json!({"task": format!("rpc bench {i}")}),
                 );
-                rpc_once(&mut rpc_conn, &format!("{call}\n"))
+                rpc_once(&mut rpc_conn, &call)
             },
         ],
     );
     let (e1, e2, e3) = (http_spawn.errors, unix_spawn.errors, rpc_spawn.errors);
-    let (http_spawn, unix_spawn, rpc_spawn) =
-        (http_spawn.samples, unix_spawn.samples, rpc_spawn.samples);
-    let (hs, us, rs) = (stats(&http_spawn), stats(&unix_spawn), stats(&rpc_spawn));
+    let (hs, us, rs) = (
+        stats(&http_spawn.samples),
+        stats(&unix_spawn.samples),
+        stats(&rpc_spawn.samples),
+    );
     t.push(
         Row::latency(
             "`POST /api/sessions/spawn` (202, durable), keep-alive TCP, one at a time",
@@ -234,16 +237,12 @@ pub fn section(o: &Opts, t: &mut Table) {
             &mut |i| {
                 let params =
                     json!({"sessionKey": key, "message": format!("r {i}"), "timeoutSeconds": 0});
-                rpc_once(
-                    &mut rpc_conn,
-                    &format!("{}\n", rpc(i, "sessions.send", params)),
-                )
+                rpc_once(&mut rpc_conn, &rpc(i, "sessions.send", params))
             },
         ],
     );
     let (e1, e2) = (http_send.errors, rpc_send.errors);
-    let (http_send, rpc_send) = (http_send.samples, rpc_send.samples);
-    let (hs, rs) = (stats(&http_send), stats(&rpc_send));
+    let (hs, rs) = (stats(&http_send.samples), stats(&rpc_send.samples));
     t.push(Row {
         metric: "`POST /api/sessions/KEY/send` (202 `{runId}`), keep-alive TCP".into(),
         value: lat(&hs),
@@ -261,16 +260,12 @@ pub fn section(o: &Opts, t: &mut Table) {
             &mut |_| http_once(&mut tcp_conn, "GET", &history_path, None),
             &mut |i| {
                 let params = json!({"sessionKey": key, "limit": 20});
-                rpc_once(
-                    &mut rpc_conn,
-                    &format!("{}\n", rpc(i, "sessions.history", params)),
-                )
+                rpc_once(&mut rpc_conn, &rpc(i, "sessions.history", params))
             },
         ],
     );
     let (e3, e4) = (http_hist.errors, rpc_hist.errors);
-    let (http_hist, rpc_hist) = (http_hist.samples, rpc_hist.samples);
-    let (hh, rh) = (stats(&http_hist), stats(&rpc_hist));
+    let (hh, rh) = (stats(&http_hist.samples), stats(&rpc_hist.samples));
     t.push(Row::latency(
         "`GET /api/sessions/KEY/history?limit=20`, keep-alive TCP",
         &hh,
