@@ -42,7 +42,7 @@ impl Harness {
         std::fs::create_dir_all(&data).unwrap();
         let config = Config::parse(config, Path::new("config.toml")).unwrap();
         let bus = EventBus::default();
-        let (store, _) = Store::open(&data, bus.clone(), &Default::default()).unwrap();
+        let (store, _) = Store::open(&data, bus.clone(), Default::default).unwrap();
         let socket = dir.path().join("openclaw.sock");
         let engine = Engine::new(store, bus, Arc::new(config), data.clone(), socket.clone());
         let paths = Paths {

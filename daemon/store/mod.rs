@@ -272,12 +272,14 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl Store {
     /// Opens (creating and migrating) the store in `data_dir`, repairs what a crash left, and
     /// starts the writer thread.
-    /// `leftovers` are the processes a previous daemon left running, killed before this
-    /// (by run id): the interrupted runs' transcripts say so.
+    /// `leftovers` gives the processes a previous daemon left running, killed before this
+    /// (by run id): the interrupted runs' transcripts say so. It is called only when the
+    /// store is open and about to be repaired, so finding them (a sweep of every process on
+    /// the host) can overlap opening it.
     pub fn open(
         data_dir: &Path,
         bus: EventBus,
-        leftovers: &std::collections::BTreeMap<Option<String>, Vec<i32>>,
+        leftovers: impl FnOnce() -> std::collections::BTreeMap<Option<String>, Vec<i32>>,
     ) -> Result<(Store, Recovery), StoreError> {
         let path = data_dir.join(DB_FILE);
         let open_err = |e: rusqlite::Error| StoreError::from(e).at(&path);
@@ -327,7 +329,7 @@ impl Store {
             .map_err(open_err)?;
         let checked = quick_check(&check_connection(&path)?, &path, Some(QUICK_CHECK_AT_START))?;
         schema::migrate(&mut conn).map_err(|e| StoreError::from(e).at(&path))?;
-        let recovery = recovery::recover(&mut conn, leftovers).map_err(|e| e.at(&path))?;
+        let recovery = recovery::recover(&mut conn, &leftovers()).map_err(|e| e.at(&path))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
