@@ -222,12 +222,11 @@ pub async fn run(
     Ok(())
 }
 
-/// The socket file was deleted under us: bind the path again, so clients reach this daemon
-/// instead of starting another. The old listener must not remove the new file as it goes.
 /// Opens the store while another thread finds and kills what a previous daemon of this
 /// socket left running; the store waits for that list only to repair the runs it names.
-/// The sweep reads the environment of every process on the host (about 5 µs each), the open
-/// builds or checks the store: on a host of 500 processes the two are about as long.
+/// The sweep reads the environment of every process on the host (5-7 µs each on a VM), while
+/// the open builds or checks the store: with 568 processes, overlapping them took 2.3-3.2 ms
+/// off a fresh home's start to ready (BENCHMARKS.md).
 fn open_store_killing_leftovers(
     paths: &Paths,
     bus: EventBus,
@@ -250,6 +249,8 @@ fn open_store_killing_leftovers(
     })
 }
 
+/// The socket file was deleted under us: bind the path again, so clients reach this daemon
+/// instead of starting another. The old listener must not remove the new file as it goes.
 fn rebind(mut old: Listener, socket: &Path, config: &Config) -> Listener {
     match bind_listener(socket, config) {
         Ok(new) => {
