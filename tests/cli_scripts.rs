@@ -129,6 +129,15 @@ fn short_forms_name_a_session_and_an_ambiguous_one_lists_the_candidates() {
     let history = |name: &str| json(&d, &["sessions", "history", name])["sessionKey"].clone();
     assert_eq!(history(&uuid(&a)[..6]), a.as_str(), "a 6-character prefix");
     assert_eq!(history("solo"), c.as_str(), "a label");
+    // Ids and key uuids carry the time they were made, but after 8 random digits: sessions
+    // spawned back to back are still told apart by 6 characters of either.
+    for _ in 0..8 {
+        let spawned = json(&d, &["sessions", "spawn", "--task", "burst"]);
+        let key = spawned["sessionKey"].as_str().expect("a key").to_string();
+        let id = spawned["sessionId"].as_str().expect("an id").to_string();
+        assert_eq!(history(&uuid(&key)[..6]), key.as_str(), "{key}");
+        assert_eq!(history(&id[..6]), key.as_str(), "{id}");
+    }
     let out = exit(&d, &["sessions", "history", "dup"], 2);
     let err = stderr(&out);
     assert!(err.contains("ambiguous"), "{err}");

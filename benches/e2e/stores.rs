@@ -39,7 +39,10 @@ pub fn now_ms() -> i64 {
 /// One session with `n` messages (user and assistant turns in pairs, each pair one `ok`
 /// run), stored through the store's own changes; returns its key.
 pub fn insert_transcript(loader: &mut Loader, n: usize, label: &str) -> String {
-    let key = format!("agent:main:subagent:{}", uuid::Uuid::new_v4());
+    let key = format!(
+        "agent:main:subagent:{}",
+        openclaw::daemon::ids::new_session_uuid()
+    );
     let text = |seq: usize| {
         format!(
             "message {seq} of a long transcript: some words of a turn, as an agent session has them"
@@ -62,7 +65,10 @@ pub fn insert_transcript(loader: &mut Loader, n: usize, label: &str) -> String {
 pub fn insert_sessions(loader: &mut Loader, n: usize) {
     let now = now_ms();
     for i in 0..n {
-        let key = format!("agent:main:subagent:{}", uuid::Uuid::new_v4());
+        let key = format!(
+            "agent:main:subagent:{}",
+            openclaw::daemon::ids::new_session_uuid()
+        );
         let task = format!("nightly report {i}: summarise what changed since yesterday");
         let session = LoadSession {
             key: &key,

@@ -44,7 +44,7 @@ pub fn hook_key(hook: &str, delivery: Option<&str>) -> String {
             bytes.copy_from_slice(&digest.as_ref()[..16]);
             uuid::Builder::from_custom_bytes(bytes).into_uuid()
         }
-        None => uuid::Uuid::new_v4(),
+        None => crate::daemon::ids::new_session_uuid(),
     };
     format!("hook:{uuid}")
 }
@@ -70,7 +70,7 @@ impl SessionService {
         }
         let session = NewSession {
             key: hook_key(&h.hook, h.delivery.as_deref()),
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::daemon::ids::new_session_uuid().to_string(),
             agent_id,
             kind: SessionKind::Hook,
             label: None,

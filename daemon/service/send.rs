@@ -99,7 +99,7 @@ impl SessionService {
                 let key = self.normalize(&p.session_key);
                 match agent_of_main(&key).filter(|a| engine.has_agent(a)) {
                     Some(agent_id) => SubmitTarget::New(Box::new(NewSession {
-                        id: uuid::Uuid::new_v4().to_string(),
+                        id: crate::daemon::ids::new_session_uuid().to_string(),
                         kind: kind_of(&key),
                         agent_id: agent_id.to_string(),
                         key,

@@ -98,7 +98,7 @@ impl SessionService {
             ));
         }
         let attachments = prepare_attachments(&p.attachments, &engine.config().limits)?;
-        let uuid = uuid::Uuid::new_v4().to_string();
+        let uuid = crate::daemon::ids::new_session_uuid().to_string();
         let (key, kind, existing) = match named {
             Some(named) => named,
             None if parent.is_some() => {
@@ -110,7 +110,7 @@ impl SessionService {
         };
         let session = NewSession {
             key,
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::daemon::ids::new_session_uuid().to_string(),
             agent_id,
             kind,
             label: p.label.clone().filter(|l| !l.is_empty()),

@@ -176,7 +176,7 @@ pub fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> Result<SubmitOutco
         Target::New(n) => {
             c.prepare_cached(
                 "INSERT INTO sessions (id, key, agent_id, kind, label, parent_key, model, status, created_at, updated_at, cleanup, spawn_depth, owner, mode, agent_session_id, stream_to)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(key) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 n.id,
@@ -196,8 +196,11 @@ pub fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> Result<SubmitOutco
             ])?;
             let created = c.changes() == 1;
             let sid = c
-                .prepare_cached("SELECT sid FROM sessions WHERE key = ?1")?
-                .query_row([&n.key], |r| r.get(0))?;
+                .prepare_cached(&format!(
+                    "SELECT sid FROM sessions WHERE {} = ?1",
+                    super::names::key_order_sql("key")
+                ))?
+                .query_row([super::names::key_order(&n.key)], |r| r.get(0))?;
             if created {
                 emit.session_changed(c, sid, "create")?;
             }

@@ -56,7 +56,7 @@ impl Loader {
             let target = match sid {
                 Some(sid) => Target::Existing(sid),
                 None => Target::New(Box::new(NewSession {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: crate::daemon::ids::new_session_uuid().to_string(),
                     key: s.key.to_string(),
                     agent_id: s.agent_id.to_string(),
                     kind: crate::daemon::engine::kind_of(s.key),

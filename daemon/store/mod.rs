@@ -7,6 +7,7 @@ mod emit;
 mod error;
 mod fresh;
 mod loader;
+mod names;
 pub mod pairing;
 mod queries;
 mod recovery;
@@ -550,12 +551,12 @@ impl Store {
     // ------------------------------------------------------------ reads
 
     pub async fn session_by_key(&self, key: String) -> Result<Option<SessionRecord>, StoreError> {
-        self.read_store(move |c| queries::session_where(c, "key", &key))
+        self.read_store(move |c| queries::session_with_key(c, &key))
             .await
     }
 
     pub async fn session_by_id(&self, id: String) -> Result<Option<SessionRecord>, StoreError> {
-        self.read_store(move |c| queries::session_where(c, "id", &id))
+        self.read_store(move |c| queries::session_with_id(c, &id))
             .await
     }
 

@@ -4,7 +4,7 @@ use crate::protocol::{Message, RunStatus};
 use crate::timefmt::now_ms;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value as Sql};
 
-use super::{RunRecord, SessionRecord, StoreError};
+use super::{RunRecord, SessionRecord, StoreError, names};
 use crate::protocol::{Provenance, ProvenanceKind, Role};
 use crate::timefmt::rfc3339_ms;
 use serde_json::Value;
@@ -42,15 +42,25 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
-/// `column` is one of our own column names, never input.
-pub fn session_where(
-    c: &Connection,
-    column: &'static str,
-    value: &str,
-) -> Result<Option<SessionRecord>, StoreError> {
-    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {column} = ?1");
+/// The session with this key (through its index; see `names`).
+pub fn session_with_key(c: &Connection, key: &str) -> Result<Option<SessionRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} = ?1",
+        names::key_order_sql("key")
+    );
     Ok(c.prepare_cached(&sql)?
-        .query_row([value], session_from_row)
+        .query_row([names::key_order(key)], session_from_row)
+        .optional()?)
+}
+
+/// The session with this id (through its index; see `names`).
+pub fn session_with_id(c: &Connection, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} = ?1",
+        names::ID_ORDER
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row([names::id_order(id)], session_from_row)
         .optional()?)
 }
 
@@ -333,8 +343,11 @@ pub fn in_tree(c: &Connection, root: &str, key: &str) -> Result<bool, StoreError
             return Ok(true);
         }
         let parent: Option<Option<String>> = c
-            .prepare_cached("SELECT parent_key FROM sessions WHERE key = ?1")?
-            .query_row([&current], |r| r.get(0))
+            .prepare_cached(&format!(
+                "SELECT parent_key FROM sessions WHERE {} = ?1",
+                names::key_order_sql("key")
+            ))?
+            .query_row([names::key_order(&current)], |r| r.get(0))
             .optional()?;
         match parent.flatten() {
             Some(p) => current = p,
@@ -415,8 +428,8 @@ fn list_filter(f: &ListFilter) -> (String, Vec<Sql>) {
     match &f.scope {
         Scope::All => {}
         Scope::Only(key) => {
-            sql.push_str(" AND key = ?");
-            args.push(Sql::Text(key.clone()));
+            sql.push_str(&format!(" AND {} = ?", names::key_order_sql("key")));
+            args.push(Sql::Text(names::key_order(key)));
         }
         Scope::Owner(fp) => {
             sql.push_str(" AND owner = ?");
@@ -427,9 +440,11 @@ fn list_filter(f: &ListFilter) -> (String, Vec<Sql>) {
             args.push(Sql::Text(agent.clone()));
         }
         Scope::Tree(root) => {
-            sql.push_str(
-                " AND key IN (WITH RECURSIVE tree(k) AS (SELECT ? UNION SELECT s.key FROM sessions s JOIN tree ON s.parent_key = tree.k) SELECT k FROM tree)",
-            );
+            sql.push_str(&format!(
+                " AND {} IN (WITH RECURSIVE tree(k) AS (SELECT ? UNION SELECT s.key FROM sessions s JOIN tree ON s.parent_key = tree.k) SELECT {} FROM tree)",
+                names::key_order_sql("key"),
+                names::key_order_sql("k"),
+            ));
             args.push(Sql::Text(root.clone()));
         }
     }
