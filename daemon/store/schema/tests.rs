@@ -1,5 +1,15 @@
 use super::*;
 
+/// What `EXPLAIN QUERY PLAN` says SQLite will do for `sql`, one step a line.
+fn plan_of(conn: &Connection, sql: &str) -> Vec<String> {
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map([], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 #[test]
 fn migrates_a_fresh_database_and_is_idempotent() {
     let mut conn = Connection::open_in_memory().unwrap();
@@ -20,13 +30,7 @@ fn queries_of_children_use_the_partial_parent_index() {
         "SELECT sid FROM sessions WHERE parent_key = 'p'",
         "WITH RECURSIVE tree(k) AS (SELECT 'p' UNION SELECT s.key FROM sessions s JOIN tree ON s.parent_key = tree.k) SELECT k FROM tree",
     ] {
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map([], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = plan_of(&conn, &sql);
         assert!(
             plan.iter().any(|l| l.contains("sessions_by_parent")),
             "{sql}: {plan:?}"
@@ -132,13 +136,7 @@ fn lookups_by_id_and_key_use_their_indexes() {
             "sessions_by_key",
         ),
     ] {
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map([], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = plan_of(&conn, &sql);
         assert!(plan.iter().any(|l| l.contains(index)), "{sql}: {plan:?}");
     }
 }
