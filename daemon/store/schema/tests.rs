@@ -30,7 +30,7 @@ fn queries_of_children_use_the_partial_parent_index() {
         "SELECT sid FROM sessions WHERE parent_key = 'p'",
         "WITH RECURSIVE tree(k) AS (SELECT 'p' UNION SELECT s.key FROM sessions s JOIN tree ON s.parent_key = tree.k) SELECT k FROM tree",
     ] {
-        let plan = plan_of(&conn, &sql);
+        let plan = plan_of(&conn, sql);
         assert!(
             plan.iter().any(|l| l.contains("sessions_by_parent")),
             "{sql}: {plan:?}"
