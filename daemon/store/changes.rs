@@ -197,8 +197,8 @@ pub fn submit(c: &Connection, s: &Submit, emit: &mut Emit) -> Result<SubmitOutco
             let created = c.changes() == 1;
             let sid = c
                 .prepare_cached(&format!(
-                    "SELECT sid FROM sessions WHERE {} = ?1",
-                    super::names::key_order_sql("key")
+                    "SELECT sid FROM sessions WHERE {}",
+                    super::names::key_is_param()
                 ))?
                 .query_row([super::names::key_order(&n.key)], |r| r.get(0))?;
             if created {

@@ -23,6 +23,22 @@ pub fn key_order_sql(column: &str) -> String {
     )
 }
 
+/// A condition matching `sessions.key` through its index to one parameter, which is bound to
+/// [`key_order`] of the key.
+pub fn key_is_param() -> &'static str {
+    static CONDITION: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{} = ?", key_order_sql("key")));
+    &CONDITION
+}
+
+/// A condition matching `sessions.id` through its index to one parameter, which is bound to
+/// [`id_order`] of the id.
+pub fn id_is_param() -> &'static str {
+    static CONDITION: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{ID_ORDER} = ?"));
+    &CONDITION
+}
+
 /// What [`ID_ORDER`] makes of `id`.
 pub fn id_order(id: &str) -> String {
     let chars: Vec<char> = id.chars().collect();

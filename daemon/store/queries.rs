@@ -44,23 +44,23 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 
 /// The session with this key (through its index; see `names`).
 pub fn session_with_key(c: &Connection, key: &str) -> Result<Option<SessionRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} = ?1",
-        names::key_order_sql("key")
-    );
-    Ok(c.prepare_cached(&sql)?
-        .query_row([names::key_order(key)], session_from_row)
-        .optional()?)
+    session_where(c, names::key_is_param(), names::key_order(key))
 }
 
 /// The session with this id (through its index; see `names`).
 pub fn session_with_id(c: &Connection, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} = ?1",
-        names::ID_ORDER
-    );
+    session_where(c, names::id_is_param(), names::id_order(id))
+}
+
+/// `condition` is one of `names`' own, with one parameter, never input.
+fn session_where(
+    c: &Connection,
+    condition: &str,
+    value: String,
+) -> Result<Option<SessionRecord>, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {condition}");
     Ok(c.prepare_cached(&sql)?
-        .query_row([names::id_order(id)], session_from_row)
+        .query_row([value], session_from_row)
         .optional()?)
 }
 
@@ -351,8 +351,8 @@ pub fn in_tree(c: &Connection, root: &str, key: &str) -> Result<bool, StoreError
         }
         let parent: Option<Option<String>> = c
             .prepare_cached(&format!(
-                "SELECT parent_key FROM sessions WHERE {} = ?1",
-                names::key_order_sql("key")
+                "SELECT parent_key FROM sessions WHERE {}",
+                names::key_is_param()
             ))?
             .query_row([names::key_order(&current)], |r| r.get(0))
             .optional()?;
@@ -435,7 +435,8 @@ fn list_filter(f: &ListFilter) -> (String, Vec<Sql>) {
     match &f.scope {
         Scope::All => {}
         Scope::Only(key) => {
-            sql.push_str(&format!(" AND {} = ?", names::key_order_sql("key")));
+            sql.push_str(" AND ");
+            sql.push_str(names::key_is_param());
             args.push(Sql::Text(names::key_order(key)));
         }
         Scope::Owner(fp) => {

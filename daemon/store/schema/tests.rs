@@ -117,14 +117,21 @@ fn lookups_by_id_and_key_use_their_indexes() {
     let mut conn = Connection::open_in_memory().unwrap();
     migrate(&mut conn).unwrap();
     let key = super::super::names::key_order_sql("key");
-    let id = super::super::names::ID_ORDER;
+    // The lookups' own conditions, their parameter given.
+    let given = |condition: &str| condition.replace('?', "'x'");
     for (sql, index) in [
         (
-            format!("SELECT sid FROM sessions WHERE {key} = 'x'"),
+            format!(
+                "SELECT sid FROM sessions WHERE {}",
+                given(super::super::names::key_is_param())
+            ),
             "sessions_by_key",
         ),
         (
-            format!("SELECT sid FROM sessions WHERE {id} = 'x'"),
+            format!(
+                "SELECT sid FROM sessions WHERE {}",
+                given(super::super::names::id_is_param())
+            ),
             "sessions_by_id",
         ),
         (super::super::queries::retired_sql(), "sessions_by_key"),
