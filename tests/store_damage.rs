@@ -132,14 +132,8 @@ fn what_a_crash_while_building_a_new_store_left_is_cleared_and_the_store_built_a
         );
     }
     d.restart();
-    let listed = d.json(&["sessions", "list"]);
-    let keys: Vec<&str> = listed["sessions"]
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .filter_map(|s| s["key"].as_str())
-        .collect();
-    assert!(keys.contains(&key.as_str()), "{key} not in {listed}");
+    let keys = d.listed_keys();
+    assert!(keys.contains(&key), "{key} not in {keys:?}");
 }
 
 /// A store too big to check whole before the first answer is checked on in the background

@@ -224,6 +224,17 @@ impl Daemon {
     }
 
     /// Runs `openclaw ARGS... --json` and parses stdout.
+    /// The keys `openclaw sessions list --json` shows.
+    pub fn listed_keys(&self) -> Vec<String> {
+        let listed = self.json(&["sessions", "list"]);
+        listed["sessions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a sessions array: {listed}"))
+            .iter()
+            .filter_map(|s| s["key"].as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all: Vec<&str> = args.to_vec();
         all.push("--json");
